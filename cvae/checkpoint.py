@@ -1,0 +1,190 @@
+"""One-file checkpoints: weights + model config + training config + history + versions.
+
+A checkpoint is untrusted input. It is read with ``torch.load(weights_only=True)``, so
+a pickle that tries to run code is refused before anything runs, and every field is
+checked before a model is built. Writes are atomic: a temporary file in the same
+folder, fsync, then rename, so a crash never leaves half a file in place of a good one.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+
+import torch
+
+from .model import CVAE, ModelConfig
+
+FORMAT = "cvae-latent-explorer/checkpoint"
+FORMAT_VERSION = 1
+MAX_CHECKPOINT_BYTES = 64 * 1024 * 1024  # the tutorial's model is ~0.6 MB
+
+
+class CheckpointError(ValueError):
+    """A checkpoint could not be read or written. ``str()`` is one line naming the file."""
+
+    def __init__(self, path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+def versions() -> dict:
+    import numpy
+
+    from . import __version__
+
+    return {
+        "cvae": __version__,
+        "torch": str(torch.__version__),
+        "numpy": str(numpy.__version__),
+        "python": platform.python_version(),
+    }
+
+
+def _plain(obj):
+    """A JSON round trip: str keys, lists, numbers, strings, None (and inf/nan floats)."""
+    return json.loads(json.dumps(obj, default=str))
+
+
+def save_checkpoint(model: CVAE, path: str | os.PathLike, *, train_config: dict | None = None,
+                    history: list[dict] | None = None, extra: dict | None = None) -> Path:
+    """Write ``model`` and its metadata to ``path`` atomically; returns the path."""
+    path = Path(path)
+    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_config": model.config.to_dict(),
+        "state_dict": state,
+        # Metadata as plain JSON types only, so weights_only loading accepts it.
+        "train_config": _plain(train_config or {}),
+        "history": _plain(list(history or [])),
+        "versions": versions(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "extra": _plain(extra or {}),
+    }
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise CheckpointError(path, f"cannot write here: {exc.strerror or exc}") from exc
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(payload, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise CheckpointError(path, f"could not save, the previous file is untouched: "
+                                        f"{exc.strerror or exc}") from exc
+        raise
+    try:  # make the rename itself durable
+        dfd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+    return path
+
+
+def _read_payload(path: Path) -> dict:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise CheckpointError(path, "no such file") from None
+    except OSError as exc:
+        raise CheckpointError(path, f"cannot read: {exc.strerror or exc}") from None
+    if path.is_dir():
+        raise CheckpointError(path, "is a folder, not a checkpoint file")
+    if size == 0:
+        raise CheckpointError(path, "the file is empty")
+    if size > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(path, f"the file is {size / 1e6:.0f} MB, larger than any "
+                                    f"checkpoint of this app ({MAX_CHECKPOINT_BYTES // 2**20} MiB max)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
+            raise CheckpointError(path, "refused: the file asks to run code or build objects that a "
+                                        "checkpoint never contains (nothing was run)") from None
+        raise CheckpointError(path, f"not a PyTorch checkpoint ({first[:120]})") from None
+    except (EOFError, zipfile.BadZipFile):
+        raise CheckpointError(path, "the file is truncated or not a PyTorch checkpoint") from None
+    except RuntimeError as exc:
+        msg = str(exc)
+        if "zip archive" in msg or "PytorchStreamReader" in msg or "central directory" in msg:
+            raise CheckpointError(path, "the file is truncated or corrupt") from None
+        raise CheckpointError(path, f"cannot be read as a checkpoint: {msg.splitlines()[0][:160]}") from None
+    except (OSError, ValueError, TypeError, AttributeError, KeyError, IndexError, MemoryError) as exc:
+        raise CheckpointError(path, f"cannot be read as a checkpoint: {type(exc).__name__}: "
+                                    f"{str(exc).splitlines()[0][:160] if str(exc) else ''}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        if isinstance(payload, dict) and payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
+            raise CheckpointError(path, "a bare state_dict, not a checkpoint of this app "
+                                        "(it carries no model config)")
+        raise CheckpointError(path, "not a checkpoint of this app (foreign file format)")
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(path, f"checkpoint format version {payload.get('format_version')!r} "
+                                    f"is not supported (this app reads version {FORMAT_VERSION})")
+    return payload
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> CVAE:
+    """Rebuild a ready ``CVAE`` (eval mode) from the file alone.
+
+    Metadata (train_config, history, versions, created, extra, path) is on ``model.meta``.
+    Raises :class:`CheckpointError` with one line naming the file and the problem.
+    """
+    path = Path(path)
+    payload = _read_payload(path)
+    cfg_dict = payload.get("model_config")
+    if not isinstance(cfg_dict, dict):
+        raise CheckpointError(path, "the model config is missing")
+    try:
+        cfg = ModelConfig.from_dict(cfg_dict)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(path, f"invalid model config: {exc}") from None
+    state = payload.get("state_dict")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(path, "the weights are missing or not tensors")
+    model = CVAE.from_config(cfg)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(path, f"weights do not fit the architecture (missing {missing[:3]}, "
+                                    f"unexpected {unexpected[:3]})")
+    for k, v in expected.items():
+        if tuple(state[k].shape) != tuple(v.shape):
+            raise CheckpointError(path, f"weight {k} has shape {tuple(state[k].shape)}, the model "
+                                        f"config needs {tuple(v.shape)}")
+        if not state[k].is_floating_point():
+            raise CheckpointError(path, f"weight {k} is not floating point")
+        if not torch.isfinite(state[k]).all():
+            raise CheckpointError(path, f"weight {k} contains NaN or infinite values")
+    model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
+    model.meta = {
+        "path": str(path),
+        "train_config": payload.get("train_config") or {},
+        "history": payload.get("history") or [],
+        "versions": payload.get("versions") or {},
+        "created": payload.get("created"),
+        "extra": payload.get("extra") or {},
+    }
+    return model.to(device).eval()

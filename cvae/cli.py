@@ -1,0 +1,146 @@
+"""Command line: ``python -m cvae train|evaluate|encode``.
+
+Errors a person can fix (missing data, bad checkpoint, bad option) print one clear
+message to stderr and exit with code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (v > 0 and v < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .train import DEFAULT_RECIPE, RECIPES
+
+    p = argparse.ArgumentParser(prog="python -m cvae", description="The tutorial's CVAE on MNIST.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model and save a checkpoint")
+    t.add_argument("--data-dir", help="MNIST folder (holds MNIST/raw); default $CVAE_DATA or a cache folder")
+    t.add_argument("--out", required=True, help="checkpoint file to write (best epoch, written atomically)")
+    t.add_argument("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE,
+                   help=f"preset of the options below (default {DEFAULT_RECIPE}); "
+                        + "; ".join(f"{k}: {v}" for k, v in RECIPES.items()))
+    t.add_argument("--epochs", type=_positive_int, help="most epochs")
+    t.add_argument("--batch-size", type=_positive_int)
+    t.add_argument("--lr", type=_positive_float, help="learning rate")
+    t.add_argument("--optimizer", choices=["adam", "rmsprop"])
+    t.add_argument("--schedule", choices=["constant", "cosine"])
+    t.add_argument("--patience", type=int, help="early-stopping patience in epochs (0: off)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--limit", type=_positive_int, help="train on the first N training images only")
+    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    t.add_argument("--no-download", action="store_true", help="never try to download MNIST")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("evaluate", help="test-set loss of a checkpoint")
+    e.add_argument("checkpoint")
+    e.add_argument("--data-dir")
+    e.add_argument("--seed", type=int, default=0, help="seed of the one z sample per image")
+    e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    e.add_argument("--no-download", action="store_true")
+    e.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+
+    c = sub.add_parser("encode", help="write the test set's encodings (z_mean, z_log_var, label) to .npz")
+    c.add_argument("checkpoint")
+    c.add_argument("--data-dir")
+    c.add_argument("--out", required=True)
+    c.add_argument("--no-download", action="store_true")
+    return p
+
+
+def _cmd_train(args) -> int:
+    from .data import load_mnist
+    from .train import TrainConfig, train
+
+    cfg = TrainConfig.from_recipe(args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                  optimizer=args.optimizer, schedule=args.schedule, patience=args.patience,
+                                  seed=args.seed, limit=args.limit, device=args.device)
+    train_x, _ = load_mnist("train", args.data_dir, download=not args.no_download)
+    test_x, _ = load_mnist("test", args.data_dir, download=not args.no_download)
+    n = min(len(train_x), cfg.limit or len(train_x))
+    print(f"Training on {n} images, validating on {len(test_x)}; recipe {cfg.recipe}: "
+          f"batch {cfg.batch_size}, lr {cfg.lr}, {cfg.optimizer}, {cfg.schedule}, up to {cfg.epochs} epochs, "
+          f"patience {cfg.patience or 'off'}, seed {cfg.seed}", flush=True)
+    result = train(cfg, train_x, test_x, out=args.out, progress=not args.quiet,
+                   log=lambda line: print(line, flush=True))
+    print(result.message)
+    if result.best_epoch is None:
+        print(f"error: no epoch finished, nothing saved to {args.out}", file=sys.stderr)
+        return 1
+    print(f"Saved the best model (epoch {result.best_epoch}, val_loss {result.best_val_loss:.4f}) "
+          f"to {args.out} in {result.seconds:.1f}s")
+    return 1 if result.stop_reason == "nan" else 0
+
+
+def _cmd_evaluate(args) -> int:
+    from .checkpoint import load_checkpoint
+    from .data import load_mnist
+    from .latent import evaluate
+    from .model import pick_device
+
+    model = load_checkpoint(args.checkpoint, device=pick_device(args.device))
+    test_x, _ = load_mnist("test", args.data_dir, download=not args.no_download)
+    t0 = time.perf_counter()
+    res = evaluate(model, test_x, seed=args.seed)
+    secs = time.perf_counter() - t0
+    print(f"{args.checkpoint}: test_loss {res['loss']:.4f} (recon {res['recon']:.4f} + kl {res['kl']:.4f}) "
+          f"over {res['n']} test images, seed {args.seed}, {secs:.1f}s")
+    if args.json:
+        print(json.dumps({"checkpoint": str(args.checkpoint), "test_loss": res["loss"], "recon": res["recon"],
+                          "kl": res["kl"], "n": res["n"], "seed": args.seed}))
+    return 0
+
+
+def _cmd_encode(args) -> int:
+    from .assets import write_encodings
+    from .checkpoint import load_checkpoint
+    from .data import load_mnist
+
+    model = load_checkpoint(args.checkpoint)
+    test_x, test_y = load_mnist("test", args.data_dir, download=not args.no_download)
+    path = write_encodings(model, test_x, test_y, args.out)
+    print(f"wrote {path} ({Path(path).stat().st_size / 1e3:.0f} kB)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .checkpoint import CheckpointError
+    from .data import DataMissingError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return {"train": _cmd_train, "evaluate": _cmd_evaluate, "encode": _cmd_encode}[args.command](args)
+    except (DataMissingError, CheckpointError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
