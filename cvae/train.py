@@ -42,6 +42,7 @@ class TrainConfig:
     warmup: float = 0.0  # fraction of all steps with a linear warm-up (cosine only)
     min_lr_ratio: float = 0.0  # cosine ends at lr * this
     patience: int = 2  # early stopping on val_loss; 0 turns it off
+    min_delta: float = 0.0  # an epoch must beat the best val_loss by more than this
     seed: int = 0
     limit: int | None = None  # train on the first N training images
     device: str = "auto"
@@ -148,6 +149,8 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
     noise = torch.Generator(device=device).manual_seed(cfg.seed + 1)
     opt = _make_optimizer(cfg, model.parameters())
     base_lrs = [g["lr"] for g in opt.param_groups]
+    # Restored if the loss blows up before any epoch finishes (never return NaN weights).
+    initial_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
 
     history: list[dict] = []
     best_state, best_val, best_epoch = None, math.inf, None
@@ -220,7 +223,7 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
             if not math.isfinite(rec["val_loss"]):
                 stop_reason, message = "nan", f"training stopped: val_loss became {rec['val_loss']} at epoch {epoch}"
                 raise StopTraining
-            if rec["val_loss"] < best_val:
+            if rec["val_loss"] < best_val - cfg.min_delta or best_epoch is None:
                 best_val, best_epoch, stale = rec["val_loss"], epoch, 0
                 best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
                 save_best()
@@ -243,6 +246,8 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
             bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
+    elif stop_reason == "nan":
+        model.load_state_dict(initial_state)
     if not message:
         message = (f"finished {len(history)} epochs; best val_loss {best_val:.4f} at epoch {best_epoch}"
                    if best_epoch else "finished")

@@ -1,0 +1,78 @@
+"""The command line: errors a person can fix exit 2 with one clear message."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from cvae import CVAE, save_checkpoint
+from helpers import DATA_DIR, REPO, has_data
+
+
+def run_cli(*args, env_extra=None, timeout=600):
+    env = dict(os.environ)
+    env.pop("CVAE_DATA", None)
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "cvae", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_offline_without_data_is_one_clear_paragraph(tmp_path):
+    empty = tmp_path / "no-mnist"
+    # The checkpoint is read first; give a real one so the data error is what shows.
+    ck = save_checkpoint(CVAE(), tmp_path / "m.pt")
+    r = run_cli("evaluate", str(ck), "--data-dir", str(empty), "--no-download")
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    err = r.stderr.strip()
+    assert len(err.splitlines()) == 1
+    for f in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        assert f in err
+    assert str(empty / "MNIST" / "raw") in err
+
+
+def test_offline_download_attempt_fails_cleanly(tmp_path):
+    """With downloading on but no network (this workplace, CI), the same clear error."""
+    r = run_cli("train", "--data-dir", str(tmp_path / "d"), "--out", str(tmp_path / "m.pt"), "--epochs", "1",
+                env_extra={"https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9"}, timeout=300)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+    assert "could not be downloaded" in r.stderr
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_bad_checkpoint_exit_code(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    r = run_cli("evaluate", str(bad), "--data-dir", str(DATA_DIR))
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert str(bad) in r.stderr
+
+
+@pytest.mark.parametrize("args", [["--epochs", "0"], ["--batch-size", "-3"], ["--lr", "nan"]])
+def test_bad_training_options(tmp_path, args):
+    r = run_cli("train", "--data-dir", str(DATA_DIR), "--out", str(tmp_path / "m.pt"), *args)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.skipif(not has_data(), reason="needs MNIST in ../shared/mnist")
+def test_train_then_evaluate_json(tmp_path):
+    out = tmp_path / "m.pt"
+    r = run_cli("train", "--data-dir", str(DATA_DIR), "--out", str(out), "--epochs", "1", "--limit", "512",
+                "--batch-size", "64", "--quiet")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Epoch 1/1" in r.stdout and "val_loss" in r.stdout
+    r = run_cli("evaluate", str(out), "--data-dir", str(DATA_DIR), "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert {"test_loss", "recon", "kl"} <= set(res)
+    assert res["test_loss"] == pytest.approx(res["recon"] + res["kl"], rel=1e-5)
+    assert res["n"] == 10_000
+    # The same seed gives the same figure.
+    r2 = run_cli("evaluate", str(out), "--data-dir", str(DATA_DIR), "--json")
+    assert json.loads(r2.stdout.strip().splitlines()[-1])["test_loss"] == res["test_loss"]

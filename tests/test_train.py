@@ -1,0 +1,97 @@
+"""Training on real MNIST (a slice, to stay fast) and the latent helpers."""
+
+import numpy as np
+import pytest
+import torch
+
+from cvae import CVAE, TrainConfig, decode_grid, decode_points, encode_dataset, evaluate, load_checkpoint, load_mnist, train
+from cvae.latent import grid_points
+from helpers import DATA_DIR, has_data
+
+pytestmark = pytest.mark.skipif(not has_data(), reason="needs MNIST in ../shared/mnist")
+
+
+@pytest.fixture(scope="module")
+def data():
+    train_x, _ = load_mnist("train", DATA_DIR, download=False, limit=3000)
+    test_x, test_y = load_mnist("test", DATA_DIR, download=False)
+    return train_x, test_x[:1000], test_y[:1000]
+
+
+def test_mnist_loads_as_floats_in_unit_range():
+    x, y = load_mnist("test", DATA_DIR, download=False)
+    assert x.shape == (10_000, 1, 28, 28) and x.dtype == torch.float32
+    assert x.min() == 0 and x.max() == 1
+    assert y.shape == (10_000,) and set(y.tolist()) == set(range(10))
+    # pixel/255, not binarised
+    assert len(torch.unique(x[:10])) > 2
+
+
+def test_short_training_lowers_the_test_loss(data, tmp_path):
+    train_x, test_x, _ = data
+    cfg = TrainConfig(epochs=2, batch_size=64, lr=2e-3, patience=0, seed=0)
+    torch.manual_seed(cfg.seed)
+    before = evaluate(CVAE(), test_x)["loss"]
+    res = train(cfg, train_x, test_x, out=tmp_path / "m.pt")
+    after = evaluate(res.model, test_x)["loss"]
+    assert after < before - 150, (before, after)
+    assert len(res.history) == 2 and res.stop_reason == "completed"
+    loaded = load_checkpoint(tmp_path / "m.pt")
+    assert [h["epoch"] for h in loaded.meta["history"]] == [1, 2]
+    assert loaded.meta["train_config"]["batch_size"] == 64
+    assert evaluate(loaded, test_x)["loss"] == pytest.approx(res.best_val_loss, rel=1e-6)
+
+
+def test_callback_reports_progress_and_can_stop(data):
+    train_x, test_x, _ = data
+    events = []
+
+    def cb(ev):
+        events.append(ev)
+        return not (ev["kind"] == "step" and ev["epoch"] == 2 and ev["step"] == 3)
+
+    res = train(TrainConfig(epochs=5, batch_size=256, patience=0), train_x, test_x, callback=cb)
+    assert res.stop_reason == "stopped"
+    assert res.best_epoch == 1 and len(res.history) == 1
+    steps = [e for e in events if e["kind"] == "step"]
+    assert steps[0]["steps"] == 12 and steps[-1]["step"] == 3
+
+
+def test_seeded_runs_are_reproducible(data):
+    train_x, test_x, _ = data
+    cfg = TrainConfig(epochs=1, batch_size=128, seed=7, limit=1024)
+    a = train(cfg, train_x, test_x)
+    b = train(cfg, train_x, test_x)
+    assert a.history[0]["val_loss"] == b.history[0]["val_loss"]
+    for (k, v), (_, w) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        assert torch.equal(v, w), k
+
+
+def test_early_stopping_stops_after_patience_and_keeps_the_best_epoch(data):
+    train_x, test_x, _ = data
+    # With a negligible learning rate no epoch beats the first by min_delta: stale twice.
+    cfg = TrainConfig(epochs=10, batch_size=500, lr=1e-9, patience=2, min_delta=1.0, seed=0, limit=1000)
+    res = train(cfg, train_x, test_x)
+    assert res.stop_reason == "early_stopping"
+    assert len(res.history) == 3 and res.best_epoch == 1
+    assert evaluate(res.model, test_x)["loss"] == pytest.approx(res.history[0]["val_loss"], rel=1e-6)
+
+
+def test_latent_helpers(data):
+    _, test_x, _ = data
+    m = CVAE().eval()
+    mu, lv = encode_dataset(m, test_x[:300], batch_size=128)
+    assert mu.shape == lv.shape == (300, 2) and mu.dtype == np.float32
+    imgs = decode_points(m, mu[:5])
+    assert imgs.shape == (5, 28, 28) and imgs.min() >= 0 and imgs.max() <= 1
+    grid = decode_grid(m, n=4, z1_range=(-2, 2), z2_range=(-1, 3))
+    assert grid.shape == (112, 112)
+    gx, gy = grid_points(4, (-2, 2), (-1, 3))
+    # Row 0 is the highest z2, column 0 the lowest z1, as in the tutorial's figure.
+    assert np.allclose(grid[:28, :28], decode_points(m, [[gx[0], gy[0]]])[0])
+    assert gy[0] == 3 and gx[0] == -2
+    assert np.allclose(grid[-28:, 28:56], decode_points(m, [[gx[1], gy[-1]]])[0])
+    with pytest.raises(ValueError):
+        decode_grid(m, n=0)
+    with pytest.raises(ValueError):
+        decode_points(m, [[float("nan"), 0.0]])
