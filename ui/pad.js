@@ -191,8 +191,10 @@ class Pad {
 
   listen() {
     const at = (e) => {
-      const r = this.pad.getBoundingClientRect();
-      return this.toLatent(e.clientX - r.left, e.clientY - r.top);
+      // Relative to the canvas's content box (inside its border), in CSS pixels.
+      const r = this.pad.getBoundingClientRect(), k = this.sizePx / this.pad.clientWidth;
+      return this.toLatent((e.clientX - r.left - this.pad.clientLeft) * k,
+                           (e.clientY - r.top - this.pad.clientTop) * k);
     };
     this.pad.addEventListener("pointerdown", (e) => {
       if (e.button !== 0) return;
@@ -337,6 +339,16 @@ globalThis.cvaeLatentPad = {
   },
   stats() {
     return [...this.pads].map((p) => ({ ...p.stats, z: p.z.slice(), hasModel: !!p.model }));
+  },
+  // Drop every cached decoder and map, as a fresh page would have none; the next
+  // rerun then finds only hashes and must ask the server for the payloads again.
+  forget() {
+    MODELS.clear();
+    MAPS.clear();
+    for (const p of this.pads) {
+      [p.model, p.points, p.bgKey] = [null, null, null];
+      p.requested.clear();
+    }
   },
 };
 
