@@ -74,6 +74,7 @@ def save_checkpoint(model: CVAE, path: str | os.PathLike, *, train_config: dict 
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a checkpoint is shared like any file
     except OSError as exc:
         raise CheckpointError(path, f"cannot write here: {exc.strerror or exc}") from exc
     try:
@@ -163,8 +164,10 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     state = payload.get("state_dict")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(path, "the weights are missing or not tensors")
-    model = CVAE.from_config(cfg)
-    expected = model.state_dict()
+    # Shapes only, on the meta device: a tiny hostile file with a huge config must not
+    # make us allocate (and initialise) hundreds of MB before the weights are checked.
+    with torch.device("meta"):
+        expected = CVAE.from_config(cfg).state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
@@ -178,6 +181,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
             raise CheckpointError(path, f"weight {k} is not floating point")
         if not torch.isfinite(state[k]).all():
             raise CheckpointError(path, f"weight {k} contains NaN or infinite values")
+    model = CVAE.from_config(cfg)
     model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
     model.meta = {
         "path": str(path),

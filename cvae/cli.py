@@ -73,6 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--data-dir")
     c.add_argument("--out", required=True)
     c.add_argument("--no-download", action="store_true")
+
+    s = sub.add_parser("ship", help="make a checkpoint the app's shipped model: copy it into assets/ with "
+                                    "its test encodings and a model card")
+    s.add_argument("checkpoint")
+    s.add_argument("--data-dir")
+    s.add_argument("--assets", default="assets")
+    s.add_argument("--train-command", help="the command that trained it (default: read from the checkpoint)")
+    s.add_argument("--no-download", action="store_true")
     return p
 
 
@@ -89,8 +97,12 @@ def _cmd_train(args) -> int:
     print(f"Training on {n} images, validating on {len(test_x)}; recipe {cfg.recipe}: "
           f"batch {cfg.batch_size}, lr {cfg.lr}, {cfg.optimizer}, {cfg.schedule}, up to {cfg.epochs} epochs, "
           f"patience {cfg.patience or 'off'}, seed {cfg.seed}", flush=True)
+    from .assets import machine_description
+
+    meta = {"command": "python -m cvae " + " ".join(sys.argv[1:] if argv_is_cli() else []),
+            "machine": machine_description()}
     result = train(cfg, train_x, test_x, out=args.out, progress=not args.quiet,
-                   log=lambda line: print(line, flush=True))
+                   log=lambda line: print(line, flush=True), meta=meta)
     print(result.message)
     if result.best_epoch is None:
         print(f"error: no epoch finished, nothing saved to {args.out}", file=sys.stderr)
@@ -98,6 +110,10 @@ def _cmd_train(args) -> int:
     print(f"Saved the best model (epoch {result.best_epoch}, val_loss {result.best_val_loss:.4f}) "
           f"to {args.out} in {result.seconds:.1f}s")
     return 1 if result.stop_reason == "nan" else 0
+
+
+def argv_is_cli() -> bool:
+    return bool(sys.argv) and sys.argv[0].endswith(("__main__.py", "cvae"))
 
 
 def _cmd_evaluate(args) -> int:
@@ -131,13 +147,23 @@ def _cmd_encode(args) -> int:
     return 0
 
 
+def _cmd_ship(args) -> int:
+    from .assets import build_assets
+
+    card = build_assets(args.checkpoint, args.data_dir, args.assets, train_command=args.train_command,
+                        download=not args.no_download)
+    print(f"shipped {args.checkpoint} to {args.assets}/: test_loss {card['test_loss']:.4f} "
+          f"(recon {card['recon']:.4f} + kl {card['kl']:.4f})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError
     from .data import DataMissingError
 
     args = build_parser().parse_args(argv)
     try:
-        return {"train": _cmd_train, "evaluate": _cmd_evaluate, "encode": _cmd_encode}[args.command](args)
+        return {"train": _cmd_train, "evaluate": _cmd_evaluate, "encode": _cmd_encode, "ship": _cmd_ship}[args.command](args)
     except (DataMissingError, CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -47,6 +47,7 @@ class TrainConfig:
     limit: int | None = None  # train on the first N training images
     device: str = "auto"
     eval_batch_size: int = 2000
+    channels_last: bool = True  # NHWC activations: faster CPU convolutions, same maths
 
     def __post_init__(self) -> None:
         checks = [
@@ -121,14 +122,16 @@ def format_epoch(rec: dict, epochs: int) -> str:
 def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
           model: CVAE | None = None, model_config: ModelConfig | None = None,
           callback: Callable[[dict], bool | None] | None = None, out: str | Path | None = None,
-          progress: bool = False, log: Callable[[str], None] | None = None) -> TrainResult:
+          progress: bool = False, log: Callable[[str], None] | None = None,
+          meta: dict | None = None) -> TrainResult:
     """Train a CVAE; returns the model with the best epoch's weights (lowest val_loss).
 
     ``callback(event)`` gets ``{"kind": "step", epoch, step, steps, loss}`` after every
     step and ``{"kind": "epoch", **record}`` after every epoch; returning False (or
     raising StopTraining) stops the run, keeping the best weights so far.
     With ``out``, the best model so far is saved (atomically) after every improving
-    epoch, so a killed run still leaves its best checkpoint.
+    epoch, so a killed run still leaves its best checkpoint; ``meta`` (plain JSON values,
+    e.g. the command line) is stored in the checkpoint's ``extra``.
     """
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.device)
@@ -139,8 +142,10 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
         train_x = train_x[: cfg.limit]
     if len(train_x) == 0 or len(test_x) == 0:
         raise ValueError("training needs at least one training and one test image")
-    train_x = train_x.to(device)
-    test_x = test_x.to(device)
+    model.decoder.channels_last = cfg.channels_last
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    train_x = train_x.to(device).contiguous(memory_format=fmt)
+    test_x = test_x.to(device).contiguous(memory_format=fmt)
     n = len(train_x)
     bs = min(cfg.batch_size, n)
     steps = math.ceil(n / bs)
@@ -167,8 +172,9 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
             snapshot = CVAE.from_config(model.config)
             snapshot.load_state_dict(best_state)
             save_checkpoint(snapshot, out, train_config=cfg.to_dict(), history=history,
-                            extra={"best_epoch": best_epoch, "best_val_loss": best_val,
-                                   "train_images": n, "stop_reason": stop_reason})
+                            extra={**(meta or {}), "best_epoch": best_epoch, "best_val_loss": best_val,
+                                   "train_images": n, "stop_reason": stop_reason, "device": str(device),
+                                   "wall_seconds": time.perf_counter() - t_start})
 
     try:
         for epoch in range(1, cfg.epochs + 1):
@@ -212,9 +218,11 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
             if bar is not None:
                 bar.close()
                 bar = None
+            train_seconds = time.perf_counter() - t0
             val = evaluate(model, test_x, batch_size=cfg.eval_batch_size, seed=cfg.seed)
             tr = (sums / max(seen, 1)).tolist()
-            rec = {"epoch": epoch, "seconds": time.perf_counter() - t0, "loss": tr[0], "recon": tr[1],
+            rec = {"epoch": epoch, "seconds": time.perf_counter() - t0, "train_seconds": train_seconds,
+                   "images": seen, "loss": tr[0], "recon": tr[1],
                    "kl": tr[2], "val_loss": val["loss"], "val_recon": val["recon"], "val_kl": val["kl"],
                    "lr": opt.param_groups[0]["lr"]}
             history.append(rec)
@@ -252,6 +260,7 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
         message = (f"finished {len(history)} epochs; best val_loss {best_val:.4f} at epoch {best_epoch}"
                    if best_epoch else "finished")
     save_best()  # records the final stop_reason in the file
+    model.decoder.channels_last = False  # inference on single points: plain layout is faster
     model.eval()
     return TrainResult(model=model, history=history, best_epoch=best_epoch,
                        best_val_loss=best_val if best_epoch else None, stop_reason=stop_reason,

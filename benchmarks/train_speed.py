@@ -1,0 +1,169 @@
+"""Training throughput and time-to-quality: a plain PyTorch port vs the project's trainer.
+
+Both run side by side in one process, on the same machine, on the same MNIST images.
+
+* reference: the straightforward PyTorch port of the tutorial, as most people would write
+  it: torchvision MNIST with ToTensor through a DataLoader (batch 32, shuffled), nn.Conv2d /
+  nn.ConvTranspose2d with symmetric padding, Adam 1e-3, a Python step loop.
+* project: ``cvae.train`` with a recipe (default: the project's default recipe).
+
+Throughput alternates short rounds of each (so machine noise hits both alike) and prints
+images/s and the ratio. ``--quality`` then trains each from scratch, evaluating the test
+loss after every epoch, and prints the wall time at which each first reaches 155 and 151.3.
+
+    python benchmarks/train_speed.py --data-dir ../shared/mnist            # throughput only
+    python benchmarks/train_speed.py --data-dir ../shared/mnist --quality  # + time to quality
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cvae import TrainConfig, evaluate, load_mnist, train  # noqa: E402
+from cvae.model import reparameterize, vae_loss  # noqa: E402
+from cvae.train import DEFAULT_RECIPE, RECIPES  # noqa: E402
+
+
+class PlainCVAE(nn.Module):
+    """The plain port: same layers and parameter count, PyTorch's stock modules."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.Sequential(
+            nn.Conv2d(1, 32, 3, 2, padding=1), nn.ReLU(), nn.Conv2d(32, 64, 3, 2, padding=1), nn.ReLU(),
+            nn.Flatten(), nn.Linear(3136, 16), nn.ReLU())
+        self.mu, self.lv = nn.Linear(16, 2), nn.Linear(16, 2)
+        self.dec = nn.Sequential(
+            nn.Linear(2, 3136), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)),
+            nn.ConvTranspose2d(64, 64, 3, 2, padding=1, output_padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(64, 32, 3, 2, padding=1, output_padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(32, 1, 3, 1, padding=1))
+
+    def encode(self, x):
+        h = self.enc(x)
+        return self.mu(h), self.lv(h)
+
+    def loss(self, x, generator=None):
+        mu, lv = self.encode(x)
+        return vae_loss(x, self.dec(reparameterize(mu, lv, generator)), mu, lv)
+
+    @property
+    def device(self):
+        return torch.device("cpu")
+
+
+class Reference:
+    """DataLoader + Python loop; ``run(n)`` trains on the next n images."""
+
+    def __init__(self, data_dir, seed=0, limit=None):
+        from torch.utils.data import DataLoader, Subset
+        from torchvision import datasets, transforms
+
+        torch.manual_seed(seed)
+        ds = datasets.MNIST(data_dir, train=True, download=False, transform=transforms.ToTensor())
+        if limit:
+            ds = Subset(ds, range(limit))
+        self.loader = DataLoader(ds, batch_size=32, shuffle=True)
+        self.model = PlainCVAE()
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.it = iter(self.loader)
+        self.epoch_images = len(ds)
+
+    def run(self, n):
+        done = 0
+        self.model.train()
+        while done < n:
+            try:
+                x, _ = next(self.it)
+            except StopIteration:
+                self.it = iter(self.loader)
+                continue
+            loss = self.model.loss(x).loss
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+            done += len(x)
+        return done
+
+
+def project_images_per_second(cfg, train_x, test_x, n):
+    """Seconds of the training pass alone for n images (evaluation excluded)."""
+    res = train(TrainConfig(**{**cfg.to_dict(), "epochs": 1, "limit": n, "patience": 0}), train_x, test_x[:10])
+    h = res.history[0]
+    return h["images"], h["train_seconds"]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "mnist"))
+    p.add_argument("--recipe", default=DEFAULT_RECIPE, choices=sorted(RECIPES))
+    p.add_argument("--images", type=int, default=3200, help="images per throughput round")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--quality", action="store_true", help="also measure time to test loss 155 and 151.3")
+    p.add_argument("--max-minutes", type=float, default=30.0, help="per trainer, for --quality")
+    args = p.parse_args(argv)
+
+    train_x, _ = load_mnist("train", args.data_dir, download=False)
+    test_x, _ = load_mnist("test", args.data_dir, download=False)
+    cfg = TrainConfig.from_recipe(args.recipe)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; project recipe {args.recipe}: "
+          f"batch {cfg.batch_size}, lr {cfg.lr}, {cfg.schedule}, {cfg.epochs} epochs")
+
+    ref = Reference(args.data_dir)
+    ref.run(320)  # warm-up
+    project_images_per_second(cfg, train_x, test_x, 256)
+    ref_t = proj_t = 0.0
+    ref_n = proj_n = 0
+    for r in range(args.rounds):
+        t0 = time.perf_counter()
+        ref_n += ref.run(args.images)
+        ref_t += time.perf_counter() - t0
+        n, secs = project_images_per_second(cfg, train_x, test_x, args.images)
+        proj_n += n
+        proj_t += secs
+        print(f"round {r + 1}: reference {ref_n / ref_t:7.0f} img/s   project {proj_n / proj_t:7.0f} img/s", flush=True)
+    ref_ips, proj_ips = ref_n / ref_t, proj_n / proj_t
+    print(f"THROUGHPUT reference {ref_ips:.0f} img/s ({1e6 / ref_ips:.0f} us/img), project {proj_ips:.0f} img/s "
+          f"({1e6 / proj_ips:.0f} us/img), ratio {proj_ips / ref_ips:.2f}x")
+
+    if args.quality:
+        targets = (155.0, 151.3)
+
+        def reached(curve):
+            return {t: next((secs for secs, loss in curve if loss <= t), None) for t in targets}
+
+        # Reference: epochs of the DataLoader loop, test loss (seeded, one z per image) after each.
+        ref = Reference(args.data_dir, seed=0)
+        curve, t0 = [], time.perf_counter()
+        while time.perf_counter() - t0 < args.max_minutes * 60:
+            ref.run(ref.epoch_images)
+            loss = evaluate(ref.model, test_x)["loss"]
+            curve.append((time.perf_counter() - t0, loss))
+            print(f"reference epoch {len(curve)}: {curve[-1][0]:.0f}s test_loss {loss:.2f}", flush=True)
+            if loss <= targets[-1]:
+                break
+        ref_reach = reached(curve)
+        t0 = time.perf_counter()
+        res = train(cfg, train_x, test_x)
+        proj_curve, elapsed = [], 0.0
+        for h in res.history:
+            elapsed += h["seconds"]
+            proj_curve.append((elapsed, h["val_loss"]))
+        proj_reach = reached(proj_curve)
+        print(f"project: {len(res.history)} epochs in {time.perf_counter() - t0:.0f}s, best test loss "
+              f"{res.best_val_loss:.2f}")
+        for t in targets:
+            fmt = lambda s: "not reached" if s is None else f"{s:.0f}s"  # noqa: E731
+            print(f"TIME TO {t}: reference {fmt(ref_reach[t])}, project {fmt(proj_reach[t])}")
+
+
+if __name__ == "__main__":
+    main()
