@@ -8,23 +8,16 @@ the browser's forward pass shows. Needs /usr/bin/chromium; under CI=true it neve
 import json
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from apps.pad_driver import CHROMIUM, CHROMIUM_ARGS, HARNESS, MEASURE_JS, start_streamlit, stop
 from cvae import CVAE, decode_points, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 Z_RANGE = (-4.0, 4.0)  # the harness's pad covers [-4, 4] x [-4, 4]
 TIMEOUT_MS = 60_000
 
@@ -44,34 +37,6 @@ def random_model(seed=0) -> CVAE:
     return model.eval()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_streamlit(script: Path, env: dict, log: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1",
-           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
-    env = {**os.environ, "PYTHONPATH": str(REPO), **env}
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return proc, url
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError(f"streamlit did not become healthy:\n{log.read_text()}")
-
-
 @pytest.fixture(scope="module")
 def model():
     return random_model()
@@ -84,15 +49,11 @@ def harness(model, tmp_path_factory):
     rng = np.random.default_rng(0)
     np.savez(d / "enc.npz", z_mean=rng.normal(size=(2000, 2)).astype(np.float32),
              z_log_var=np.zeros((2000, 2), np.float32), label=rng.integers(0, 10, 2000).astype(np.uint8))
-    proc, url = start_streamlit(REPO / "tests" / "apps" / "pad_harness.py",
+    proc, url = start_streamlit(HARNESS,
                                 {"CVAE_PAD_CKPT": str(d / "model.pt"), "CVAE_PAD_ENC": str(d / "enc.npz")},
                                 d / "streamlit.log")
     yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -248,33 +209,3 @@ def test_drag_frame_rate_and_decode_time(page, record_property):
     out.mkdir(exist_ok=True)
     (out / "pad_fps.json").write_text(json.dumps({"fps": fps, "decode_ms": ms, **m}, indent=1))
     page.wait_for_function(f"() => /runs=(\\d+)/.exec(document.body.innerText)[1] > {runs}", timeout=TIMEOUT_MS)
-
-
-# Drags the handle around a circle with synthetic pointer moves (the button is held by
-# Playwright's real mouse) for args.ms and counts the frames the pad painted.
-MEASURE_JS = """
-async (args) => {
-  const pad = [...cvaeLatentPad.pads][0];
-  const canvas = pad.pad, box = canvas.getBoundingClientRect();
-  const s0 = { ...pad.stats };
-  let events = 0;
-  const t0 = performance.now();
-  await new Promise((resolve) => {
-    const timer = setInterval(() => {
-      const t = performance.now() - t0;
-      if (t > args.ms) { clearInterval(timer); resolve(); return; }
-      const a = t / 300;
-      canvas.dispatchEvent(new PointerEvent("pointermove", {
-        bubbles: true, pointerId: 1, pointerType: "mouse", buttons: 1,
-        clientX: box.left + box.width * (0.5 + 0.35 * Math.cos(a)),
-        clientY: box.top + box.height * (0.5 + 0.35 * Math.sin(a)),
-      }));
-      events += 1;
-    }, 2);
-  });
-  await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
-  const seconds = (performance.now() - t0) / 1000;
-  return { seconds, events, frames: pad.stats.frames - s0.frames,
-           decodes: pad.stats.decodes - s0.decodes, decodeMs: pad.stats.decodeMs - s0.decodeMs };
-}
-"""

@@ -337,6 +337,14 @@ globalThis.cvaeLatentPad = {
     if (!pad) throw new Error("no latent pad has its decoder yet");
     return points.map((z) => Array.from(decode(pad.model, z)));
   },
+  // Milliseconds per decode over n decodes around a circle, without painting.
+  timeDecode(n) {
+    const pad = [...this.pads].find((p) => p.model);
+    if (!pad) throw new Error("no latent pad has its decoder yet");
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) decode(pad.model, [2 * Math.cos(i / 10), 2 * Math.sin(i / 10)]);
+    return (performance.now() - t0) / n;
+  },
   stats() {
     return [...this.pads].map((p) => ({ ...p.stats, z: p.z.slice(), hasModel: !!p.model }));
   },
