@@ -161,7 +161,9 @@ class Pad {
     // Python's point (slider, scatter click, release) moves the handle, unless the
     // user is holding it right now.
     if (!this.dragging) this.z = [Number(data.z[0]), Number(data.z[1])];
-    const bgKey = JSON.stringify([data.points && data.points.hash, !!this.points, data.z1_range, data.z2_range, data.size]);
+    const theme = getComputedStyle(this.root).getPropertyValue("--st-secondary-background-color");
+    const bgKey = JSON.stringify([data.points && data.points.hash, !!this.points, data.z1_range, data.z2_range,
+                                  data.size, theme]);
     if (bgKey !== this.bgKey) [this.bgKey, this.background] = [bgKey, null];
     this.shown = null;
     this.schedule();
