@@ -1,0 +1,121 @@
+"""Downloadable files: PNG of an image or a tiled strip/grid, animated GIF, CSV of encodings.
+
+All return ``bytes`` ready for a download button; nothing touches the disk.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+from PIL import Image
+
+from .latent import to_uint8
+
+MAX_SCALE = 16
+MAX_PIXELS = 40_000_000  # an exported image larger than this is refused (memory)
+
+
+def _as_uint8_image(image) -> np.ndarray:
+    a = np.asarray(image)
+    if a.ndim != 2 or a.shape[0] < 1 or a.shape[1] < 1:
+        raise ValueError(f"an image must be 2-D (H, W) with pixels; got shape {a.shape}")
+    if a.dtype == np.uint8:
+        return a
+    a = a.astype(np.float32)
+    if not np.isfinite(a).all():
+        raise ValueError("the image contains NaN or infinite values")
+    return to_uint8(a)
+
+
+def _upscale(a: np.ndarray, scale: int) -> np.ndarray:
+    scale = int(scale)
+    if not 1 <= scale <= MAX_SCALE:
+        raise ValueError(f"scale must be an integer in [1, {MAX_SCALE}], got {scale}")
+    if a.shape[0] * a.shape[1] * scale * scale > MAX_PIXELS:
+        raise ValueError("the exported image would be too large; lower the scale")
+    # Nearest neighbour: each model pixel becomes a crisp scale x scale block.
+    return np.kron(a, np.ones((scale, scale), np.uint8)) if scale > 1 else a
+
+
+def png_bytes(image, scale: int = 1) -> bytes:
+    """A greyscale PNG of a 2-D image (floats in [0, 1] or uint8), upscaled crisply."""
+    a = _upscale(_as_uint8_image(image), scale)
+    buf = io.BytesIO()
+    Image.fromarray(a, mode="L").save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def tile(images, ncols: int | None = None, pad: int = 2, pad_value: float = 1.0) -> np.ndarray:
+    """Images (N, H, W) in [0, 1] as one 2-D image: ``ncols`` per row (default: all in one
+    row, a strip), separated by ``pad`` pixels of ``pad_value``."""
+    a = np.asarray(images, dtype=np.float32)
+    if a.ndim != 3 or a.shape[0] < 1:
+        raise ValueError(f"images must be (N, H, W) with N >= 1; got shape {a.shape}")
+    n, h, w = a.shape
+    ncols = n if ncols is None else int(ncols)
+    if ncols < 1:
+        raise ValueError(f"ncols must be >= 1, got {ncols}")
+    pad = int(pad)
+    if pad < 0:
+        raise ValueError(f"pad must be >= 0, got {pad}")
+    nrows = -(-n // ncols)
+    ncols = min(ncols, n)
+    out = np.full((nrows * h + (nrows - 1) * pad, ncols * w + (ncols - 1) * pad), pad_value, np.float32)
+    for i in range(n):
+        r, c = divmod(i, ncols)
+        out[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = a[i]
+    return out
+
+
+def gif_bytes(frames, duration_ms: int = 80, scale: int = 4, boomerang: bool = True, loop: int = 0) -> bytes:
+    """An animated greyscale GIF of frames (N, H, W) in [0, 1].
+
+    ``boomerang`` plays forward then back (without repeating the end frames), so a
+    looping morph has no jump; ``loop=0`` loops for ever.
+    """
+    a = np.asarray(frames)
+    if a.ndim != 3 or a.shape[0] < 1:
+        raise ValueError(f"frames must be (N, H, W) with N >= 1; got shape {a.shape}")
+    duration_ms = int(duration_ms)
+    if not 20 <= duration_ms <= 10_000:
+        raise ValueError(f"duration_ms must be in [20, 10000], got {duration_ms}")
+    seq = [_upscale(_as_uint8_image(f), scale) for f in a]
+    if boomerang and len(seq) > 2:
+        seq = seq + seq[-2:0:-1]
+    imgs = [Image.fromarray(f, mode="L") for f in seq]
+    buf = io.BytesIO()
+    if len(imgs) == 1:
+        imgs[0].save(buf, format="GIF")
+    else:
+        # disposal=1 and optimize=False keep every frame whole, so a viewer that
+        # starts anywhere shows a complete digit.
+        imgs[0].save(buf, format="GIF", save_all=True, append_images=imgs[1:], duration=duration_ms,
+                     loop=int(loop), optimize=False, disposal=1)
+    return buf.getvalue()
+
+
+def encodings_csv(z_mean, z_log_var, labels=None, indices=None) -> bytes:
+    """UTF-8 CSV, one row per test digit: index, label, z1..zd (z_mean), then
+    z1_log_var..zd_log_var and z1_std..zd_std. ``labels`` may be None (empty column)."""
+    zm = np.asarray(z_mean, dtype=np.float64)
+    lv = np.asarray(z_log_var, dtype=np.float64)
+    if zm.ndim != 2 or zm.shape != lv.shape:
+        raise ValueError(f"z_mean and z_log_var must be (N, d) of one shape; got {zm.shape} and {lv.shape}")
+    n, d = zm.shape
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"{len(labels)} labels for {n} encodings")
+    idx = np.arange(n) if indices is None else np.asarray(indices)
+    if len(idx) != n:
+        raise ValueError(f"{len(idx)} indices for {n} encodings")
+    std = np.exp(0.5 * lv)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["index", "label"] + [f"z{j + 1}" for j in range(d)] + [f"z{j + 1}_log_var" for j in range(d)]
+               + [f"z{j + 1}_std" for j in range(d)])
+    for i in range(n):
+        lab = "" if labels is None else int(labels[i])
+        w.writerow([int(idx[i]), lab] + [f"{v:.6g}" for v in zm[i]] + [f"{v:.6g}" for v in lv[i]]
+                   + [f"{v:.6g}" for v in std[i]])
+    return buf.getvalue().encode("utf-8")
