@@ -49,6 +49,22 @@ def png_data_uri(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def latent_bounds(z_mean: np.ndarray, margin: float = 0.1, step: float = 0.5) -> tuple[float, float, float, float]:
+    """Slider ranges (z1 lo, z1 hi, z2 lo, z2 hi) covering every encoding with a margin.
+
+    The margin is a fraction of each axis' span; ends are rounded outwards to ``step``.
+    """
+    z = np.asarray(z_mean, dtype=np.float64)
+    if z.ndim != 2 or z.shape[1] < 2 or len(z) == 0 or not np.isfinite(z[:, :2]).all():
+        return (-4.0, 4.0, -4.0, 4.0)
+    out = []
+    for k in range(2):
+        lo, hi = float(z[:, k].min()), float(z[:, k].max())
+        pad = max(margin * (hi - lo), step / 2)
+        out += [float(np.floor((lo - pad) / step) * step), float(np.ceil((hi + pad) / step) * step)]
+    return tuple(out)
+
+
 def current_point_traces(z1: float, z2: float) -> list[go.Scatter]:
     """A ring with a dot in it at (z1, z2): visible over any colour of digit."""
     ring = go.Scatter(x=[z1], y=[z2], mode="markers", name=MARKER_NAME, showlegend=True,
