@@ -112,7 +112,9 @@ def preprocess_drawing(canvas, *, threshold: float = INK_THRESHOLD, box: int = B
     small = small / peak
     cy, cx = center_of_mass(small)
     h, w = small.shape
-    centre = (size - 1) / 2.0
+    # MNIST's digits have their centre of mass at (14, 14) in pixel-index coordinates
+    # (size / 2, not the geometric centre 13.5): measured on the test set.
+    centre = size / 2.0
     top = int(np.clip(np.rint(centre - cy), 0, size - h))
     left = int(np.clip(np.rint(centre - cx), 0, size - w))
     out = np.zeros((size, size), np.float32)
