@@ -36,6 +36,7 @@ from cvae import model as cvae_model
 from cvae import plots
 from cvae.data import has_mnist, resolve_data_dir
 from cvae.summary import summarize
+from ui import features
 
 REPO = Path(__file__).resolve().parent
 LOG = logging.getLogger("cvae.app")
@@ -423,10 +424,10 @@ def decoder_ui(path: str, stamp: tuple) -> tuple[float, float]:
     return z1, z2
 
 
-def scatter_ui(enc: dict, z: tuple[float, float]) -> None:
+def scatter_ui(enc: dict, z: tuple[float, float], extra: list | None = None) -> None:
     st.subheader("Encoded test digits")
     fig = plots.latent_scatter(enc["z_mean"], enc["label"], z,
-                               extra_traces=st.session_state.get("scatter_extra_traces"))
+                               extra_traces=[*(st.session_state.get("scatter_extra_traces") or []), *(extra or [])])
     st.plotly_chart(fig, key="scatter", on_select=_on_scatter_select, selection_mode="points",
                     config={"displaylogo": False, "scrollZoom": True})
     st.caption(f"z_mean of {len(enc['z_mean']):,} test digits ({enc['source']}). Click a point to jump "
@@ -485,15 +486,27 @@ def manifold_ui(path: str, stamp: tuple, z: tuple[float, float]) -> None:
 def explorer(path: str, stamp: tuple, enc: dict, data: str) -> None:
     """Everything that depends on the latent point: reruns alone when a slider moves."""
     _apply_selection(enc)
+    model = load_model(path, stamp)
+    # The drawn star, morph path and posterior: read from the feature widgets' state.
+    feature_traces = features.feature_traces(model, enc, current_latent(), st.session_state.get("selected_index"))
     left, right = st.columns([3, 2], gap="large")
     with right:
         z = decoder_ui(path, stamp)
     with left:
         with part("The scatter"):
-            scatter_ui(enc, z)
+            scatter_ui(enc, z, feature_traces)
     selection_ui(path, stamp, enc, data)
     manifold_ui(path, stamp, z)
     # -- features --
+    with part("The feature panels"):
+        st.subheader("Draw, morph, uncertainty, downloads")
+        features.features_ui(
+            model, enc, z, set_latent,
+            test_image=lambda i: test_digit(data, i)[0] if has_mnist(data) else None,
+            selected_index=st.session_state.get("selected_index"),
+            grid=lambda: manifold_image(path, stamp, int(st.session_state["grid_n"]),
+                                        tuple(st.session_state["grid_z1"]), tuple(st.session_state["grid_z2"])),
+            model_key=f"{path}:{stamp}")
 
 
 # --------------------------------------------------------------------------- how it works

@@ -108,16 +108,24 @@ def _show(img, caption: str | None = None, px: int = DIGIT_PX) -> None:
     st.image(pixelate(img, scale), caption=caption, width=min(px, scale * np.asarray(img).shape[1]))
 
 
-def _test_digit(model, enc: dict, i: int, test_images) -> tuple[np.ndarray, bool]:
+TestImage = Callable[[int], "np.ndarray | None"]
+
+
+def _test_digit(model, enc: dict, i: int, test_image: TestImage | None) -> tuple[np.ndarray, bool]:
     """Test digit i's original image, or (offline, no MNIST) its reconstruction; True if original."""
-    if test_images is not None and 0 <= i < len(test_images):
-        return np.asarray(test_images[i], dtype=np.float32).reshape(28, 28), True
+    img = test_image(i) if test_image is not None else None
+    if img is not None:
+        return np.asarray(img), True
     return decode_points(model, enc["z_mean"][i][None])[0], False
 
 
-def draw_ui(model, enc: dict, test_images=None, set_latent: Callable[[float, float], None] | None = None) -> Drawn | None:
+def draw_ui(model, enc: dict, test_image: TestImage | None = None,
+            set_latent: Callable[[float, float], object] | None = None) -> Drawn | None:
     """The drawing pad, the preprocessed 28x28 input, its reconstruction and the nearest
-    test digits; "Explore from here" moves the latent point to the drawing. Returns it."""
+    test digits; "Explore from here" moves the latent point to the drawing. Returns it.
+
+    ``test_image(i)`` gives test digit i's original (uint8 or [0, 1]) or None when the data
+    set is not here (then the nearest digits are shown as reconstructions)."""
     st.markdown("Draw a digit with the mouse (or a finger). It is preprocessed as MNIST's digits were "
                 "(cropped, scaled to fit 20x20, centred by centre of mass in 28x28), encoded, and shown "
                 "as a **gold star** on the scatter.")
@@ -149,7 +157,7 @@ def draw_ui(model, enc: dict, test_images=None, set_latent: Callable[[float, flo
     st.markdown("**Nearest test digits in latent space**")
     cols = st.columns(N_NEIGHBOURS)
     for c, i, d in zip(cols, idx, dist):
-        img, is_original = _test_digit(model, enc, int(i), test_images)
+        img, is_original = _test_digit(model, enc, int(i), test_image)
         with c:
             _show(img, f"#{int(i)} · {int(enc['label'][i])} · d={d:.2f}" + ("" if is_original else " (recon.)"),
                   px=84)
@@ -313,14 +321,23 @@ def _default_grid(_model, model_key: str) -> np.ndarray:
     return decode_grid(_model, GRID_N, GRID_Z1, GRID_Z2)
 
 
-def downloads_ui(model, enc: dict, current=None, grid: np.ndarray | None = None, model_key: str = "") -> None:
-    """PNG of the manifold grid and of the current digit; CSV of the encodings."""
+def downloads_ui(model, enc: dict, current=None, grid=None, model_key: str = "") -> None:
+    """PNG of the manifold grid and of the current digit; CSV of the encodings.
+
+    ``grid`` is the manifold image as shown (an array, or a callable returning it); without
+    it the tutorial's default 15x15 grid is decoded."""
     c1, c2, c3 = st.columns(3)
     with c1:
-        g = grid if grid is not None else _default_grid(model, model_key or str(id(model)))
-        st.download_button("Manifold grid (PNG)", png_bytes(g, scale=2), file_name="manifold.png",
-                           mime="image/png", on_click="ignore", key="feat_dl_grid",
-                           help="The decoded n x n grid, 2 pixels per model pixel")
+        try:
+            g = grid() if callable(grid) else grid
+            if g is None:
+                g = _default_grid(model, model_key or str(id(model)))
+        except ValueError as e:
+            st.info(f"No manifold to download: {e}")
+        else:
+            st.download_button("Manifold grid (PNG)", png_bytes(g, scale=2), file_name="manifold.png",
+                               mime="image/png", on_click="ignore", key="feat_dl_grid",
+                               help="The decoded n x n grid as shown, 2 pixels per model pixel")
     with c2:
         if current is not None:
             img = decode_points(model, np.asarray(current, dtype=np.float32)[None])[0]
@@ -364,12 +381,12 @@ def feature_traces(model, enc: dict, current=None, selected_index: int | None = 
     return traces
 
 
-def features_ui(model, enc: dict, current=None, set_latent=None, test_images=None,
-                selected_index: int | None = None, grid: np.ndarray | None = None, model_key: str = "") -> None:
+def features_ui(model, enc: dict, current=None, set_latent=None, test_image: TestImage | None = None,
+                selected_index: int | None = None, grid=None, model_key: str = "") -> None:
     """All four panels in tabs (every tab runs, so the scatter's layers stay consistent)."""
     t_draw, t_morph, t_unc, t_dl = st.tabs(["✏️ Draw a digit", "🔀 Morph", "🎲 Uncertainty", "⬇️ Downloads"])
     with t_draw:
-        draw_ui(model, enc, test_images, set_latent)
+        draw_ui(model, enc, test_image, set_latent)
     with t_morph:
         morph_ui(model, enc, current)
     with t_unc:
