@@ -419,7 +419,7 @@ def decoder_ui(path: str, stamp: tuple) -> tuple[float, float]:
     with digit_box:
         with part("The decoder"):
             digit = cvae.decode_point(load_model(path, stamp), z1, z2)
-            st.image(plots.pixelate(digit, DIGIT_PX // 28), width=DIGIT_PX,
+            st.image(plots.pixelate(digit, DIGIT_PX // 28), width=DIGIT_PX, output_format="PNG",
                      caption=f"decoded at z = ({z1:.3f}, {z2:.3f})")
     return z1, z2
 
@@ -447,7 +447,7 @@ def selection_ui(path: str, stamp: tuple, enc: dict, data: str) -> None:
         with part("The original"):
             if has_mnist(data):
                 original, _ = test_digit(data, idx)
-                st.image(plots.pixelate(original, 5), width=140, caption=f"original #{idx} (label {label})")
+                st.image(plots.pixelate(original, 5), width=140, output_format="PNG", caption=f"original #{idx} (label {label})")
             else:
                 st.info("The original needs the MNIST test set, which is not on this machine. "
                         f"Put the four MNIST files in {Path(data) / 'MNIST' / 'raw'} (or point CVAE_DATA at "
@@ -456,7 +456,7 @@ def selection_ui(path: str, stamp: tuple, enc: dict, data: str) -> None:
     with c2:
         with part("The reconstruction"):
             recon = cvae.decode_point(load_model(path, stamp), float(z[0]), float(z[1]))
-            st.image(plots.pixelate(recon, 5), width=140, caption=f"reconstruction at z_mean = "
+            st.image(plots.pixelate(recon, 5), width=140, output_format="PNG", caption=f"reconstruction at z_mean = "
                                                                   f"({z[0]:.2f}, {z[1]:.2f})")
     with c3:
         if st.button("Clear selection", key="clear_selection"):
