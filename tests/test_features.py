@@ -435,3 +435,30 @@ def test_uncertainty_for_the_drawing(harness, model):
     zm, lv = encode_dataset(model, preprocess_drawing(canvas)[None])
     mean = trace(at, "your drawing mean")
     np.testing.assert_allclose([mean["x"][0], mean["y"][0]], zm[0], atol=1e-5)
+
+
+# ---- in the real app ---------------------------------------------------------
+
+def test_features_in_the_app(model, enc, monkeypatch, tmp_path):
+    """app.py shows the panels below the manifold and their layers on its scatter; the drawn
+    digit's "Explore from here" moves the app's sliders; a click's posterior is shown."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("CVAE_DATA", str(DATA_DIR))
+    monkeypatch.setenv("CVAE_RUNS", str(tmp_path / "runs"))
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=180)
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    canvas = stroke_canvas(SEVEN)
+    at.session_state["feat_canvas"] = {"image": data_url(canvas)}
+    at.session_state["selected_index"] = 7
+    at.run()
+    assert not at.exception and not at.error
+    names = [t.get("name") for t in figure(at)["data"]]
+    assert STAR_NAME in names and "morph path" in names
+    assert "test #7 (%d) 1σ (39%%)" % enc["label"][7] in names
+    want = encode_dataset(model, preprocess_drawing(canvas)[None])[0][0]
+    at.button(key="feat_explore_drawn").click().run()
+    assert not at.exception
+    assert (at.slider(key="z1").value, at.slider(key="z2").value) == pytest.approx(tuple(want), abs=0.01)

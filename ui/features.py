@@ -105,7 +105,7 @@ def drawn_digit(model) -> Drawn | DrawingError | None:
 
 def _show(img, caption: str | None = None, px: int = DIGIT_PX) -> None:
     scale = max(1, px // int(np.asarray(img).shape[0]))
-    st.image(pixelate(img, scale), caption=caption, width=min(px, scale * np.asarray(img).shape[1]))
+    st.image(pixelate(img, scale), caption=caption, width=min(px, scale * np.asarray(img).shape[1]), output_format="PNG")
 
 
 TestImage = Callable[[int], "np.ndarray | None"]
@@ -159,7 +159,7 @@ def draw_ui(model, enc: dict, test_image: TestImage | None = None,
     for c, i, d in zip(cols, idx, dist):
         img, is_original = _test_digit(model, enc, int(i), test_image)
         with c:
-            _show(img, f"#{int(i)} · {int(enc['label'][i])} · d={d:.2f}" + ("" if is_original else " (recon.)"),
+            _show(img, f"#{int(i)} · {int(enc['label'][i])} · d={d:.3f}" + ("" if is_original else " (recon.)"),
                   px=84)
     return drawn
 
@@ -238,7 +238,7 @@ def morph_ui(model, enc: dict, current=None):
     st.image(pixelate(strip, 3), caption=f"{la} → {lb}, {len(frames)} steps", width="stretch")
     p1, p2, p3 = st.columns([1, 1, 2])
     with p1:
-        play = st.toggle("▶ Play animation", value=DEFAULTS[K_PLAY], key=K_PLAY)
+        play = st.toggle(":material/play_arrow: Play animation", value=DEFAULTS[K_PLAY], key=K_PLAY)
     with p2:
         fps = st.slider("Frames per second", 2, 30, DEFAULTS[K_FPS], key=K_FPS)
     gif = _gif(frames, int(fps))
@@ -384,7 +384,8 @@ def feature_traces(model, enc: dict, current=None, selected_index: int | None = 
 def features_ui(model, enc: dict, current=None, set_latent=None, test_image: TestImage | None = None,
                 selected_index: int | None = None, grid=None, model_key: str = "") -> None:
     """All four panels in tabs (every tab runs, so the scatter's layers stay consistent)."""
-    t_draw, t_morph, t_unc, t_dl = st.tabs(["✏️ Draw a digit", "🔀 Morph", "🎲 Uncertainty", "⬇️ Downloads"])
+    t_draw, t_morph, t_unc, t_dl = st.tabs([":material/draw: Draw a digit", ":material/swap_horiz: Morph",
+                                           ":material/blur_on: Uncertainty", ":material/download: Downloads"])
     with t_draw:
         draw_ui(model, enc, test_image, set_latent)
     with t_morph:
