@@ -462,3 +462,13 @@ def test_features_in_the_app(model, enc, monkeypatch, tmp_path):
     at.button(key="feat_explore_drawn").click().run()
     assert not at.exception
     assert (at.slider(key="z1").value, at.slider(key="z2").value) == pytest.approx(tuple(want), abs=0.01)
+
+
+def test_morph_to_the_clicked_digit(harness, enc):
+    at = harness
+    at.selectbox(key="feat_morph_b_kind").set_value("Clicked test digit").run()
+    assert any("click a digit on the scatter" in w.value for w in at.warning)
+    at.session_state["selected_index"] = 25
+    at.run()
+    path = trace(at, "morph path")
+    np.testing.assert_allclose([path["x"][-1], path["y"][-1]], enc["z_mean"][25], atol=1e-5)

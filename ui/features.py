@@ -40,7 +40,7 @@ K_U_SOURCE, K_U_INDEX = "feat_unc_source", "feat_unc_index"
 K_U_N, K_U_SEED, K_U_SHOW = "feat_unc_n", "feat_unc_seed", "feat_unc_show"
 
 TEST_DIGIT, CURRENT, DRAWN, CLICKED = "Test digit", "Current point", "Your drawing", "Clicked test digit"
-ENDPOINT_KINDS = (TEST_DIGIT, CURRENT, DRAWN)
+ENDPOINT_KINDS = (TEST_DIGIT, CLICKED, CURRENT, DRAWN)
 DEFAULTS = {K_A_KIND: TEST_DIGIT, K_A_INDEX: 0, K_B_KIND: TEST_DIGIT, K_B_INDEX: 1, K_STEPS: 12,
             K_SHOW_PATH: True, K_PLAY: False, K_FPS: 12, K_U_SOURCE: CLICKED, K_U_INDEX: 0, K_U_N: 8,
             K_U_SEED: 0, K_U_SHOW: True}
@@ -166,9 +166,11 @@ def draw_ui(model, enc: dict, test_image: TestImage | None = None,
 
 # ---- morph -------------------------------------------------------------------
 
-def _endpoint(prefix: str, model, enc: dict, current) -> tuple[np.ndarray, str]:
+def _endpoint(prefix: str, model, enc: dict, current, selected_index: int | None = None) -> tuple[np.ndarray, str]:
     """Resolve endpoint A or B to a latent point and a label; ValueError with a clear message."""
     kind = _get(K_A_KIND if prefix == "A" else K_B_KIND)
+    if kind == CLICKED and selected_index is None:
+        raise ValueError("click a digit on the scatter first")
     if kind == CURRENT:
         if current is None:
             raise ValueError("there is no current point yet")
@@ -178,17 +180,17 @@ def _endpoint(prefix: str, model, enc: dict, current) -> tuple[np.ndarray, str]:
         if not isinstance(d, Drawn):
             raise ValueError("draw a digit first (Draw tab)")
         return d.z_mean, "your drawing"
-    i = int(_get(K_A_INDEX if prefix == "A" else K_B_INDEX))
+    i = int(selected_index if kind == CLICKED else _get(K_A_INDEX if prefix == "A" else K_B_INDEX))
     n = len(enc["z_mean"])
     if not 0 <= i < n:
         raise ValueError(f"test digit index must be between 0 and {n - 1}, got {i}")
     return enc["z_mean"][i], f"test #{i} ({int(enc['label'][i])})"
 
 
-def morph_path(model, enc: dict, current) -> tuple[np.ndarray, np.ndarray, str, str]:
+def morph_path(model, enc: dict, current, selected_index: int | None = None) -> tuple[np.ndarray, np.ndarray, str, str]:
     """(path, frames, label A, label B) for the morph the widgets describe."""
-    za, la = _endpoint("A", model, enc, current)
-    zb, lb = _endpoint("B", model, enc, current)
+    za, la = _endpoint("A", model, enc, current, selected_index)
+    zb, lb = _endpoint("B", model, enc, current, selected_index)
     path, frames = morph(model, za, zb, int(_get(K_STEPS)))
     return path, frames, la, lb
 
@@ -209,14 +211,14 @@ def _endpoint_ui(prefix: str, n_test: int) -> None:
     kind_key, index_key = (K_A_KIND, K_A_INDEX) if prefix == "A" else (K_B_KIND, K_B_INDEX)
     kind = st.selectbox(f"Endpoint {prefix}", ENDPOINT_KINDS, key=kind_key,
                         index=ENDPOINT_KINDS.index(DEFAULTS[kind_key]),
-                        help="A test digit by index (click a point on the scatter to see its index), "
+                        help="A test digit by index, the digit last clicked on the scatter, "
                              "the current latent point, or your drawing")
     if kind == TEST_DIGIT:
         st.number_input(f"Test digit index ({prefix})", min_value=0, max_value=max(0, n_test - 1), step=1,
                         value=DEFAULTS[index_key], key=index_key)
 
 
-def morph_ui(model, enc: dict, current=None):
+def morph_ui(model, enc: dict, current=None, selected_index: int | None = None):
     """Two endpoints, the straight path between them, its decoded strip and animation."""
     st.markdown("A straight line between two points of the latent space, decoded at evenly spaced steps "
                 "(the **pink path** on the scatter).")
@@ -230,7 +232,7 @@ def morph_ui(model, enc: dict, current=None):
         st.slider("Steps", 2, MAX_STEPS, DEFAULTS[K_STEPS], key=K_STEPS)
         st.checkbox("Show the path on the scatter", value=DEFAULTS[K_SHOW_PATH], key=K_SHOW_PATH)
     try:
-        path, frames, la, lb = morph_path(model, enc, current)
+        path, frames, la, lb = morph_path(model, enc, current, selected_index)
     except ValueError as e:
         st.warning(f"Cannot morph: {e}.")
         return None
@@ -314,6 +316,13 @@ def _csv(z_mean: np.ndarray, z_log_var: np.ndarray, labels: np.ndarray) -> bytes
     return encodings_csv(z_mean, z_log_var, labels)
 
 
+# Why: a 2x PNG of a 15x15 grid takes ~50 ms and the app reruns on every slider move;
+# hashing the grid's bytes is far cheaper.
+@st.cache_data(show_spinner=False, max_entries=8)
+def _grid_png(grid: np.ndarray) -> bytes:
+    return png_bytes(grid, scale=2)
+
+
 # Why: decoding the default 15x15 grid is the one costly step here, and it changes only
 # with the model (keyed by the checkpoint's weights hash the caller passes).
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -335,7 +344,7 @@ def downloads_ui(model, enc: dict, current=None, grid=None, model_key: str = "")
         except ValueError as e:
             st.info(f"No manifold to download: {e}")
         else:
-            st.download_button("Manifold grid (PNG)", png_bytes(g, scale=2), file_name="manifold.png",
+            st.download_button("Manifold grid (PNG)", _grid_png(np.asarray(g)), file_name="manifold.png",
                                mime="image/png", on_click="ignore", key="feat_dl_grid",
                                help="The decoded n x n grid as shown, 2 pixels per model pixel")
     with c2:
@@ -371,7 +380,7 @@ def feature_traces(model, enc: dict, current=None, selected_index: int | None = 
             pass
     if _get(K_SHOW_PATH):
         try:
-            path, _, _, _ = morph_path(model, enc, current)
+            path, _, _, _ = morph_path(model, enc, current, selected_index)
             traces.append(path_trace(path))
         except ValueError:
             pass
@@ -389,7 +398,7 @@ def features_ui(model, enc: dict, current=None, set_latent=None, test_image: Tes
     with t_draw:
         draw_ui(model, enc, test_image, set_latent)
     with t_morph:
-        morph_ui(model, enc, current)
+        morph_ui(model, enc, current, selected_index)
     with t_unc:
         uncertainty_ui(model, enc, selected_index)
     with t_dl:
