@@ -69,7 +69,7 @@ def list_models() -> dict[str, str]:
     out: dict[str, str] = {}
     shipped = Path(cvae_assets.SHIPPED_CHECKPOINT)
     if shipped.is_file():
-        out[str(shipped)] = "Shipped model (assets/cvae_mnist.pt)"
+        out[str(shipped)] = "Shipped model"
     folder = runs_dir()
     if folder.is_dir():
         runs = [p for p in folder.glob("*.pt") if not p.name.startswith(".")]
@@ -125,6 +125,22 @@ def manifold_image(path: str, stamp: tuple, n: int, z1_range: tuple, z2_range: t
 def model_summary(path: str, stamp: tuple) -> dict:
     parts = summarize(load_model(path, stamp))
     return {k: {"records": p.as_records(), "total": p.total_params} for k, p in parts.items()}
+
+
+# Why: torch's default of one intra-op thread per core makes a 1-image decode 10-50x
+# slower when the cores are busy (a training, other sessions): threads spin-wait on each
+# other. Half the cores (at least one) keeps a decode at milliseconds and leaves a core
+# free for the page while a model trains here. $CVAE_TORCH_THREADS overrides.
+@st.cache_resource
+def configure_torch_threads() -> int:
+    import torch  # only to size its thread pool; no tensor maths here
+
+    try:
+        n = max(1, int(os.environ.get("CVAE_TORCH_THREADS") or (os.cpu_count() or 2) // 2))
+    except ValueError:
+        n = 1
+    torch.set_num_threads(n)
+    return n
 
 
 # --------------------------------------------------------------------------- errors
@@ -540,6 +556,7 @@ def main() -> None:
     st.title("CVAE Latent Explorer")
     st.caption("A convolutional VAE on MNIST with a 2-D latent space: drag the sliders to move through it and "
                "watch one digit morph into another.")
+    configure_torch_threads()
     data = str(data_dir())
     path, stamp = sidebar_ui(data)
     if not path:

@@ -59,7 +59,7 @@ def save_screenshot(page) -> None:
     png = page.screenshot(full_page=False)
     img = Image.open(io.BytesIO(png)).convert("RGB")
     img = img.resize((img.width * 2 // 3, img.height * 2 // 3), Image.LANCZOS)
-    small = img.quantize(colors=128, method=Image.Quantize.MEDIANCUT)
+    small = img.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     out = REPO / "test-artifacts"
     out.mkdir(exist_ok=True)
     small.save(out / "screenshot.png", optimize=True)
