@@ -1,9 +1,10 @@
 """The feature panels in real Chromium, on the real app: draw a digit with the mouse and see
 its star on the scatter, play the morph, download PNG/GIF/CSV files and check them.
 
-Runs ``streamlit run app.py`` on a free port with the shipped model. Needs /usr/bin/chromium;
-under CI=true it never skips. Screenshots go to test-artifacts/; with CVAE_UPDATE_DOCS=1 the
-README's feature screenshots in docs/ are rewritten too.
+Runs ``streamlit run app.py`` on a free port with the shipped model (conftest's app_server and
+browser fixtures). Needs /usr/bin/chromium; under CI=true it never skips. Screenshots go to
+test-artifacts/; with CVAE_UPDATE_DOCS=1 the README's feature screenshots in docs/ are
+rewritten too.
 """
 
 from __future__ import annotations
@@ -18,52 +19,30 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from apps.pad_driver import CHROMIUM, CHROMIUM_ARGS, start_streamlit, stop
 from cvae import load_checkpoint
 from cvae.assets import SHIPPED_CHECKPOINT
 from cvae.drawing import preprocess_drawing
 from cvae.latent import encode_dataset
 from cvae.overlays import STAR_NAME
-from helpers import DATA_DIR, REPO
+from helpers import REPO
 
 TIMEOUT_MS = 90_000
 ARTIFACTS = REPO / "test-artifacts"
 DOCS = REPO / "docs"
 
-if os.environ.get("CI") != "true":  # in CI a missing browser is a failure, never a skip
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM}", allow_module_level=True)
-    pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import sync_playwright  # noqa: E402
-
 # A "7" in canvas fractions: the top bar, then the diagonal down.
 SEVEN = [(0.22, 0.2), (0.78, 0.2), (0.45, 0.85)]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    d = tmp_path_factory.mktemp("features")
-    proc, url = start_streamlit(REPO / "app.py", {"CVAE_DATA": str(DATA_DIR), "CVAE_RUNS": str(d / "runs")},
-                                d / "streamlit.log")
-    yield url
-    stop(proc)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
 @pytest.fixture
-def page(browser, server):
+def page(browser, app_server):
+    """app.py (conftest's app_server: shipped model, MNIST from $CVAE_DATA) in a fresh page,
+    with the scatter and the drawing pad ready; fails on any uncaught page error."""
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     pg = ctx.new_page()
     errors = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.goto(server)
+    pg.goto(app_server.url)
     wait_for_trace(pg, "current point")  # the scatter is drawn
     pg.locator("canvas.ink").wait_for(timeout=TIMEOUT_MS)
     yield pg

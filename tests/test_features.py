@@ -9,6 +9,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
 from cvae import load_checkpoint
@@ -108,6 +110,21 @@ def test_position_size_and_ink_style_do_not_matter():
     np.testing.assert_allclose(center_of_mass(small), center_of_mass(base), atol=0.6)
     for axis in (0, 1):
         assert abs(np.ptp(np.flatnonzero((small > 0.05).any(axis=axis))) - np.ptp(np.flatnonzero((base > 0.05).any(axis=axis)))) <= 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 199), st.integers(0, 199)), min_size=1, max_size=6),
+       st.integers(1, 30), st.integers(60, 200))
+def test_any_stroke_becomes_a_fitted_centred_digit(points, width, side):
+    canvas = stroke_canvas([(x * side // 200, y * side // 200) for x, y in points], size=side, width=width)
+    assume(canvas.max() > 0.05 * 255)  # PIL draws nothing for a 1-px dot on the edge
+    x = preprocess_drawing(canvas)
+    assert x.shape == (28, 28) and np.isfinite(x).all() and 0 <= x.min() and x.max() == pytest.approx(1.0)
+    ink = x > 0.05
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 <= 21
+    cy, cx = center_of_mass(x)
+    assert abs(cy - 14) <= 3.5 and abs(cx - 14) <= 3.5  # centred unless that would push ink out
 
 
 def test_ink_reading():
