@@ -145,6 +145,21 @@ def test_draw_a_digit_star_and_explore(page):
         e.childElementCount === 0 && e.textContent.startsWith('decoded at z = (' + a + ', ' + b + ')'))""",
                          arg=[f"{want[0]:.3f}", f"{want[1]:.3f}"], timeout=TIMEOUT_MS)
     assert decoder_z(pg) == pytest.approx(tuple(want), abs=2e-3)
+    # A second stroke moves the star; Undo takes it back to where the 7 is.
+    draw(pg, [(0.2, 0.95), (0.8, 0.95)])
+    pg.wait_for_function("""([name, x]) => {
+        const gd = [...document.querySelectorAll('.js-plotly-plot')]
+            .find(g => (g.data || []).some(t => t.name === 'current point'));
+        const t = gd && gd.data.find(t => t.name === name);
+        return !!t && Math.abs(t.x[0] - x) > 1e-4;
+    }""", arg=[STAR_NAME, float(want[0])], timeout=TIMEOUT_MS)
+    pg.locator(".cvae-draw button.undo").click()
+    pg.wait_for_function("""([name, x]) => {
+        const gd = [...document.querySelectorAll('.js-plotly-plot')]
+            .find(g => (g.data || []).some(t => t.name === 'current point'));
+        const t = gd && gd.data.find(t => t.name === name);
+        return !!t && Math.abs(t.x[0] - x) < 1e-3;
+    }""", arg=[STAR_NAME, float(want[0])], timeout=TIMEOUT_MS)
     # Clear: the star goes away.
     pg.locator(".cvae-draw button.clear").click()
     wait_for_trace(pg, STAR_NAME, present=False)
