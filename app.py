@@ -503,13 +503,13 @@ def explorer(path: str, stamp: tuple, enc: dict, data: str) -> None:
     """Everything that depends on the latent point: reruns alone when a slider moves."""
     _apply_selection(enc)
     model = load_model(path, stamp)
-    # The drawn star, morph path and posterior: read from the feature widgets' state.
-    feature_traces = features.feature_traces(model, enc, current_latent(), st.session_state.get("selected_index"))
     left, right = st.columns([3, 2], gap="large")
-    with right:
+    with right:  # first, so the new digit reaches the browser before anything slower
         z = decoder_ui(path, stamp)
     with left:
         with part("The scatter"):
+            # The drawn star, morph path and posterior: read from the feature widgets' state.
+            feature_traces = features.feature_traces(model, enc, z, st.session_state.get("selected_index"))
             scatter_ui(enc, z, feature_traces)
     selection_ui(path, stamp, enc, data)
     manifold_ui(path, stamp, z)
