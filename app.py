@@ -354,6 +354,8 @@ def train_form_ui(data: str) -> None:
             st.session_state["train_job_id"] = job.id
         except (ValueError, RuntimeError) as exc:
             st.error(str(exc))
+            return
+        st.rerun()  # redraw with the Train button disabled and the progress polling
 
 
 def _training_status(job_id: str | None) -> None:

@@ -220,3 +220,33 @@ def test_training_from_the_ui_finishes_and_switches_the_model(env):
     # The explorer now shows the new model: its own encodings and decoded digit.
     assert "MNIST test set" in " ".join(c.value for c in at.caption)
     assert len(digit_image(at).url) > 0
+
+
+@needs_data
+def test_stop_button_stops_a_training_and_keeps_the_page(env):
+    at = run_app()
+    at.sidebar.number_input(key="train_epochs").set_value(50)
+    at.sidebar.number_input(key="train_batch").set_value(32)
+    at.sidebar.number_input(key="train_limit").set_value(5000)
+    [b for b in at.sidebar.button if b.label == "Train"][0].click()
+    at.run()
+    no_errors(at)
+    # While it runs, the Train button is disabled and a stop button is offered.
+    assert [b for b in at.sidebar.button if b.label == "Train"][0].disabled
+    stop = [b for b in at.sidebar.button if b.key == "stop_training"]
+    assert stop, "no stop button while training"
+    t0 = time.monotonic()
+    stop[0].click()
+    at.run()
+    while time.monotonic() - t0 < 120:
+        texts = " ".join(p.proto.text for p in walk(at._tree) if getattr(p, "type", None) == "progress")
+        if "Stopped" in texts or "switched" in " ".join(s.value for s in at.sidebar.success):
+            break
+        time.sleep(1)
+        at.run()
+    else:
+        raise AssertionError("the training did not stop within 2 minutes")
+    no_errors(at)
+    # 50 epochs of 157 steps were asked for; it stopped long before (at most one epoch saved).
+    assert time.monotonic() - t0 < 120
+    assert not any(b.key == "stop_training" for b in at.sidebar.button)
