@@ -10,7 +10,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from cvae import assets, load_checkpoint
@@ -101,6 +100,9 @@ def test_runs_on_the_shipped_model(env):
     assert plotly_spec(at, "manifold")["data"][0]["type"] == "image"
     tables = at.sidebar.dataframe
     assert len(tables) == 2
+    decoder_shapes = list(tables[1].value["Output shape"])
+    assert decoder_shapes[-1].startswith("(None, 1, 28, 28)"), decoder_shapes
+    assert not any(s.startswith("()") for s in decoder_shapes), decoder_shapes
     assert any("def reparameterize" in c.value for c in at.code)
     assert any("def kl_divergence" in c.value for c in at.code)
     assert len(at.latex) == 3
