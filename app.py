@@ -35,7 +35,7 @@ from cvae import latent as cvae_latent
 from cvae import model as cvae_model
 from cvae import plots
 from cvae.data import has_mnist, resolve_data_dir
-from cvae.summary import summarize
+from cvae.summary import part_text, summarize
 from ui import features
 
 REPO = Path(__file__).resolve().parent
@@ -124,7 +124,7 @@ def manifold_image(path: str, stamp: tuple, n: int, z1_range: tuple, z2_range: t
 @st.cache_data(show_spinner=False, max_entries=8)
 def model_summary(path: str, stamp: tuple) -> dict:
     parts = summarize(load_model(path, stamp))
-    return {k: {"records": p.as_records(), "total": p.total_params} for k, p in parts.items()}
+    return {k: {"text": part_text(p), "total": p.total_params} for k, p in parts.items()}
 
 
 # Why: torch's default of one intra-op thread per core makes a 1-image decode 10-50x
@@ -321,7 +321,7 @@ def model_info_ui(path: str, stamp: tuple) -> None:
     with st.expander("Model summary"):
         for name, p in model_summary(path, stamp).items():
             st.markdown(f"**{name.capitalize()}**: {p['total']:,} parameters")
-            st.dataframe(p["records"], hide_index=True, width="stretch")
+            st.code(p["text"], language=None)  # Keras' layout: monospace, scrolls sideways
     with st.expander("Training curves"):
         if hist:
             st.plotly_chart(plots.history_figure(hist), key="history_chart", config={"displaylogo": False})

@@ -130,21 +130,18 @@ def summarize(model: CVAE) -> dict[str, PartSummary]:
     }
 
 
+def part_text(part: PartSummary) -> str:
+    """One part's table as Keras prints it, with its total."""
+    recs = part.as_records()
+    w0 = max(len("Layer (type)"), *(len(r["Layer (type)"]) for r in recs)) + 2
+    w1 = max(len("Output shape"), *(len(r["Output shape"]) for r in recs)) + 2
+    line = "=" * (w0 + w1 + 10)
+    out = [f'Model: "{part.name}"', line, f"{'Layer (type)':<{w0}}{'Output shape':<{w1}}{'Param #':>10}", line]
+    out += [f"{r['Layer (type)']:<{w0}}{r['Output shape']:<{w1}}{r['Param #']:>10,}" for r in recs]
+    out += [line, f"Total params: {part.total_params:,}"]
+    return "\n".join(out)
+
+
 def summary_text(model: CVAE) -> str:
     """The summary as Keras prints it: one table per part, with totals."""
-    out = []
-    for part in summarize(model).values():
-        recs = part.as_records()
-        w0 = max(len("Layer (type)"), *(len(r["Layer (type)"]) for r in recs)) + 2
-        w1 = max(len("Output shape"), *(len(r["Output shape"]) for r in recs)) + 2
-        line = "=" * (w0 + w1 + 10)
-        out.append(f'Model: "{part.name}"')
-        out.append(line)
-        out.append(f"{'Layer (type)':<{w0}}{'Output shape':<{w1}}{'Param #':>10}")
-        out.append(line)
-        for r in recs:
-            out.append(f"{r['Layer (type)']:<{w0}}{r['Output shape']:<{w1}}{r['Param #']:>10,}")
-        out.append(line)
-        out.append(f"Total params: {part.total_params:,}")
-        out.append("")
-    return "\n".join(out)
+    return "\n\n".join(part_text(p) for p in summarize(model).values()) + "\n"
