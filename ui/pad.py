@@ -115,7 +115,7 @@ def latent_pad_ui(model, z: Sequence[float], *, z1_range: Sequence[float], z2_ra
         return out
 
     data = {
-        "z": [float(z[0]), float(z[1])],
+        "z": [min(max(float(z[0]), r1[0]), r1[1]), min(max(float(z[1]), r2[0]), r2[1])],
         "z1_range": list(r1),
         "z2_range": list(r2),
         "size": int(size),
