@@ -37,6 +37,7 @@ from cvae import plots
 from cvae.data import has_mnist, resolve_data_dir
 from cvae.summary import part_text, summarize
 from ui import features
+from ui.pad import latent_pad_ui
 
 REPO = Path(__file__).resolve().parent
 LOG = logging.getLogger("cvae.app")
@@ -421,8 +422,8 @@ def latent_bounds(enc: dict) -> tuple[float, float, float, float]:
     return plots.latent_bounds(enc["z_mean"])
 
 
-def decoder_ui(path: str, stamp: tuple) -> tuple[float, float]:
-    """The decoded digit at the current point, and the two sliders under it."""
+def decoder_ui(path: str, stamp: tuple, enc: dict | None = None) -> tuple[float, float]:
+    """The decoded digit at the current point, the two sliders under it, and the latent pad."""
     lo1, hi1, lo2, hi2 = st.session_state["_latent_bounds"]
     st.subheader("Decoder")
     digit_box = st.container()
@@ -430,7 +431,12 @@ def decoder_ui(path: str, stamp: tuple) -> tuple[float, float]:
     pad_box = st.container()
     with pad_box:
         # -- latent pad --
-        pass
+        # Decodes in the browser while dragging; on release set_latent runs as the
+        # widget callback, so the sliders and the scatter marker follow.
+        latent_pad_ui(load_model(path, stamp), current_latent(), z1_range=(lo1, hi1), z2_range=(lo2, hi2),
+                      encodings=None if enc is None else enc["z_mean"],
+                      labels=None if enc is None else enc["label"], on_release=set_latent, size=200)
+        st.caption("Drag on the pad: the digit beside it is decoded in your browser as you move.")
     with slider_box:
         z1 = st.slider("z1", lo1, hi1, step=SLIDER_STEP, format="%.2f", key="z1")
         z2 = st.slider("z2", lo2, hi2, step=SLIDER_STEP, format="%.2f", key="z2")
@@ -507,7 +513,7 @@ def explorer(path: str, stamp: tuple, enc: dict, data: str) -> None:
     model = load_model(path, stamp)
     left, right = st.columns([3, 2], gap="large")
     with right:  # first, so the new digit reaches the browser before anything slower
-        z = decoder_ui(path, stamp)
+        z = decoder_ui(path, stamp, enc)
     with left:
         with part("The scatter"):
             # The drawn star, morph path and posterior: read from the feature widgets' state.

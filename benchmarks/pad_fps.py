@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from apps.pad_driver import CHROMIUM, CHROMIUM_ARGS, HARNESS, MEASURE_JS, start_streamlit, stop  # noqa: E402
+from apps.pad_driver import HARNESS, MEASURE_JS  # noqa: E402
+from conftest import CHROMIUM, CHROMIUM_ARGS, start_server  # noqa: E402
 
 TARGET_FPS = 30.0
 PAD_CENTRE = "c => { const r = c.getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; }"
@@ -66,7 +67,8 @@ def main(argv=None) -> int:
     if args.encodings.is_file():
         env["CVAE_PAD_ENC"] = str(args.encodings.resolve())
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start_streamlit(HARNESS, env, Path(tmp) / "streamlit.log")
+        server = start_server(HARNESS, env, log=Path(tmp) / "streamlit.log")
+        url = server.url
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -86,7 +88,7 @@ def main(argv=None) -> int:
                     time.sleep(1.0)  # let the release's rerun finish
                 browser.close()
         finally:
-            stop(proc)
+            server.stop()
     torch_ms = torch_decode_ms(args.checkpoint)
     fps = [d["frames"] / d["seconds"] for d in drags]
     drag_decode = sum(d["decodeMs"] for d in drags) / sum(d["decodes"] for d in drags)

@@ -147,15 +147,29 @@ class Pad {
     this.stats = { decodes: 0, decodeMs: 0, lastDecodeMs: 0, frames: 0, releases: 0 };
     this.frame = 0;
     this.listen();
+    // Keep pad and digit side by side in narrow columns: shrink both to fit.
+    this.resize = new ResizeObserver(() => { if (this.maxSize && this.fit()) this.schedule(); });
+    this.resize.observe(this.root);
+  }
+
+  // Side of the pad and of the digit in CSS pixels; true if it changed.
+  fit() {
+    const gap = 14, room = Math.floor((this.root.clientWidth - gap) / 2);
+    const size = Math.max(96, Math.min(this.maxSize, room > 0 ? room : this.maxSize));
+    if (size === this.sizePx) return false;
+    [this.sizePx, this.background, this.shown] = [size, null, null];
+    return true;
   }
 
   update(data, setTriggerValue) {
     this.send = setTriggerValue;
     this.z1Range = data.z1_range;
     this.z2Range = data.z2_range;
-    this.sizePx = data.size;
+    this.maxSize = data.size;
+    this.fit();
     const need = {};
     this.model = this.asset(MODELS, data.weights, prepareDecoder, "weights", need);
+    this.modelHash = data.weights.hash;
     this.points = data.points ? this.asset(MAPS, data.points, preparePoints, "points", need) : null;
     if (Object.keys(need).length) this.send("need", need);
     // Python's point (slider, scatter click, release) moves the handle, unless the
@@ -163,7 +177,7 @@ class Pad {
     if (!this.dragging) this.z = [Number(data.z[0]), Number(data.z[1])];
     const theme = getComputedStyle(this.root).getPropertyValue("--st-secondary-background-color");
     const bgKey = JSON.stringify([data.points && data.points.hash, !!this.points, data.z1_range, data.z2_range,
-                                  data.size, theme]);
+                                  this.sizePx, theme]);
     if (bgKey !== this.bgKey) [this.bgKey, this.background] = [bgKey, null];
     this.shown = null;
     this.schedule();
@@ -348,7 +362,7 @@ globalThis.cvaeLatentPad = {
     return (performance.now() - t0) / n;
   },
   stats() {
-    return [...this.pads].map((p) => ({ ...p.stats, z: p.z.slice(), hasModel: !!p.model }));
+    return [...this.pads].map((p) => ({ ...p.stats, z: p.z.slice(), hasModel: !!p.model, hash: p.modelHash }));
   },
   // Drop every cached decoder and map, as a fresh page would have none; the next
   // rerun then finds only hashes and must ask the server for the payloads again.
@@ -374,6 +388,7 @@ export default function (component) {
   return () => {
     globalThis.cvaeLatentPad.pads.delete(pad);
     PADS.delete(parentElement);
+    pad.resize.disconnect();
     pad.root.remove();
   };
 }
