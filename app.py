@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as _dt
 import inspect
 import logging
+import math
 import os
 import threading
 import time
@@ -166,15 +167,24 @@ def set_latent(z1: float, z2: float) -> tuple[float, float]:
     Call before the sliders are drawn in this run (in a callback or the latent-pad block).
     """
     lo1, hi1, lo2, hi2 = st.session_state.get("_latent_bounds", DEFAULT_BOUNDS)
-    z1 = min(max(float(z1), lo1), hi1)
-    z2 = min(max(float(z2), lo2), hi2)
+    # NaN, inf or junk (session state, a query) goes to the middle; the rest is clamped.
+    z1 = min(max(_finite_or(z1, (lo1 + hi1) / 2), lo1), hi1)
+    z2 = min(max(_finite_or(z2, (lo2 + hi2) / 2), lo2), hi2)
     st.session_state["z1"] = z1
     st.session_state["z2"] = z2
     return z1, z2
 
 
+def _finite_or(value, default: float) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return default
+    return value if math.isfinite(value) else default
+
+
 def current_latent() -> tuple[float, float]:
-    return float(st.session_state.get("z1", 0.0)), float(st.session_state.get("z2", 0.0))
+    return _finite_or(st.session_state.get("z1"), 0.0), _finite_or(st.session_state.get("z2"), 0.0)
 
 
 def _apply_selection(enc: dict) -> None:
@@ -306,6 +316,25 @@ def model_picker_ui() -> str | None:
     return st.selectbox("Model to explore", list(models), format_func=models.get, key="model_path")
 
 
+def usable_model(path: str) -> tuple[str | None, tuple | None]:
+    """The picked model if it loads and is 2-D; else one clear message and the model we had."""
+    try:
+        stamp = file_stamp(Path(path))
+        model = load_model(path, stamp)
+        if model.latent_dim != 2:
+            raise cvae.CheckpointError(path, f"a {model.latent_dim}-D latent space; the explorer needs 2-D")
+    except (cvae.CheckpointError, OSError) as exc:
+        msg = str(exc) if isinstance(exc, cvae.CheckpointError) else f"{path}: {exc.strerror or exc}"
+        good = st.session_state.get("_good_model") or str(cvae_assets.SHIPPED_CHECKPOINT)
+        if good and good != path and Path(good).is_file():
+            st.error(f"{msg}. Still exploring {Path(good).name}.")
+            return good, file_stamp(Path(good))
+        st.error(msg)
+        return None, None
+    st.session_state["_good_model"] = path
+    return path, stamp
+
+
 def model_info_ui(path: str, stamp: tuple) -> None:
     model = load_model(path, stamp)
     meta = model.meta
@@ -407,7 +436,8 @@ def sidebar_ui(data: str) -> tuple[str | None, tuple | None]:
         with part("The model"):
             path = model_picker_ui()
             if path:
-                stamp = file_stamp(Path(path))
+                path, stamp = usable_model(path)
+            if path:
                 model_info_ui(path, stamp)
         st.header("Train a new model")
         with part("Training"):
@@ -583,9 +613,10 @@ def main() -> None:
         how_it_works_ui()
         return
     bounds = latent_bounds(enc)
-    if st.session_state.get("_latent_bounds") != bounds or "z1" not in st.session_state:
-        st.session_state["_latent_bounds"] = bounds
-        set_latent(*current_latent())  # clamps a point from another model into range
+    st.session_state["_latent_bounds"] = bounds
+    # Every full run: clamps a point from another model, or any out-of-range/NaN value
+    # put in session state, into the slider range (a slider refuses a value outside it).
+    set_latent(*current_latent())
     explorer(path, stamp, enc, data)
     how_it_works_ui()
 

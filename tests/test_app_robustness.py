@@ -1,0 +1,208 @@
+"""The app under hostile files and bad values (issue 7), through streamlit.testing.v1.AppTest.
+
+A malicious or broken checkpoint picked in the app is one clear message and the page keeps
+exploring the model it had; out-of-range values in session state are clamped; bad training
+inputs are refused before anything starts.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import random
+
+import pytest
+import torch
+
+from cvae import CVAE, assets, save_checkpoint
+from cvae.checkpoint import FORMAT, FORMAT_VERSION
+from cvae.latent import MAX_GRID_N
+
+from helpers import REPO
+from conftest import data_dir
+
+from streamlit.testing.v1 import AppTest
+
+APP = str(REPO / "app.py")
+TIMEOUT = 300  # torch is slow to import on a busy 2-core machine
+SHIPPED = str(assets.SHIPPED_CHECKPOINT)
+
+pytestmark = pytest.mark.skipif(not assets.SHIPPED_CHECKPOINT.is_file(), reason="no shipped model in assets/")
+
+
+class _ExecOnLoad:
+    def __init__(self, target):
+        self.target = str(target)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.target!r}, 'w').write('pwned')",))
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path):
+    monkeypatch.setenv("CVAE_DATA", str(data_dir()))
+    monkeypatch.setenv("CVAE_RUNS", str(tmp_path / "runs"))
+    (tmp_path / "runs").mkdir()
+    return tmp_path
+
+
+def hostile_files(runs, pwned) -> dict[str, str]:
+    """One file of each kind a person might pick; returns {kind: path}."""
+    good = save_checkpoint(CVAE(), runs / ".good-source.pt").read_bytes()
+    files = {
+        "code-in-pickle": lambda p: torch.save({"format": FORMAT, "format_version": FORMAT_VERSION,
+                                                "extra": _ExecOnLoad(pwned)}, p),
+        "raw-pickle": lambda p: p.write_bytes(pickle.dumps(_ExecOnLoad(pwned), protocol=2)),
+        "empty": lambda p: p.write_bytes(b""),
+        "truncated": lambda p: p.write_bytes(good[: len(good) // 2]),
+        "random-bytes": lambda p: p.write_bytes(random.Random(3).randbytes(5000)),
+        "wrong-architecture": lambda p: torch.save(
+            {**torch.load(runs / ".good-source.pt", weights_only=True),
+             "state_dict": CVAE(filters=(16, 32)).state_dict()}, p),
+        "latent-3d": lambda p: save_checkpoint(CVAE(latent_dim=3), p),
+    }
+    out = {}
+    for kind, write in files.items():
+        path = runs / f"{kind}.pt"
+        write(path)
+        out[kind] = str(path)
+    (runs / ".good-source.pt").unlink()
+    return out
+
+
+def digit_caption(at) -> str:
+    caps = [c for c in _image_captions(at) if c.startswith("decoded at z")]
+    assert len(caps) == 1, caps
+    return caps[0]
+
+
+def _image_captions(at) -> list[str]:
+    out, stack = [], [at._tree]
+    while stack:
+        node = stack.pop()
+        if getattr(node, "type", None) == "image":
+            out.extend(i.caption for i in node.proto.imgs)
+        children = getattr(node, "children", None)
+        if isinstance(children, dict):
+            stack.extend(children.values())
+    return out
+
+
+def test_hostile_checkpoints_are_one_message_and_the_app_keeps_its_model(env):
+    runs, pwned = env / "runs", env / "pwned.txt"
+    files = hostile_files(runs, pwned)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.sidebar.selectbox(key="model_path").value == SHIPPED
+    assert digit_caption(at)
+    for kind, path in files.items():
+        at.sidebar.selectbox(key="model_path").set_value(path)
+        at.run()
+        assert not at.exception, (kind, [e.value for e in at.exception])
+        assert not pwned.exists(), f"{kind}: code in the checkpoint ran"
+        errors = [e.value for e in at.error]
+        assert len(errors) == 1, (kind, errors)
+        msg = errors[0]
+        assert path in msg and "\n" not in msg and "Traceback" not in msg, (kind, msg)
+        assert "Still exploring cvae_mnist.pt" in msg, (kind, msg)
+        if kind in ("code-in-pickle", "raw-pickle"):
+            assert "refused" in msg
+        if kind == "latent-3d":
+            assert "needs 2-D" in msg
+        # The explorer keeps running on the shipped model: digit, scatter, manifold.
+        assert digit_caption(at).startswith("decoded at z")
+        assert at.slider(key="z1") is not None and at.slider(key="grid_n") is not None
+    # Back to the good model: no message left over.
+    at.sidebar.selectbox(key="model_path").set_value(SHIPPED)
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+
+
+def test_a_fresh_session_on_a_bad_checkpoint_falls_back_to_the_shipped_model(env):
+    bad = env / "runs" / "garbage.pt"
+    bad.write_bytes(b"\x00" * 100)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["model_path"] = str(bad)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and str(bad) in errors[0] and "Still exploring cvae_mnist.pt" in errors[0], errors
+    assert digit_caption(at)
+
+
+@pytest.mark.parametrize("z1,z2", [(1e6, -1e6), (-1e300, 1e300), (float("nan"), float("inf"))])
+def test_out_of_range_latent_in_session_state_is_clamped(env, z1, z2):
+    """Values put straight into session state never reach a slider or the decoder out of range."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.session_state["z1"] = z1
+    at.session_state["z2"] = z2
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    for key in ("z1", "z2"):
+        s = at.slider(key=key)
+        assert s.min <= s.value <= s.max and math.isfinite(s.value), (key, s.value)
+        assert at.session_state[key] == s.value
+    assert "nan" not in digit_caption(at) and "inf" not in digit_caption(at)
+
+
+def _set_latent_bad_values_script():
+    import streamlit as st
+
+    import app
+
+    st.session_state["_latent_bounds"] = (-1.0, 3.0, -2.0, 2.0)
+    st.session_state["results"] = [app.set_latent(*zz) for zz in (
+        (float("nan"), 1.0), (float("inf"), -float("inf")), ("junk", None), (1e308, -1e308), ("0.5", "-0.25"))]
+    st.slider("z1", -1.0, 3.0, key="z1")
+    st.slider("z2", -2.0, 2.0, key="z2")
+
+
+def test_set_latent_clamps_nan_inf_and_junk():
+    """set_latent (the entry point for clicks, the pad and the features): never NaN, never outside."""
+    at = AppTest.from_function(_set_latent_bad_values_script, default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["results"] == [(1.0, 1.0), (1.0, 0.0), (1.0, 0.0), (3.0, -2.0), (0.5, -0.25)]
+    assert (at.slider(key="z1").value, at.slider(key="z2").value) == (0.5, -0.25)
+
+
+@pytest.mark.parametrize("index", [-1, 10**9])
+def test_out_of_range_selection_is_refused(env, index):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.session_state["selected_index"] = index
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("There is no test digit" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert at.session_state["selected_index"] is None
+
+
+def test_out_of_range_manifold_settings_are_clamped_or_refused(env):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    for n in (10_000, -3, 0):
+        at.session_state["grid_n"] = n
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert 2 <= at.slider(key="grid_n").value <= MAX_GRID_N
+    at.session_state["grid_z1"] = (2.0, -2.0)  # reversed
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("low end below its high end" in w.value for w in at.warning)
+
+
+@pytest.mark.parametrize("key,value", [
+    ("train_epochs", 0), ("train_epochs", -5), ("train_epochs", 10**6), ("train_batch", 0),
+    ("train_batch", -32), ("train_lr", 0.0), ("train_lr", -0.1), ("train_lr", 50.0), ("train_limit", -1),
+])
+def test_bad_training_inputs_never_reach_the_app(env, key, value):
+    """Out-of-range training values are refused by the form's inputs: the app only ever sees
+    values inside their bounds (which TrainConfig accepts). Nothing starts, nothing is written."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    box = at.sidebar.number_input(key=key)
+    lo, hi = box.proto.min, box.proto.max
+    box.set_value(value)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    got = at.sidebar.number_input(key=key).value
+    assert lo <= got <= hi and got != value, (key, value, got)
+    assert not [b for b in at.sidebar.button if b.key == "stop_training"]
+    assert not list((env / "runs").glob("*.pt"))
