@@ -23,28 +23,75 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
 
-from apps.pad_driver import CHROMIUM, CHROMIUM_ARGS, start_streamlit, stop  # noqa: E402
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+# As in tests/conftest.py: WebGL (Plotly's scattergl) through the software rasteriser.
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--enable-unsafe-swiftshader", "--use-angle=swiftshader"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_streamlit(script: Path, env: dict, log: Path) -> tuple[subprocess.Popen, str]:
+    """`streamlit run SCRIPT --server.headless true --server.port N`; waits for /_stcore/health."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
+           "--server.port", str(port), "--server.address", "127.0.0.1",
+           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), **env},
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return proc, url
+        except OSError:
+            time.sleep(0.3)
+    stop(proc)
+    raise RuntimeError(f"streamlit did not become healthy:\n{log.read_text()}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 DATA = Path(os.environ.get("CVAE_DATA") or REPO.parent / "shared" / "mnist")
 
 APP = '[data-testid="stApp"]'
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 DIGIT = '[data-testid="stImage"] img'
-SLIDER = '[data-testid="stSlider"] input[type="range"]'
+SLIDER = '[data-testid="stSlider"] input[type="range"][aria-label="z1"]'
 
-# The src of the decoded digit: the first image in the main area (not the sidebar).
+# The src of the decoded digit: the image captioned "decoded at z" (else the first image
+# in the main area, not the sidebar).
 DIGIT_SRC_JS = """(sel) => { const main = document.querySelector('[data-testid="stMain"]') || document;
-  const img = main.querySelector(sel); return img ? img.currentSrc || img.src : null; }"""
+  const boxes = [...main.querySelectorAll('[data-testid="stImage"]')];
+  const box = boxes.find(b => b.textContent.includes("decoded at z"));
+  const img = box ? box.querySelector("img") : main.querySelector(sel);
+  return img ? img.currentSrc || img.src : null; }"""
 
 
 def rss_mb(pid: int) -> float:
@@ -106,16 +153,15 @@ async def move_slider(page, timeout_ms: float, key: str = "ArrowRight", presses:
 async def start_training(page, timeout_ms: float, limit: int, epochs: int) -> float:
     """Start a small training run from the sidebar ("Train a new model"); returns when it runs."""
     side = page.locator('[data-testid="stSidebar"]')
-    expander = side.get_by_text("Train a new model", exact=False)
+    expander = side.locator('[data-testid="stExpander"] summary', has_text="Train a new model")
     if await expander.count():
         await expander.first.click()
-    for label, value in (("Epochs", epochs), ("limit", limit), ("Training-set limit", limit)):
+    for label, value in (("Epochs", epochs), ("Training images", limit), ("limit", limit)):
         box = side.get_by_label(label, exact=False)
         if await box.count() and await box.first.get_attribute("type") == "number":
             await box.first.fill(str(value))
-            await box.first.press("Enter")
-            await wait_idle(page, timeout_ms)
-    button = side.get_by_role("button", name="Train", exact=False)
+            await box.first.press("Tab")  # not Enter: in a form, Enter submits it
+    button = side.get_by_role("button", name="Train", exact=True)
     t0 = time.perf_counter()
     await button.first.click()
     # Training is running when the page shows a progress bar (or a stop button).
@@ -127,7 +173,7 @@ async def run(args) -> dict:
     from playwright.async_api import async_playwright
 
     log = Path(tempfile.mkdtemp(prefix="cvae-load-")) / "streamlit.log"
-    env = {"CVAE_DATA": str(DATA), "CVAE_RUNS_DIR": str(log.parent / "runs")}
+    env = {"CVAE_DATA": str(DATA), "CVAE_RUNS": str(log.parent / "runs")}
     t_start = time.perf_counter()
     proc, url = start_streamlit(REPO / args.app, env, log)
     timeout_ms = args.timeout * 1000
@@ -136,7 +182,7 @@ async def run(args) -> dict:
     try:
         out["rss_idle_mb"] = rss_mb(proc.pid)
         async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS, headless=True)
             # 1 session alone: the first render (cold caches) and a baseline for slider moves.
             ctx0, page0, render0, errors0 = await open_session(browser, url, timeout_ms)
             out["first_render_cold_s"] = render0
