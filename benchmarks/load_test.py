@@ -91,7 +91,8 @@ DIGIT_SRC_JS = """(sel) => { const main = document.querySelector('[data-testid="
   const boxes = [...main.querySelectorAll('[data-testid="stImage"]')];
   const box = boxes.find(b => b.textContent.includes("decoded at z"));
   const img = box ? box.querySelector("img") : main.querySelector(sel);
-  return img ? img.currentSrc || img.src : null; }"""
+  // The caption names z, so a move shows even where two nearby digits look the same.
+  return img ? (box ? box.textContent : "") + " " + (img.currentSrc || img.src) : null; }"""
 
 
 def rss_mb(pid: int) -> float:
@@ -137,17 +138,28 @@ async def open_session(browser, url: str, timeout_ms: float):
     return ctx, page, render, errors
 
 
-async def move_slider(page, timeout_ms: float, key: str = "ArrowRight", presses: int = 3) -> float:
-    """Focus the first slider (z1), press a key; seconds until the digit's image changed."""
+async def move_slider(page, timeout_ms: float, key: str = "ArrowRight", presses: int = 3,
+                      retry_after_ms: float = 30_000) -> tuple[float, bool]:
+    """Focus the z1 slider, press a key; seconds until the decoded digit (image + caption) changed.
+
+    If nothing changed after ``retry_after_ms`` (an input lost, e.g. sent during a rerun),
+    presses once more and reports it: (seconds from the first press, retried).
+    """
     before = await page.evaluate(DIGIT_SRC_JS, DIGIT)
     thumb = page.locator(f"[data-testid='stMain'] {SLIDER}").first
     await thumb.focus()
+    changed = f"(b) => ({DIGIT_SRC_JS})({json.dumps(DIGIT)}) !== b"
     t0 = time.perf_counter()
     for _ in range(presses):
         await page.keyboard.press(key)
-    await page.wait_for_function(f"(b) => ({DIGIT_SRC_JS})({json.dumps(DIGIT)}) !== b", arg=before,
-                                 timeout=timeout_ms, polling=20)
-    return time.perf_counter() - t0
+    try:
+        await page.wait_for_function(changed, arg=before, timeout=min(retry_after_ms, timeout_ms), polling=20)
+        return time.perf_counter() - t0, False
+    except Exception:
+        await thumb.focus()
+        await page.keyboard.press(key)
+        await page.wait_for_function(changed, arg=before, timeout=timeout_ms, polling=20)
+        return time.perf_counter() - t0, True
 
 
 async def start_training(page, timeout_ms: float, limit: int, epochs: int) -> float:
@@ -188,9 +200,13 @@ async def run(args) -> dict:
             out["first_render_cold_s"] = render0
             out["server_start_to_render_s"] = time.perf_counter() - t_start
             out["rss_1_session_mb"] = rss_mb(proc.pid)
-            base = []
+            base, retries = [], 0
+            await asyncio.sleep(1.0)  # let the first run's follow-ups (component handshakes) settle
+            await wait_idle(page0, timeout_ms)
             for i in range(args.moves):
-                base.append(await move_slider(page0, timeout_ms, "ArrowRight" if i % 2 == 0 else "ArrowLeft"))
+                t, retried = await move_slider(page0, timeout_ms, "ArrowRight" if i % 2 == 0 else "ArrowLeft")
+                base.append(t)
+                retries += retried
                 await wait_idle(page0, timeout_ms)
             out["move_alone_s"] = base
             # The other N-1 sessions, all at once.
@@ -223,7 +239,9 @@ async def run(args) -> dict:
                 times = []
                 for k in range(args.moves):
                     try:
-                        times.append(await move_slider(page, timeout_ms, "ArrowRight" if k % 2 == 0 else "ArrowLeft"))
+                        t, retried = await move_slider(page, timeout_ms, "ArrowRight" if k % 2 == 0 else "ArrowLeft")
+                        times.append(t)
+                        lost.append(retried)
                         await wait_idle(page, timeout_ms)
                     except Exception as exc:
                         failures.append(f"session {i}: slider move {k + 1} did not update the digit: "
@@ -231,10 +249,12 @@ async def run(args) -> dict:
                         break
                 return times
 
+            lost: list[bool] = []
             t_moves = time.perf_counter()
             per_session = await asyncio.gather(*[moves_of(i, p) for i, p in enumerate(movers, start=len(pages) - len(movers))])
             out["move_concurrent_s"] = [t for ts in per_session for t in ts]
             out["moves_wall_s"] = time.perf_counter() - t_moves
+            out["moves_retried"] = retries + sum(lost)
             out["rss_n_sessions_training_mb"] = rss_mb(proc.pid)
             out["training_still_running"] = bool(await page0.locator('[data-testid="stProgress"]').count()) \
                 if not args.no_train else None
@@ -289,6 +309,8 @@ def report(out: dict) -> None:
     if out.get("training_still_running") is not None:
         print(f"  training was {'still running' if out['training_still_running'] else 'finished'} "
               f"when the moves ended")
+    if out.get("moves_retried"):
+        print(f"  {out['moves_retried']} slider move(s) changed nothing within 30 s and needed a second key press")
     if out["failures"]:
         print("FAILURES:")
         for f in out["failures"]:
