@@ -109,7 +109,10 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--quality", action="store_true", help="also measure time to test loss 155 and 151.3")
     p.add_argument("--max-minutes", type=float, default=30.0, help="per trainer, for --quality")
+    p.add_argument("--threads", type=int, default=None, help="torch threads for both (default: torch's)")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     train_x, _ = load_mnist("train", args.data_dir, download=False)
     test_x, _ = load_mnist("test", args.data_dir, download=False)

@@ -104,6 +104,9 @@ def build_assets(checkpoint, data_dir, assets_dir=ASSETS_DIR, train_command: str
         "final_epoch": hist[-1] if hist else None,
         "created": meta["created"],
     }
+    if extra.get("init_from"):
+        # Fine-tuned from an earlier run (train --init): record that run too.
+        card["init_from"] = extra["init_from"]
     tmp = assets_dir / f".{SHIPPED_RECORD.name}.tmp"
     tmp.write_text(json.dumps(card, indent=2) + "\n")
     os.replace(tmp, assets_dir / SHIPPED_RECORD.name)

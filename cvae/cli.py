@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--limit", type=_positive_int, help="train on the first N training images only")
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    t.add_argument("--init", metavar="CHECKPOINT",
+                   help="start from this checkpoint's weights and architecture (fine-tuning) instead of "
+                        "a fresh model")
     t.add_argument("--no-download", action="store_true", help="never try to download MNIST")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -91,6 +94,17 @@ def _cmd_train(args) -> int:
     cfg = TrainConfig.from_recipe(args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                   optimizer=args.optimizer, schedule=args.schedule, patience=args.patience,
                                   seed=args.seed, limit=args.limit, device=args.device)
+    model, init_from = None, None
+    if args.init:
+        from .checkpoint import load_checkpoint
+
+        model = load_checkpoint(args.init)
+        prev = model.meta.get("extra", {})
+        init_from = {"checkpoint": str(args.init), "command": prev.get("command"),
+                     "epochs": len(model.meta.get("history", [])), "best_val_loss": prev.get("best_val_loss"),
+                     "wall_seconds": prev.get("wall_seconds")}
+        print(f"Starting from {args.init} ({init_from['epochs']} epochs, "
+              f"val_loss {prev.get('best_val_loss')})", flush=True)
     train_x, _ = load_mnist("train", args.data_dir, download=not args.no_download)
     test_x, _ = load_mnist("test", args.data_dir, download=not args.no_download)
     n = min(len(train_x), cfg.limit or len(train_x))
@@ -101,7 +115,9 @@ def _cmd_train(args) -> int:
 
     meta = {"command": "python -m cvae " + " ".join(sys.argv[1:] if argv_is_cli() else []),
             "machine": machine_description()}
-    result = train(cfg, train_x, test_x, out=args.out, progress=not args.quiet,
+    if init_from:
+        meta["init_from"] = init_from
+    result = train(cfg, train_x, test_x, model=model, out=args.out, progress=not args.quiet,
                    log=lambda line: print(line, flush=True), meta=meta)
     print(result.message)
     if result.best_epoch is None:

@@ -27,6 +27,7 @@ def test_offline_without_data_is_one_clear_paragraph(tmp_path):
     r = run_cli("evaluate", str(ck), "--data-dir", str(empty), "--no-download")
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
+    assert "bad.pt" in r.stderr and "MNIST" not in r.stderr  # the checkpoint is checked before the data
     err = r.stderr.strip()
     assert len(err.splitlines()) == 1
     for f in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
@@ -50,6 +51,7 @@ def test_bad_checkpoint_exit_code(tmp_path):
     r = run_cli("evaluate", str(bad), "--data-dir", str(DATA_DIR))
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
+    assert "bad.pt" in r.stderr and "MNIST" not in r.stderr  # the checkpoint is checked before the data
     assert str(bad) in r.stderr
 
 
@@ -58,6 +60,7 @@ def test_bad_training_options(tmp_path, args):
     r = run_cli("train", "--data-dir", str(DATA_DIR), "--out", str(tmp_path / "m.pt"), *args)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
+    assert "bad.pt" in r.stderr and "MNIST" not in r.stderr  # the checkpoint is checked before the data
 
 
 @pytest.mark.skipif(not has_data(), reason="needs MNIST in ../shared/mnist")
@@ -76,3 +79,33 @@ def test_train_then_evaluate_json(tmp_path):
     # The same seed gives the same figure.
     r2 = run_cli("evaluate", str(out), "--data-dir", str(DATA_DIR), "--json")
     assert json.loads(r2.stdout.strip().splitlines()[-1])["test_loss"] == res["test_loss"]
+
+
+@pytest.mark.skipif(not has_data(), reason="needs MNIST in ../shared/mnist")
+def test_train_init_starts_from_the_checkpoint(tmp_path):
+    """--init fine-tunes a checkpoint: its architecture is kept and training starts at its weights."""
+    from cvae import load_checkpoint
+
+    torch.manual_seed(3)
+    start = CVAE(latent_dim=3)
+    save_checkpoint(start, tmp_path / "start.pt", extra={"command": "python -m cvae train (the first run)"})
+    out = tmp_path / "tuned.pt"
+    r = run_cli("train", "--data-dir", str(DATA_DIR), "--out", str(out), "--init", str(tmp_path / "start.pt"),
+                "--epochs", "1", "--limit", "256", "--batch-size", "64", "--lr", "1e-9", "--quiet")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Starting from" in r.stdout
+    tuned = load_checkpoint(out)
+    assert tuned.latent_dim == 3
+    assert tuned.meta["extra"]["init_from"]["command"] == "python -m cvae train (the first run)"
+    for (name, a), b in zip(start.state_dict().items(), tuned.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), name  # lr 1e-9: the weights barely move
+
+
+def test_train_init_from_a_bad_file_is_exit_2(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    r = run_cli("train", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o.pt"), "--init", str(bad),
+                "--no-download")
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert "bad.pt" in r.stderr and "MNIST" not in r.stderr  # the checkpoint is checked before the data
