@@ -363,9 +363,11 @@ def train_form_ui(data: str) -> None:
     reg = job_registry()
     with st.form("train_form", border=False):
         c1, c2 = st.columns(2)
-        epochs = c1.number_input("Epochs", 1, 200, 5, key="train_epochs")
-        batch = c2.number_input("Batch size", 1, 4096, 128, key="train_batch")
-        lr = c1.number_input("Learning rate", 1e-5, 1.0, 2e-3, format="%.4f", step=1e-4, key="train_lr")
+        recipe = cvae.RECIPES[cvae.DEFAULT_RECIPE]  # defaults: the recipe that reaches the tutorial's quality
+        epochs = c1.number_input("Epochs", 1, 200, recipe["epochs"], key="train_epochs",
+                                 help="The learning rate decays to zero over these epochs (cosine).")
+        batch = c2.number_input("Batch size", 1, 4096, recipe["batch_size"], key="train_batch")
+        lr = c1.number_input("Learning rate", 1e-5, 1.0, recipe["lr"], format="%.4f", step=1e-4, key="train_lr")
         seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
         limit = st.number_input("Training images (0 = all 60,000)", 0, 60000, 0, step=1000, key="train_limit",
                                 help="Train on the first N images only: much faster, a rougher model.")
@@ -376,7 +378,7 @@ def train_form_ui(data: str) -> None:
                      "that holds MNIST/raw/, or run `python -m cvae train ...` once online to download it).")
             return
         try:
-            cfg = cvae.TrainConfig.from_recipe("tutorial", epochs=int(epochs), batch_size=int(batch), lr=float(lr),
+            cfg = cvae.TrainConfig.from_recipe(cvae.DEFAULT_RECIPE, epochs=int(epochs), batch_size=int(batch), lr=float(lr),
                                                seed=int(seed), limit=int(limit) or None, patience=0, device="cpu")
             stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
             out = runs_dir() / f"cvae_{stamp}_e{int(epochs)}_b{int(batch)}.pt"

@@ -20,15 +20,17 @@ from .checkpoint import save_checkpoint
 from .latent import evaluate
 from .model import CVAE, ModelConfig, pick_device
 
-# Named recipes. "tutorial" is the Keras tutorial's; "fast" reaches its quality in far
-# fewer passes on a CPU (see README, Performance).
+# Named recipes. "tutorial" is the Keras tutorial's (val_loss 151.3 at its best epoch, 12,
+# early-stopped at 14). "fast" reaches that quality in 8 epochs: twice the learning rate,
+# decayed to zero along a cosine, no early stopping (measured 151.29 after epoch 8, seed 0;
+# see README, Performance).
 RECIPES: dict[str, dict] = {
     "tutorial": dict(epochs=30, batch_size=32, lr=1e-3, optimizer="adam", schedule="constant",
                      patience=2),
-    "fast": dict(epochs=6, batch_size=128, lr=3e-3, optimizer="adam", schedule="cosine",
+    "fast": dict(epochs=8, batch_size=32, lr=2e-3, optimizer="adam", schedule="cosine",
                  patience=0),
 }
-DEFAULT_RECIPE = "tutorial"
+DEFAULT_RECIPE = "fast"
 
 
 @dataclass
