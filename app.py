@@ -46,6 +46,7 @@ DIGIT_PX = 280  # the decoder canvas: 28 px x 10, nearest neighbour
 DEFAULT_BOUNDS = (-4.0, 4.0, -4.0, 4.0)
 SLIDER_STEP = 0.01
 TRAIN_POLL_S = 1.0
+WATCH_POLL_S = 5.0  # tabs following a training started elsewhere
 
 
 # --------------------------------------------------------------------------- paths
@@ -424,8 +425,10 @@ def training_ui(data: str) -> None:
     job = reg.get(job_id) or reg.active()
     mine_unacked = job is not None and job.id == job_id and st.session_state.get("_acknowledged_job") != job.id
     poll = job is not None and (job.running or mine_unacked)
-    # Polls the job while one runs; otherwise a plain fragment that costs nothing.
-    st.fragment(_training_status, run_every=TRAIN_POLL_S if poll else None)(job_id)
+    # Polls the job while one runs (the tab that started it often, others watching slowly,
+    # so ten watching tabs do not keep a small server busy); otherwise a plain fragment.
+    every = (TRAIN_POLL_S if job is not None and job.id == job_id else WATCH_POLL_S) if poll else None
+    st.fragment(_training_status, run_every=every)(job_id)
     notice = st.session_state.pop("_train_notice", None)
     if notice:
         st.success(notice)

@@ -27,7 +27,6 @@ def test_offline_without_data_is_one_clear_paragraph(tmp_path):
     r = run_cli("evaluate", str(ck), "--data-dir", str(empty), "--no-download")
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
-    assert "bad.pt" in r.stderr and "MNIST" not in r.stderr  # the checkpoint is checked before the data
     err = r.stderr.strip()
     assert len(err.splitlines()) == 1
     for f in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
@@ -51,7 +50,6 @@ def test_bad_checkpoint_exit_code(tmp_path):
     r = run_cli("evaluate", str(bad), "--data-dir", str(DATA_DIR))
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
-    assert "bad.pt" in r.stderr and "MNIST" not in r.stderr  # the checkpoint is checked before the data
     assert str(bad) in r.stderr
 
 
@@ -60,7 +58,6 @@ def test_bad_training_options(tmp_path, args):
     r = run_cli("train", "--data-dir", str(DATA_DIR), "--out", str(tmp_path / "m.pt"), *args)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
-    assert "bad.pt" in r.stderr and "MNIST" not in r.stderr  # the checkpoint is checked before the data
 
 
 @pytest.mark.skipif(not has_data(), reason="needs MNIST in ../shared/mnist")
