@@ -356,10 +356,9 @@ def _corrupt(tensor: torch.Tensor, value: str) -> None:
     tensor.fill_(float(value))
 
 
-@pytest.mark.parametrize("value", ["nan", "inf"])
-def test_nonfinite_loss_mid_training_keeps_best_weights(tmp_path, mnist, value):
-    """Data turn bad after epoch 1: training stops with a message, keeps epoch 1, on disk too."""
-    train_x, test_x = mnist[0].clone(), mnist[1]
+def _train_and_spoil_after_epoch1(tmp_path, train_x, test_x, spoil):
+    """Train 4 epochs; after epoch 1, ``spoil()`` ruins the data the loop reads (same storage).
+    Returns the result, the weights after epoch 1 and the checkpoint path."""
     out = tmp_path / "run.pt"
     model = CVAE()
     after_epoch1 = {}
@@ -367,10 +366,19 @@ def test_nonfinite_loss_mid_training_keeps_best_weights(tmp_path, mnist, value):
     def callback(event):
         if event["kind"] == "epoch" and event["epoch"] == 1:
             after_epoch1.update(state_of(model))
-            _corrupt(train_x, value)  # the loop reads these very tensors (same storage)
+            spoil()
 
     cfg = TrainConfig(epochs=4, batch_size=64, patience=0, device="cpu")
     res = train(cfg, train_x, test_x, model=model, callback=callback, out=out)
+    return res, after_epoch1, out
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_nonfinite_loss_mid_training_keeps_best_weights(tmp_path, mnist, value):
+    """Data turn bad after epoch 1: training stops with a message, keeps epoch 1, on disk too."""
+    train_x, test_x = mnist[0].clone(), mnist[1]
+    res, after_epoch1, out = _train_and_spoil_after_epoch1(tmp_path, train_x, test_x,
+                                                           lambda: _corrupt(train_x, value))
     assert res.stop_reason == "nan"
     assert res.best_epoch == 1 and len(res.history) == 1
     assert "loss became" in res.message and "epoch 2" in res.message
@@ -385,17 +393,8 @@ def test_nonfinite_loss_mid_training_keeps_best_weights(tmp_path, mnist, value):
 
 def test_nonfinite_val_loss_keeps_best_weights(tmp_path, mnist):
     train_x, test_x = mnist[0], mnist[1].clone()
-    out = tmp_path / "run.pt"
-    model = CVAE()
-    after_epoch1 = {}
-
-    def callback(event):
-        if event["kind"] == "epoch" and event["epoch"] == 1:
-            after_epoch1.update(state_of(model))
-            test_x.fill_(float("nan"))
-
-    res = train(TrainConfig(epochs=4, batch_size=64, patience=0, device="cpu"), train_x, test_x,
-                model=model, callback=callback, out=out)
+    res, after_epoch1, out = _train_and_spoil_after_epoch1(tmp_path, train_x, test_x,
+                                                           lambda: test_x.fill_(float("nan")))
     assert res.stop_reason == "nan" and "val_loss became nan at epoch 2" in res.message
     assert same_state(state_of(res.model), after_epoch1)
     assert same_state(state_of(load_checkpoint(out)), after_epoch1)
