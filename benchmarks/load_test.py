@@ -172,6 +172,24 @@ async def move_slider(page, timeout_ms: float, key: str = "ArrowRight", presses:
         return time.perf_counter() - t0, True
 
 
+async def page_state(page, shot: Path) -> str:
+    """What a stuck page looks like: slider value, script state, connection, screenshot."""
+    try:
+        info = await page.evaluate("""() => {
+          const app = document.querySelector('[data-testid="stApp"]');
+          const s = document.querySelector('[data-testid="stMain"] [data-testid="stSlider"] [role="slider"]');
+          return {script: app && app.getAttribute('data-test-script-state'),
+                  connection: app && app.getAttribute('data-test-connection-state'),
+                  z1: s && s.getAttribute('aria-valuenow'),
+                  focused: document.activeElement && document.activeElement.getAttribute('aria-label'),
+                  caption: [...document.querySelectorAll('[data-testid="stImage"]')]
+                           .map(b => b.textContent).find(t => t.includes('decoded at z')) || null}; }""")
+        await page.screenshot(path=str(shot))
+        return f"{info}, screenshot {shot}"
+    except Exception as exc:  # the page itself may be gone
+        return f"unreadable ({type(exc).__name__})"
+
+
 async def start_training(page, timeout_ms: float, limit: int, epochs: int) -> float:
     """Start a small training run from the sidebar ("Train a new model"); returns when it runs."""
     side = page.locator('[data-testid="stSidebar"]')
@@ -254,8 +272,9 @@ async def run(args) -> dict:
                         lost.append(retried)
                         await settle(page, 30_000)
                     except Exception as exc:
+                        state = await page_state(page, log.parent / f"failed-session{i}-move{k + 1}.png")
                         failures.append(f"session {i}: slider move {k + 1} did not update the digit: "
-                                        f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+                                        f"{type(exc).__name__}: {str(exc).splitlines()[0]}; page: {state}")
                         break
                 return times
 
