@@ -235,7 +235,11 @@ async def run(args) -> dict:
                 t, retried = await move_slider(page0, timeout_ms, "ArrowRight" if i % 2 == 0 else "ArrowLeft")
                 base.append(t)
                 retries += retried
-                await wait_idle(page0, timeout_ms)
+                try:
+                    await wait_idle(page0, timeout_ms)
+                except Exception:
+                    state = await page_state(page0, log.parent / f"stuck-alone-move{i + 1}.png")
+                    raise RuntimeError(f"session 0 stayed busy after move {i + 1}; page: {state}") from None
             out["move_alone_s"] = base
             # The other N-1 sessions, all at once.
             opened = await asyncio.gather(*[open_session(browser, url, timeout_ms)
