@@ -35,7 +35,7 @@ DEFAULT_RECIPE = "fast"
 
 @dataclass
 class TrainConfig:
-    recipe: str = DEFAULT_RECIPE
+    recipe: str = "tutorial"  # the field defaults below are the tutorial recipe's values
     epochs: int = 30
     batch_size: int = 32
     lr: float = 1e-3
