@@ -65,23 +65,10 @@ def _first_tensor(obj):
     return None
 
 
-def _leaves_with_params(part: nn.Module) -> set[str]:
-    return {n for n, m in part.named_modules()
-            if n and not any(True for _ in m.children()) and any(True for _ in m.parameters(recurse=False))}
-
-
 @torch.inference_mode()
 def summarize_part(name: str, part: nn.Module, dummy: torch.Tensor) -> PartSummary:
-    """Run ``part`` once on ``dummy`` (batch 1) and record each leaf layer in call order.
-
-    A part whose fast ``forward`` uses its layers' weights directly (so no layer hook
-    fires) is run through its ``reference_forward`` (the same maths, layer by layer).
-    """
-    summary = _summarize_with(name, part, dummy, part)
-    missed = _leaves_with_params(part) - {r.layer for r in summary.rows if not r.note.startswith("not called")}
-    if missed and callable(getattr(part, "reference_forward", None)):
-        summary = _summarize_with(name, part, dummy, part.reference_forward)
-    return summary
+    """Run ``part`` once on ``dummy`` (batch 1) and record each leaf layer in call order."""
+    return _summarize_with(name, part, dummy, part)
 
 
 def _summarize_with(name: str, part: nn.Module, dummy: torch.Tensor, run) -> PartSummary:
