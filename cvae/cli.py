@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--optimizer", choices=["adam", "rmsprop"])
     t.add_argument("--schedule", choices=["constant", "cosine"])
     t.add_argument("--patience", type=int, help="early-stopping patience in epochs (0: off)")
+    t.add_argument("--weight-decay", type=float, help="decoupled weight decay (AdamW); default 0")
+    t.add_argument("--ema", type=float, metavar="DECAY",
+                   help="validate and save an exponential moving average of the weights (e.g. 0.999); default off")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--limit", type=_positive_int, help="train on the first N training images only")
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
@@ -93,7 +96,8 @@ def _cmd_train(args) -> int:
 
     cfg = TrainConfig.from_recipe(args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                   optimizer=args.optimizer, schedule=args.schedule, patience=args.patience,
-                                  seed=args.seed, limit=args.limit, device=args.device)
+                                  seed=args.seed, limit=args.limit, device=args.device,
+                                  weight_decay=args.weight_decay, ema=args.ema)
     model, init_from = None, None
     if args.init:
         from .checkpoint import load_checkpoint
@@ -110,7 +114,9 @@ def _cmd_train(args) -> int:
     n = min(len(train_x), cfg.limit or len(train_x))
     print(f"Training on {n} images, validating on {len(test_x)}; recipe {cfg.recipe}: "
           f"batch {cfg.batch_size}, lr {cfg.lr}, {cfg.optimizer}, {cfg.schedule}, up to {cfg.epochs} epochs, "
-          f"patience {cfg.patience or 'off'}, seed {cfg.seed}", flush=True)
+          f"patience {cfg.patience or 'off'}, seed {cfg.seed}"
+          + (f", weight decay {cfg.weight_decay}" if cfg.weight_decay else "")
+          + (f", EMA {cfg.ema}" if cfg.ema else ""), flush=True)
     from .assets import machine_description
 
     meta = {"command": "python -m cvae " + " ".join(sys.argv[1:] if argv_is_cli() else []),

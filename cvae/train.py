@@ -45,6 +45,8 @@ class TrainConfig:
     min_lr_ratio: float = 0.0  # cosine ends at lr * this
     patience: int = 2  # early stopping on val_loss; 0 turns it off
     min_delta: float = 0.0  # an epoch must beat the best val_loss by more than this
+    weight_decay: float = 0.0  # decoupled weight decay (AdamW) when > 0; adam only
+    ema: float = 0.0  # > 0: validate and keep an exponential moving average of the weights, this decay per step
     seed: int = 0
     limit: int | None = None  # train on the first N training images
     device: str = "auto"
@@ -62,6 +64,10 @@ class TrainConfig:
             (0 <= self.warmup < 1, f"warmup must be in [0, 1), got {self.warmup}"),
             (0 <= self.min_lr_ratio <= 1, f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}"),
             (isinstance(self.patience, int) and self.patience >= 0, f"patience must be >= 0, got {self.patience}"),
+            (math.isfinite(self.weight_decay) and 0 <= self.weight_decay <= 1,
+             f"weight decay must be in [0, 1], got {self.weight_decay}"),
+            (self.weight_decay == 0 or self.optimizer == "adam", "weight decay needs the adam optimizer (AdamW)"),
+            (math.isfinite(self.ema) and 0 <= self.ema < 1, f"ema decay must be in [0, 1), got {self.ema}"),
             (self.limit is None or (isinstance(self.limit, int) and self.limit >= 1),
              f"limit must be a positive number of images, got {self.limit}"),
         ]
@@ -110,6 +116,8 @@ def _lr_factor(cfg: TrainConfig, step: int, total: int) -> float:
 def _make_optimizer(cfg: TrainConfig, params):
     if cfg.optimizer == "adam":
         # Keras' Adam: epsilon 1e-7.
+        if cfg.weight_decay > 0:
+            return torch.optim.AdamW(params, lr=cfg.lr, eps=1e-7, weight_decay=cfg.weight_decay)
         return torch.optim.Adam(params, lr=cfg.lr, eps=1e-7)
     # Keras' RMSprop: rho 0.9, epsilon 1e-7.
     return torch.optim.RMSprop(params, lr=cfg.lr, alpha=0.9, eps=1e-7)
@@ -118,7 +126,8 @@ def _make_optimizer(cfg: TrainConfig, params):
 def format_epoch(rec: dict, epochs: int) -> str:
     return (f"Epoch {rec['epoch']}/{epochs} - {rec['seconds']:.0f}s - loss: {rec['loss']:.4f}"
             f" - recon: {rec['recon']:.4f} - kl: {rec['kl']:.4f} - val_loss: {rec['val_loss']:.4f}"
-            f" - val_recon: {rec['val_recon']:.4f} - val_kl: {rec['val_kl']:.4f}")
+            f" - val_recon: {rec['val_recon']:.4f} - val_kl: {rec['val_kl']:.4f}"
+            + (f" - val_loss_raw: {rec['val_loss_raw']:.4f}" if "val_loss_raw" in rec else ""))
 
 
 def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
@@ -155,6 +164,10 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     noise = torch.Generator(device=device).manual_seed(cfg.seed + 1)
     opt = _make_optimizer(cfg, model.parameters())
+    # Polyak/EMA averaging: the averaged weights are the ones validated, kept and saved.
+    ema = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema))
+           if cfg.ema > 0 else None)
+    kept = ema.module if ema is not None else model  # the weights that are validated and kept
     base_lrs = [g["lr"] for g in opt.param_groups]
     # Restored if the loss blows up before any epoch finishes (never return NaN weights).
     initial_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
@@ -197,6 +210,8 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
                 opt.zero_grad(set_to_none=True)
                 parts.loss.backward()
                 opt.step()
+                if ema is not None:
+                    ema.update_parameters(model)
                 global_step += 1
                 loss_v = parts.loss.item()
                 if not math.isfinite(loss_v):
@@ -221,12 +236,15 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
                 bar.close()
                 bar = None
             train_seconds = time.perf_counter() - t0
-            val = evaluate(model, test_x, batch_size=cfg.eval_batch_size, seed=cfg.seed)
+            val = evaluate(kept, test_x, batch_size=cfg.eval_batch_size, seed=cfg.seed)
             tr = (sums / max(seen, 1)).tolist()
             rec = {"epoch": epoch, "seconds": time.perf_counter() - t0, "train_seconds": train_seconds,
                    "images": seen, "loss": tr[0], "recon": tr[1],
                    "kl": tr[2], "val_loss": val["loss"], "val_recon": val["recon"], "val_kl": val["kl"],
                    "lr": opt.param_groups[0]["lr"]}
+            if ema is not None:  # the raw weights' loss too, to show what the averaging gains
+                rec["val_loss_raw"] = evaluate(model, test_x, batch_size=cfg.eval_batch_size, seed=cfg.seed)["loss"]
+                rec["seconds"] = time.perf_counter() - t0
             history.append(rec)
             if log is not None:
                 log(format_epoch(rec, cfg.epochs))
@@ -235,7 +253,7 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
                 raise StopTraining
             if rec["val_loss"] < best_val - cfg.min_delta or best_epoch is None:
                 best_val, best_epoch, stale = rec["val_loss"], epoch, 0
-                best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+                best_state = copy.deepcopy({k: v.detach().cpu() for k, v in kept.state_dict().items()})
                 save_best()
             else:
                 stale += 1

@@ -95,3 +95,51 @@ def test_latent_helpers(data):
         decode_grid(m, n=0)
     with pytest.raises(ValueError):
         decode_points(m, [[float("nan"), 0.0]])
+
+
+def test_ema_keeps_the_moving_average_of_the_raw_trajectory(data):
+    train_x, test_x, _ = data
+    decay = 0.8
+    # The raw run: averaging never changes the trajectory, so record its weights after each step.
+    raw_model = CVAE()
+    torch.manual_seed(0)
+    start = {k: v.clone() for k, v in CVAE().state_dict().items()}
+    raw_model.load_state_dict(start)
+    trail = []
+    raw = train(TrainConfig(epochs=1, batch_size=256, patience=0), train_x, test_x, model=raw_model,
+                callback=lambda ev: trail.append({k: v.detach().clone() for k, v in raw_model.state_dict().items()})
+                if ev["kind"] == "step" else None)
+    expected = dict(trail[0])
+    for w in trail[1:]:
+        expected = {k: decay * expected[k] + (1 - decay) * w[k] for k in expected}
+
+    ema_model = CVAE()
+    ema_model.load_state_dict(start)
+    res = train(TrainConfig(epochs=1, batch_size=256, patience=0, ema=decay), train_x, test_x, model=ema_model)
+    got = res.model.state_dict()
+    assert len(trail) == 12
+    for k in expected:
+        torch.testing.assert_close(got[k], expected[k], rtol=1e-4, atol=1e-6)
+    # The averaged weights are what is validated; the raw ones are logged beside them.
+    assert res.history[0]["val_loss_raw"] == pytest.approx(raw.history[0]["val_loss"], rel=1e-6)
+    assert res.history[0]["val_loss"] == pytest.approx(evaluate(res.model, test_x)["loss"], rel=1e-6)
+    assert res.history[0]["val_loss"] != pytest.approx(res.history[0]["val_loss_raw"], rel=1e-4)
+
+
+def test_weight_decay_shrinks_the_weights(data):
+    train_x, test_x, _ = data
+    norms = {}
+    for wd in (0.0, 1.0):
+        torch.manual_seed(0)
+        res = train(TrainConfig(epochs=1, batch_size=32, patience=0, weight_decay=wd), train_x[:1024], test_x)
+        norms[wd] = sum(p.detach().pow(2).sum() for p in res.model.parameters()).sqrt().item()
+    assert norms[1.0] < 0.99 * norms[0.0], norms
+
+
+@pytest.mark.parametrize("bad, words", [
+    (dict(weight_decay=-0.1), "weight decay"), (dict(weight_decay=0.01, optimizer="rmsprop"), "adam"),
+    (dict(ema=1.0), "ema"), (dict(ema=float("nan")), "ema"),
+])
+def test_bad_averaging_options_are_refused(bad, words):
+    with pytest.raises(ValueError, match=words):
+        TrainConfig(**bad)
