@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cvae import TrainConfig, evaluate, load_mnist, train  # noqa: E402
 from cvae.model import reparameterize, vae_loss  # noqa: E402
-from cvae.train import DEFAULT_RECIPE, RECIPES  # noqa: E402
+from cvae.train import DEFAULT_RECIPE, RECIPES, auto_workers  # noqa: E402
 
 
 class PlainCVAE(nn.Module):
@@ -123,8 +123,9 @@ def main(argv=None):
     ref = Reference(args.data_dir)
     ref.run(320)  # warm-up
     project_images_per_second(cfg, train_x, test_x, 256)
-    ref_t = proj_t = 0.0
-    ref_n = proj_n = 0
+    one = TrainConfig(**{**cfg.to_dict(), "workers": 1})  # the same trainer without splitting batches
+    ref_t = proj_t = one_t = 0.0
+    ref_n = proj_n = one_n = 0
     for r in range(args.rounds):
         t0 = time.perf_counter()
         ref_n += ref.run(args.images)
@@ -132,10 +133,16 @@ def main(argv=None):
         n, secs = project_images_per_second(cfg, train_x, test_x, args.images)
         proj_n += n
         proj_t += secs
-        print(f"round {r + 1}: reference {ref_n / ref_t:7.0f} img/s   project {proj_n / proj_t:7.0f} img/s", flush=True)
-    ref_ips, proj_ips = ref_n / ref_t, proj_n / proj_t
+        n, secs = project_images_per_second(one, train_x, test_x, args.images)
+        one_n += n
+        one_t += secs
+        print(f"round {r + 1}: reference {ref_n / ref_t:7.0f} img/s   project {proj_n / proj_t:7.0f} img/s   "
+              f"project, 1 worker {one_n / one_t:7.0f} img/s", flush=True)
+    ref_ips, proj_ips, one_ips = ref_n / ref_t, proj_n / proj_t, one_n / one_t
+    workers = cfg.workers or auto_workers(torch.device("cpu"), cfg.batch_size)
     print(f"THROUGHPUT reference {ref_ips:.0f} img/s ({1e6 / ref_ips:.0f} us/img), project {proj_ips:.0f} img/s "
-          f"({1e6 / proj_ips:.0f} us/img), ratio {proj_ips / ref_ips:.2f}x")
+          f"({1e6 / proj_ips:.0f} us/img, {workers} workers), ratio {proj_ips / ref_ips:.2f}x; "
+          f"project with 1 worker {one_ips:.0f} img/s ({1e6 / one_ips:.0f} us/img), ratio {one_ips / ref_ips:.2f}x")
 
     if args.quality:
         targets = (155.0, 151.3)

@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--schedule", choices=["constant", "cosine"])
     t.add_argument("--patience", type=int, help="early-stopping patience in epochs (0: off)")
     t.add_argument("--weight-decay", type=float, help="decoupled weight decay (AdamW); default 0")
+    t.add_argument("--workers", type=int, help="threads that split each batch on a CPU (default 0: one per core)")
     t.add_argument("--ema", type=float, metavar="DECAY",
                    help="validate and save an exponential moving average of the weights (e.g. 0.999); default off")
     t.add_argument("--seed", type=int, default=0)
@@ -97,7 +98,7 @@ def _cmd_train(args) -> int:
     cfg = TrainConfig.from_recipe(args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                   optimizer=args.optimizer, schedule=args.schedule, patience=args.patience,
                                   seed=args.seed, limit=args.limit, device=args.device,
-                                  weight_decay=args.weight_decay, ema=args.ema)
+                                  weight_decay=args.weight_decay, ema=args.ema, workers=args.workers)
     model, init_from = None, None
     if args.init:
         from .checkpoint import load_checkpoint

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
@@ -52,6 +54,7 @@ class TrainConfig:
     device: str = "auto"
     eval_batch_size: int = 2000
     channels_last: bool = True  # NHWC activations: faster CPU convolutions, same maths
+    workers: int = 0  # threads that split each batch (data parallel, CPU); 0: auto (see auto_workers)
 
     def __post_init__(self) -> None:
         checks = [
@@ -68,6 +71,7 @@ class TrainConfig:
              f"weight decay must be in [0, 1], got {self.weight_decay}"),
             (self.weight_decay == 0 or self.optimizer == "adam", "weight decay needs the adam optimizer (AdamW)"),
             (math.isfinite(self.ema) and 0 <= self.ema < 1, f"ema decay must be in [0, 1), got {self.ema}"),
+            (isinstance(self.workers, int) and 0 <= self.workers <= 64, f"workers must be 0..64, got {self.workers}"),
             (self.limit is None or (isinstance(self.limit, int) and self.limit >= 1),
              f"limit must be a positive number of images, got {self.limit}"),
         ]
@@ -113,12 +117,72 @@ def _lr_factor(cfg: TrainConfig, step: int, total: int) -> float:
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
-def _make_optimizer(cfg: TrainConfig, params):
+def auto_workers(device: torch.device, batch_size: int) -> int:
+    """Threads per batch for ``workers=0``: one per CPU core this process may use (at most 8),
+    keeping at least 8 images per shard; 1 on a GPU."""
+    if device.type != "cpu":
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8, batch_size // 8))
+
+
+class _Step:
+    """Loss and gradients of one batch, on one thread or split over several (data parallel).
+
+    Split: each thread takes one shard of the batch, runs the forward pass and
+    ``torch.autograd.grad`` on it (scaled by its share of the batch) with its own noise
+    generator, and the main thread sums the shard gradients in a fixed order. The result
+    is the whole batch's mean loss and gradient, to float rounding, and seeded runs stay
+    reproducible. With one intra-op thread per shard, this model's small convolutions use
+    two CPU cores better than PyTorch's intra-op threading does (README, Performance).
+    """
+
+    def __init__(self, model: CVAE, workers: int, seed: int, device: torch.device):
+        self.model = model
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.gens = [torch.Generator(device=device).manual_seed(seed + 1 + i) for i in range(workers)]
+        self.pool = ThreadPoolExecutor(workers - 1, thread_name_prefix="cvae-train") if workers > 1 else None
+
+    def _shard(self, x: torch.Tensor, i: int, weight: float):
+        parts = self.model.loss(x, generator=self.gens[i])
+        grads = torch.autograd.grad(parts.loss * weight, self.params)
+        return grads, torch.stack([parts.loss, parts.recon, parts.kl]).detach() * weight
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Sets every parameter's ``.grad``; returns the batch's (loss, recon, kl) means."""
+        if self.pool is None:
+            parts = self.model.loss(x, generator=self.gens[0])
+            for p in self.params:
+                p.grad = None
+            parts.loss.backward()
+            return torch.stack([parts.loss, parts.recon, parts.kl]).detach()
+        shards = [s for s in x.tensor_split(len(self.gens)) if len(s)]
+        n = len(x)
+        futures = [self.pool.submit(self._shard, s, i, len(s) / n) for i, s in enumerate(shards) if i]
+        results = [self._shard(shards[0], 0, len(shards[0]) / n)] + [f.result() for f in futures]
+        for j, p in enumerate(self.params):
+            g = results[0][0][j]
+            for r in results[1:]:
+                g = g + r[0][j]
+            p.grad = g
+        return sum(r[1] for r in results)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+
+
+def _make_optimizer(cfg: TrainConfig, params, device: torch.device):
+    # One fused kernel per step instead of a dozen small ops per parameter (same maths).
+    fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
     if cfg.optimizer == "adam":
         # Keras' Adam: epsilon 1e-7.
         if cfg.weight_decay > 0:
-            return torch.optim.AdamW(params, lr=cfg.lr, eps=1e-7, weight_decay=cfg.weight_decay)
-        return torch.optim.Adam(params, lr=cfg.lr, eps=1e-7)
+            return torch.optim.AdamW(params, lr=cfg.lr, eps=1e-7, weight_decay=cfg.weight_decay, **fused)
+        return torch.optim.Adam(params, lr=cfg.lr, eps=1e-7, **fused)
     # Keras' RMSprop: rho 0.9, epsilon 1e-7.
     return torch.optim.RMSprop(params, lr=cfg.lr, alpha=0.9, eps=1e-7)
 
@@ -162,8 +226,12 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
     steps = math.ceil(n / bs)
     total_steps = steps * cfg.epochs
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
-    noise = torch.Generator(device=device).manual_seed(cfg.seed + 1)
-    opt = _make_optimizer(cfg, model.parameters())
+    workers = cfg.workers or auto_workers(device, bs)
+    step = _Step(model, workers, cfg.seed, device)
+    threads_before = torch.get_num_threads()
+    if workers > 1:
+        torch.set_num_threads(1)  # one core per shard; restored when training ends
+    opt = _make_optimizer(cfg, model.parameters(), device)
     # Polyak/EMA averaging: the averaged weights are the ones validated, kept and saved.
     ema = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema))
            if cfg.ema > 0 else None)
@@ -188,7 +256,7 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
             snapshot.load_state_dict(best_state)
             save_checkpoint(snapshot, out, train_config=cfg.to_dict(), history=history,
                             extra={**(meta or {}), "best_epoch": best_epoch, "best_val_loss": best_val,
-                                   "train_images": n, "stop_reason": stop_reason, "device": str(device),
+                                   "train_images": n, "stop_reason": stop_reason, "device": str(device), "workers": workers,
                                    "wall_seconds": time.perf_counter() - t_start})
 
     try:
@@ -206,14 +274,12 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
                     g["lr"] = base * factor
                 idx = perm[s * bs:(s + 1) * bs]
                 x = train_x.index_select(0, idx)
-                parts = model.loss(x, generator=noise)
-                opt.zero_grad(set_to_none=True)
-                parts.loss.backward()
+                parts = step(x)
                 opt.step()
                 if ema is not None:
                     ema.update_parameters(model)
                 global_step += 1
-                loss_v = parts.loss.item()
+                loss_v, recon_v, kl_v = parts.tolist()
                 if not math.isfinite(loss_v):
                     stop_reason = "nan"
                     message = (f"training stopped: the loss became {loss_v} at epoch {epoch}, step {s + 1}; "
@@ -223,7 +289,7 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
                     raise StopTraining
                 k = len(idx)
                 seen += k
-                sums += torch.tensor([loss_v, parts.recon.item(), parts.kl.item()], dtype=torch.float64) * k
+                sums += torch.tensor([loss_v, recon_v, kl_v], dtype=torch.float64) * k
                 if bar is not None:
                     bar.update(1)
                     if s % 50 == 0:
@@ -272,6 +338,8 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
     finally:
         if bar is not None:
             bar.close()
+        step.close()
+        torch.set_num_threads(threads_before)
     if best_state is not None:
         model.load_state_dict(best_state)
     elif stop_reason == "nan":

@@ -1,5 +1,8 @@
 """Training on real MNIST (a slice, to stay fast) and the latent helpers."""
 
+import math
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -143,3 +146,55 @@ def test_weight_decay_shrinks_the_weights(data):
 def test_bad_averaging_options_are_refused(bad, words):
     with pytest.raises(ValueError, match=words):
         TrainConfig(**bad)
+
+
+def test_split_batch_gives_the_whole_batch_gradient(data):
+    """Two threads, one shard each: the summed shard gradients equal one backward pass over
+    the batch with the same noise per shard (each shard draws from its own generator)."""
+    from cvae.train import _Step
+
+    train_x, _, _ = data
+    torch.manual_seed(0)
+    model = CVAE()
+    x = train_x[:37]  # odd size: shards of 19 and 18
+    step = _Step(model, 2, seed=5, device=torch.device("cpu"))
+    try:
+        parts = step(x)
+    finally:
+        step.close()
+    got = [p.grad.clone() for p in model.parameters()]
+
+    shards = x.tensor_split(2)
+    gens = [torch.Generator().manual_seed(5 + 1 + i) for i in range(2)]
+    model.zero_grad(set_to_none=True)
+    losses = [model.loss(s, generator=g) for s, g in zip(shards, gens)]
+    total = sum(lp.loss * len(s) / len(x) for lp, s in zip(losses, shards))
+    total.backward()
+    for g, p in zip(got, model.parameters()):
+        torch.testing.assert_close(g, p.grad, rtol=1e-5, atol=1e-6)
+    assert parts[0].item() == pytest.approx(total.item(), rel=1e-6)
+    recon = sum(lp.recon.item() * len(s) / len(x) for lp, s in zip(losses, shards))
+    assert parts[1].item() == pytest.approx(recon, rel=1e-6)
+
+
+def test_split_training_is_reproducible_and_restores_threads(data):
+    train_x, test_x, _ = data
+    threads = torch.get_num_threads()
+    cfg = TrainConfig(epochs=1, batch_size=33, seed=3, limit=500, workers=2)  # last batch: 5 images
+    a, b = train(cfg, train_x, test_x), train(cfg, train_x, test_x)
+    assert torch.get_num_threads() == threads
+    assert a.history[0]["val_loss"] == b.history[0]["val_loss"]
+    for (k, v), (_, w) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        assert torch.equal(v, w), k
+    # More workers than images in a batch: the extra threads get no shard.
+    c = train(TrainConfig(epochs=1, batch_size=2, seed=3, limit=6, workers=4), train_x, test_x)
+    assert c.history[0]["images"] == 6 and math.isfinite(c.history[0]["val_loss"])
+
+
+def test_auto_workers_one_per_core_with_enough_images_per_shard():
+    from cvae.train import auto_workers
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert auto_workers(torch.device("cpu"), 32) == max(1, min(cores, 8, 4))
+    assert auto_workers(torch.device("cpu"), 8) == 1
+    assert auto_workers(torch.device("cuda"), 256) == 1
