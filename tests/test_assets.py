@@ -9,10 +9,10 @@ from cvae import count_parameters, encode_dataset, evaluate, load_checkpoint, lo
 from cvae.assets import SHIPPED_CHECKPOINT, SHIPPED_ENCODINGS, SHIPPED_RECORD, read_encodings
 from helpers import DATA_DIR, has_data
 
-# Test loss (784*BCE + KL, one z per image, seed 0). The shipped model must beat the
-# tutorial's best val_loss, 151.3. Issue 4 asks for 148.0; the shipped model does not reach
-# that yet (README, "The shipped model"), so this bar is the tutorial's.
-QUALITY_BAR = 151.3
+# Test loss (784*BCE + KL, one z per image, seed 0). Issue 4 asks for 148.0; the shipped
+# model does not reach that yet (it measures 149.08; README, "The shipped model"). This bar
+# keeps it well under the tutorial's best (151.3) and below the model it replaced (149.71).
+QUALITY_BAR = 149.5
 
 
 @pytest.fixture(scope="module")
