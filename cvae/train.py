@@ -302,6 +302,7 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
                 bar.close()
                 bar = None
             train_seconds = time.perf_counter() - t0
+            torch.set_num_threads(threads_before)  # evaluation is one big batch: all cores on each op
             val = evaluate(kept, test_x, batch_size=cfg.eval_batch_size, seed=cfg.seed)
             tr = (sums / max(seen, 1)).tolist()
             rec = {"epoch": epoch, "seconds": time.perf_counter() - t0, "train_seconds": train_seconds,
@@ -311,6 +312,8 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
             if ema is not None:  # the raw weights' loss too, to show what the averaging gains
                 rec["val_loss_raw"] = evaluate(model, test_x, batch_size=cfg.eval_batch_size, seed=cfg.seed)["loss"]
                 rec["seconds"] = time.perf_counter() - t0
+            if workers > 1:
+                torch.set_num_threads(1)  # back to one core per shard
             history.append(rec)
             if log is not None:
                 log(format_epoch(rec, cfg.epochs))

@@ -1,5 +1,6 @@
 """Training on real MNIST (a slice, to stay fast) and the latent helpers."""
 
+import importlib
 import math
 import os
 
@@ -177,13 +178,22 @@ def test_split_batch_gives_the_whole_batch_gradient(data):
     assert parts[1].item() == pytest.approx(recon, rel=1e-6)
 
 
-def test_split_training_is_reproducible_and_restores_threads(data):
+def test_split_training_is_reproducible_and_restores_threads(data, monkeypatch):
+    cvae_train = importlib.import_module("cvae.train")  # the module; cvae.train is the function
+
     train_x, test_x, _ = data
     threads = torch.get_num_threads()
-    cfg = TrainConfig(epochs=1, batch_size=33, seed=3, limit=500, workers=2)  # last batch: 5 images
-    a, b = train(cfg, train_x, test_x), train(cfg, train_x, test_x)
+    eval_threads, step_threads = [], []
+    real_evaluate = cvae_train.evaluate
+    monkeypatch.setattr(cvae_train, "evaluate",
+                        lambda *a, **k: eval_threads.append(torch.get_num_threads()) or real_evaluate(*a, **k))
+    cb = lambda ev: step_threads.append(torch.get_num_threads()) if ev["kind"] == "step" else None  # noqa: E731
+    cfg = TrainConfig(epochs=2, batch_size=33, seed=3, limit=500, workers=2)  # last batch: 5 images
+    a, b = train(cfg, train_x, test_x, callback=cb), train(cfg, train_x, test_x)
     assert torch.get_num_threads() == threads
-    assert a.history[0]["val_loss"] == b.history[0]["val_loss"]
+    # Steps run one intra-op thread per shard; evaluation (one big batch) gets them all back.
+    assert set(step_threads) == {1} and eval_threads == [threads] * 4
+    assert [h["val_loss"] for h in a.history] == [h["val_loss"] for h in b.history]
     for (k, v), (_, w) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
         assert torch.equal(v, w), k
     # More workers than images in a batch: the extra threads get no shard.
