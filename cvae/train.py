@@ -227,10 +227,6 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
     total_steps = steps * cfg.epochs
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     workers = cfg.workers or auto_workers(device, bs)
-    step = _Step(model, workers, cfg.seed, device)
-    threads_before = torch.get_num_threads()
-    if workers > 1:
-        torch.set_num_threads(1)  # one core per shard; restored when training ends
     opt = _make_optimizer(cfg, model.parameters(), device)
     # Polyak/EMA averaging: the averaged weights are the ones validated, kept and saved.
     ema = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema))
@@ -256,9 +252,14 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
             snapshot.load_state_dict(best_state)
             save_checkpoint(snapshot, out, train_config=cfg.to_dict(), history=history,
                             extra={**(meta or {}), "best_epoch": best_epoch, "best_val_loss": best_val,
-                                   "train_images": n, "stop_reason": stop_reason, "device": str(device), "workers": workers,
-                                   "wall_seconds": time.perf_counter() - t_start})
+                                   "train_images": n, "stop_reason": stop_reason, "device": str(device),
+                                   "workers": workers, "wall_seconds": time.perf_counter() - t_start})
 
+    # Created right before the try, whose finally shuts the pool and restores the threads.
+    step = _Step(model, workers, cfg.seed, device)
+    threads_before = torch.get_num_threads()
+    if workers > 1:
+        torch.set_num_threads(1)  # one core per shard during steps
     try:
         for epoch in range(1, cfg.epochs + 1):
             t0 = time.perf_counter()
