@@ -212,11 +212,8 @@ class CVAE(nn.Module):
         z = reparameterize(z_mean, z_log_var, generator)
         return self.decoder(z), z_mean, z_log_var, z
 
-    def loss(self, x: torch.Tensor, generator: torch.Generator | None = None,
-             encoder_input: torch.Tensor | None = None) -> LossParts:
-        """The tutorial's loss of reconstructing ``x``. ``encoder_input`` (training only, e.g. a
-        noisy copy of ``x``) is what the encoder sees instead of ``x``; the target stays ``x``."""
-        logits, z_mean, z_log_var, _ = self(x if encoder_input is None else encoder_input, generator)
+    def loss(self, x: torch.Tensor, generator: torch.Generator | None = None) -> LossParts:
+        logits, z_mean, z_log_var, _ = self(x, generator)
         return vae_loss(x, logits, z_mean, z_log_var)
 
 

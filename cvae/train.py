@@ -48,7 +48,6 @@ class TrainConfig:
     patience: int = 2  # early stopping on val_loss; 0 turns it off
     min_delta: float = 0.0  # an epoch must beat the best val_loss by more than this
     weight_decay: float = 0.0  # decoupled weight decay (AdamW) when > 0; adam only
-    input_noise: float = 0.0  # std of Gaussian noise added to what the encoder sees in training (target unchanged)
     ema: float = 0.0  # > 0: validate and keep an exponential moving average of the weights, this decay per step
     seed: int = 0
     limit: int | None = None  # train on the first N training images
@@ -71,8 +70,6 @@ class TrainConfig:
             (math.isfinite(self.weight_decay) and 0 <= self.weight_decay <= 1,
              f"weight decay must be in [0, 1], got {self.weight_decay}"),
             (self.weight_decay == 0 or self.optimizer == "adam", "weight decay needs the adam optimizer (AdamW)"),
-            (math.isfinite(self.input_noise) and 0 <= self.input_noise <= 1,
-             f"input noise must be in [0, 1], got {self.input_noise}"),
             (math.isfinite(self.ema) and 0 <= self.ema < 1, f"ema decay must be in [0, 1), got {self.ema}"),
             (isinstance(self.workers, int) and 0 <= self.workers <= 64, f"workers must be 0..64, got {self.workers}"),
             (self.limit is None or (isinstance(self.limit, int) and self.limit >= 1),
@@ -143,28 +140,21 @@ class _Step:
     two CPU cores better than PyTorch's intra-op threading does (README, Performance).
     """
 
-    def __init__(self, model: CVAE, workers: int, seed: int, device: torch.device, input_noise: float = 0.0):
+    def __init__(self, model: CVAE, workers: int, seed: int, device: torch.device):
         self.model = model
-        self.input_noise = input_noise
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.gens = [torch.Generator(device=device).manual_seed(seed + 1 + i) for i in range(workers)]
         self.pool = ThreadPoolExecutor(workers - 1, thread_name_prefix="cvae-train") if workers > 1 else None
 
-    def _loss(self, x: torch.Tensor, gen: torch.Generator):
-        noisy = None
-        if self.input_noise > 0:  # the encoder sees a noisy copy; the loss still scores x itself
-            noisy = x + self.input_noise * torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
-        return self.model.loss(x, generator=gen, encoder_input=noisy)
-
     def _shard(self, x: torch.Tensor, i: int, weight: float):
-        parts = self._loss(x, self.gens[i])
+        parts = self.model.loss(x, generator=self.gens[i])
         grads = torch.autograd.grad(parts.loss * weight, self.params)
         return grads, torch.stack([parts.loss, parts.recon, parts.kl]).detach() * weight
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Sets every parameter's ``.grad``; returns the batch's (loss, recon, kl) means."""
         if self.pool is None:
-            parts = self._loss(x, self.gens[0])
+            parts = self.model.loss(x, generator=self.gens[0])
             for p in self.params:
                 p.grad = None
             parts.loss.backward()
@@ -266,7 +256,7 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
                                    "workers": workers, "wall_seconds": time.perf_counter() - t_start})
 
     # Created right before the try, whose finally shuts the pool and restores the threads.
-    step = _Step(model, workers, cfg.seed, device, cfg.input_noise)
+    step = _Step(model, workers, cfg.seed, device)
     threads_before = torch.get_num_threads()
     if workers > 1:
         torch.set_num_threads(1)  # one core per shard during steps

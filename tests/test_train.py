@@ -143,7 +143,6 @@ def test_weight_decay_shrinks_the_weights(data):
 @pytest.mark.parametrize("bad, words", [
     (dict(weight_decay=-0.1), "weight decay"), (dict(weight_decay=0.01, optimizer="rmsprop"), "adam"),
     (dict(ema=1.0), "ema"), (dict(ema=float("nan")), "ema"),
-    (dict(input_noise=-0.1), "input noise"), (dict(input_noise=float("inf")), "input noise"),
 ])
 def test_bad_averaging_options_are_refused(bad, words):
     with pytest.raises(ValueError, match=words):
@@ -177,52 +176,6 @@ def test_split_batch_gives_the_whole_batch_gradient(data):
     assert parts[0].item() == pytest.approx(total.item(), rel=1e-6)
     recon = sum(lp.recon.item() * len(s) / len(x) for lp, s in zip(losses, shards))
     assert parts[1].item() == pytest.approx(recon, rel=1e-6)
-
-
-def test_input_noise_reaches_the_encoder_only(data):
-    """With input noise the encoder sees x + std * N(0, 1) while the loss still scores the
-    clean x; on one thread and split over two alike."""
-    from cvae.train import _Step
-
-    train_x, _, _ = data
-    x = train_x[:20]
-    for workers in (1, 2):
-        torch.manual_seed(0)
-        model = CVAE()
-        seen = []
-        hook = model.encoder.register_forward_pre_hook(lambda mod, args: seen.append(args[0].detach().clone()))
-        step = _Step(model, workers, seed=5, device=torch.device("cpu"), input_noise=0.3)
-        try:
-            parts = step(x)
-        finally:
-            step.close()
-            hook.remove()
-        got = [p.grad.clone() for p in model.parameters()]
-        if workers == 1:  # (with two, the shards reach the hook in either order)
-            noise = seen[0] - x
-            assert abs(noise.std().item() - 0.3) < 0.01 and abs(noise.mean().item()) < 0.01
-        assert len(seen) == workers
-
-        shards = x.tensor_split(workers)
-        model.zero_grad(set_to_none=True)
-        total = 0
-        for i, s in enumerate(shards):
-            g = torch.Generator().manual_seed(5 + 1 + i)
-            noisy = s + 0.3 * torch.randn(s.shape, generator=g)
-            total = total + model.loss(s, generator=g, encoder_input=noisy).loss * len(s) / len(x)
-        total.backward()
-        assert parts[0].item() == pytest.approx(total.item(), rel=1e-6)
-        for a, p in zip(got, model.parameters()):
-            torch.testing.assert_close(a, p.grad, rtol=1e-5, atol=1e-6)
-    # The loss is the tutorial's on the clean images: the same noisy code scores x, not x + noise.
-    m = CVAE()
-    g = torch.Generator().manual_seed(1)
-    noisy = x + 0.3 * torch.randn(x.shape, generator=torch.Generator().manual_seed(2))
-    mean, log_var = m.encoder(noisy)
-    z = mean + torch.exp(0.5 * log_var) * torch.randn(mean.shape, generator=torch.Generator().manual_seed(1))
-    from cvae.model import vae_loss
-    want = vae_loss(x, m.decoder(z), mean, log_var).loss
-    assert m.loss(x, generator=g, encoder_input=noisy).loss.item() == pytest.approx(want.item(), rel=1e-6)
 
 
 def test_split_training_is_reproducible_and_restores_threads(data, monkeypatch):
