@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--workers", type=int, help="threads that split each batch on a CPU (default 0: one per core)")
     t.add_argument("--ema", type=float, metavar="DECAY",
                    help="validate and save an exponential moving average of the weights (e.g. 0.999); default off")
+    t.add_argument("--augment", type=float, metavar="SHARE",
+                   help="turn and zoom this share of the training images at random in each step "
+                        "(data augmentation; see --rotate, --zoom); default 0: off")
+    t.add_argument("--rotate", type=float, metavar="DEG", help="augmentation: largest turn in degrees (default 8)")
+    t.add_argument("--zoom", type=float, metavar="F", help="augmentation: largest change of scale (default 0.06)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--limit", type=_positive_int, help="train on the first N training images only")
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
@@ -98,7 +103,8 @@ def _cmd_train(args) -> int:
     cfg = TrainConfig.from_recipe(args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                   optimizer=args.optimizer, schedule=args.schedule, patience=args.patience,
                                   seed=args.seed, limit=args.limit, device=args.device,
-                                  weight_decay=args.weight_decay, ema=args.ema, workers=args.workers)
+                                  weight_decay=args.weight_decay, ema=args.ema, workers=args.workers,
+                                  augment=args.augment, rotate=args.rotate, zoom=args.zoom)
     model, init_from = None, None
     if args.init:
         from .checkpoint import load_checkpoint
@@ -117,7 +123,9 @@ def _cmd_train(args) -> int:
           f"batch {cfg.batch_size}, lr {cfg.lr}, {cfg.optimizer}, {cfg.schedule}, up to {cfg.epochs} epochs, "
           f"patience {cfg.patience or 'off'}, seed {cfg.seed}"
           + (f", weight decay {cfg.weight_decay}" if cfg.weight_decay else "")
-          + (f", EMA {cfg.ema}" if cfg.ema else ""), flush=True)
+          + (f", EMA {cfg.ema}" if cfg.ema else "")
+          + (f", augment {cfg.augment} (rotate {cfg.rotate}, zoom {cfg.zoom})" if cfg.augment else ""),
+          flush=True)
     from .assets import machine_description
 
     meta = {"command": "python -m cvae " + " ".join(sys.argv[1:] if argv_is_cli() else []),

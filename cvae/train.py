@@ -18,6 +18,7 @@ from typing import Callable
 
 import torch
 
+from .augment import random_affine
 from .checkpoint import save_checkpoint
 from .latent import evaluate
 from .model import CVAE, ModelConfig, pick_device
@@ -48,6 +49,9 @@ class TrainConfig:
     patience: int = 2  # early stopping on val_loss; 0 turns it off
     min_delta: float = 0.0  # an epoch must beat the best val_loss by more than this
     weight_decay: float = 0.0  # decoupled weight decay (AdamW) when > 0; adam only
+    augment: float = 0.0  # share of training images turned/zoomed at random in each step (cvae.augment); 0: off
+    rotate: float = 8.0  # augmentation: largest turn, degrees
+    zoom: float = 0.06  # augmentation: largest change of scale, fraction
     ema: float = 0.0  # > 0: validate and keep an exponential moving average of the weights, this decay per step
     seed: int = 0
     limit: int | None = None  # train on the first N training images
@@ -70,6 +74,10 @@ class TrainConfig:
             (math.isfinite(self.weight_decay) and 0 <= self.weight_decay <= 1,
              f"weight decay must be in [0, 1], got {self.weight_decay}"),
             (self.weight_decay == 0 or self.optimizer == "adam", "weight decay needs the adam optimizer (AdamW)"),
+            (math.isfinite(self.augment) and 0 <= self.augment <= 1,
+             f"augment (share of images augmented) must be in [0, 1], got {self.augment}"),
+            (math.isfinite(self.rotate) and 0 <= self.rotate <= 180, f"rotate must be 0..180 degrees, got {self.rotate}"),
+            (math.isfinite(self.zoom) and 0 <= self.zoom < 1, f"zoom must be in [0, 1), got {self.zoom}"),
             (math.isfinite(self.ema) and 0 <= self.ema < 1, f"ema decay must be in [0, 1), got {self.ema}"),
             (isinstance(self.workers, int) and 0 <= self.workers <= 64, f"workers must be 0..64, got {self.workers}"),
             (self.limit is None or (isinstance(self.limit, int) and self.limit >= 1),
@@ -140,21 +148,32 @@ class _Step:
     two CPU cores better than PyTorch's intra-op threading does (README, Performance).
     """
 
-    def __init__(self, model: CVAE, workers: int, seed: int, device: torch.device):
+    def __init__(self, model: CVAE, workers: int, seed: int, device: torch.device,
+                 augment: tuple[float, float, float] = (0.0, 0.0, 0.0)):
         self.model = model
+        self.augment = augment  # (share, degrees, zoom) for random_affine
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.gens = [torch.Generator(device=device).manual_seed(seed + 1 + i) for i in range(workers)]
         self.pool = ThreadPoolExecutor(workers - 1, thread_name_prefix="cvae-train") if workers > 1 else None
 
+    def _loss(self, x: torch.Tensor, gen: torch.Generator):
+        if self.augment[0] > 0:  # draws from the shard's generator, before the noise of z
+            x = random_affine(x, gen, *self.augment).contiguous(memory_format=self.fmt)
+        return self.model.loss(x, generator=gen)
+
+    @property
+    def fmt(self) -> torch.memory_format:
+        return torch.channels_last if self.model.decoder.channels_last else torch.contiguous_format
+
     def _shard(self, x: torch.Tensor, i: int, weight: float):
-        parts = self.model.loss(x, generator=self.gens[i])
+        parts = self._loss(x, self.gens[i])
         grads = torch.autograd.grad(parts.loss * weight, self.params)
         return grads, torch.stack([parts.loss, parts.recon, parts.kl]).detach() * weight
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Sets every parameter's ``.grad``; returns the batch's (loss, recon, kl) means."""
         if self.pool is None:
-            parts = self.model.loss(x, generator=self.gens[0])
+            parts = self._loss(x, self.gens[0])
             for p in self.params:
                 p.grad = None
             parts.loss.backward()
@@ -256,7 +275,7 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
                                    "workers": workers, "wall_seconds": time.perf_counter() - t_start})
 
     # Created right before the try, whose finally shuts the pool and restores the threads.
-    step = _Step(model, workers, cfg.seed, device)
+    step = _Step(model, workers, cfg.seed, device, (cfg.augment, cfg.rotate, cfg.zoom))
     threads_before = torch.get_num_threads()
     if workers > 1:
         torch.set_num_threads(1)  # one core per shard during steps

@@ -143,6 +143,7 @@ def test_weight_decay_shrinks_the_weights(data):
 @pytest.mark.parametrize("bad, words", [
     (dict(weight_decay=-0.1), "weight decay"), (dict(weight_decay=0.01, optimizer="rmsprop"), "adam"),
     (dict(ema=1.0), "ema"), (dict(ema=float("nan")), "ema"),
+    (dict(augment=1.5), "augment"), (dict(rotate=-1), "rotate"), (dict(zoom=1.0), "zoom"),
 ])
 def test_bad_averaging_options_are_refused(bad, words):
     with pytest.raises(ValueError, match=words):
@@ -176,6 +177,72 @@ def test_split_batch_gives_the_whole_batch_gradient(data):
     assert parts[0].item() == pytest.approx(total.item(), rel=1e-6)
     recon = sum(lp.recon.item() * len(s) / len(x) for lp, s in zip(losses, shards))
     assert parts[1].item() == pytest.approx(recon, rel=1e-6)
+
+
+def _centre_distance(img: torch.Tensor) -> torch.Tensor:
+    """Intensity-weighted distance of each image's pixels from the image centre."""
+    h, w = img.shape[-2:]
+    yy, xx = torch.meshgrid(torch.arange(h) - (h - 1) / 2, torch.arange(w) - (w - 1) / 2, indexing="ij")
+    r = (yy.square() + xx.square()).sqrt()
+    return (img[:, 0] * r).sum((1, 2)) / img[:, 0].sum((1, 2))
+
+
+def test_random_affine_turns_and_zooms_the_chosen_share():
+    from cvae.augment import random_affine
+
+    gen = lambda seed=0: torch.Generator().manual_seed(seed)  # noqa: E731
+    # A blob 6 px right of the centre: turning keeps its distance from the centre, zooming scales it.
+    x = torch.zeros(400, 1, 28, 28)
+    x[:, 0, 13:15, 19:21] = 1.0
+    d0 = _centre_distance(x)
+    turned = random_affine(x, gen(), p=1.0, degrees=90, zoom=0.0)
+    assert not torch.equal(turned, x)
+    torch.testing.assert_close(_centre_distance(turned), d0, atol=0.15, rtol=0)
+    dy = turned[:, 0].sum(2).argmax(1).float()  # the row the blob went to: spread by the turn
+    assert dy.std() > 2
+    zoomed = random_affine(x, gen(), p=1.0, degrees=0.0, zoom=0.2)
+    ratio = _centre_distance(zoomed) / d0
+    assert 0.78 < ratio.min() < 0.9 and 1.1 < ratio.max() < 1.22, (ratio.min(), ratio.max())
+    # Nothing to do: the same images back.
+    assert random_affine(x, gen(), p=0.0, degrees=10, zoom=0.1) is x
+    torch.testing.assert_close(random_affine(x, gen(), p=1.0, degrees=0, zoom=0), x, atol=1e-5, rtol=0)
+    # The share p of images is changed; the rest are left exactly as they were.
+    out = random_affine(x, gen(1), p=0.3, degrees=10, zoom=0.05)
+    changed = (out != x).flatten(1).any(1).float().mean().item()
+    assert 0.25 < changed < 0.35
+    # Seeded: repeatable; another seed, other draws.
+    assert torch.equal(out, random_affine(x, gen(1), p=0.3, degrees=10, zoom=0.05))
+    assert not torch.equal(out, random_affine(x, gen(2), p=0.3, degrees=10, zoom=0.05))
+    with pytest.raises(ValueError):
+        random_affine(x, gen(), p=1.5, degrees=10, zoom=0.05)
+
+
+def test_augmented_training_scores_the_augmented_images(data):
+    """With augmentation the encoder sees the turned/zoomed images and the loss scores their
+    reconstruction (one more training image each); about the chosen share differ from x."""
+    from cvae.train import _Step
+
+    train_x, _, _ = data
+    x = train_x[:200]
+    torch.manual_seed(0)
+    model = CVAE()
+    seen = []
+    hook = model.encoder.register_forward_pre_hook(lambda mod, args: seen.append(args[0].detach().clone()))
+    step = _Step(model, 1, seed=5, device=torch.device("cpu"), augment=(0.5, 8.0, 0.06))
+    try:
+        parts = step(x)
+    finally:
+        step.close()
+        hook.remove()
+    changed = (seen[0] != x).flatten(1).any(1).float().mean().item()
+    assert 0.4 < changed < 0.6
+    # The same draws by hand: augment with the shard's generator, then the loss of those images.
+    from cvae.augment import random_affine
+
+    g = torch.Generator().manual_seed(5 + 1)
+    xa = random_affine(x, g, 0.5, 8.0, 0.06)
+    torch.testing.assert_close(seen[0], xa)
+    assert parts[0].item() == pytest.approx(model.loss(xa, generator=g).loss.item(), rel=1e-5)
 
 
 def test_split_training_is_reproducible_and_restores_threads(data, monkeypatch):
