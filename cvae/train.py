@@ -186,6 +186,11 @@ class _Step:
             g = results[0][0][j]
             for r in results[1:]:
                 g = g + r[0][j]
+            if g.stride() != p.stride():
+                # autograd.grad hands back the transposed convolutions' weight gradients in
+                # channels_last; .backward() would have matched the parameter's layout, and the
+                # fused optimizers read .grad as if it had it (scrambled updates otherwise).
+                g = torch.empty_like(p).copy_(g)
             p.grad = g
         return sum(r[1] for r in results)
 

@@ -150,21 +150,29 @@ def test_bad_averaging_options_are_refused(bad, words):
         TrainConfig(**bad)
 
 
-def test_split_batch_gives_the_whole_batch_gradient(data):
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_split_batch_gives_the_whole_batch_gradient(data, channels_last):
     """Two threads, one shard each: the summed shard gradients equal one backward pass over
-    the batch with the same noise per shard (each shard draws from its own generator)."""
+    the batch with the same noise per shard (each shard draws from its own generator), in the
+    parameters' own layout, so an optimizer step from them is the same step."""
     from cvae.train import _Step
 
     train_x, _, _ = data
     torch.manual_seed(0)
     model = CVAE()
-    x = train_x[:37]  # odd size: shards of 19 and 18
+    model.decoder.channels_last = channels_last
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = train_x[:37].contiguous(memory_format=fmt)  # odd size: shards of 19 and 18
     step = _Step(model, 2, seed=5, device=torch.device("cpu"))
     try:
         parts = step(x)
     finally:
         step.close()
     got = [p.grad.clone() for p in model.parameters()]
+    for name, p in model.named_parameters():
+        # Fused Adam reads .grad as if laid out like the parameter (channels_last weight
+        # gradients from autograd.grad once scrambled the transposed convolutions' updates).
+        assert p.grad.stride() == p.stride(), name
 
     shards = x.tensor_split(2)
     gens = [torch.Generator().manual_seed(5 + 1 + i) for i in range(2)]
@@ -177,6 +185,18 @@ def test_split_batch_gives_the_whole_batch_gradient(data):
     assert parts[0].item() == pytest.approx(total.item(), rel=1e-6)
     recon = sum(lp.recon.item() * len(s) / len(x) for lp, s in zip(losses, shards))
     assert parts[1].item() == pytest.approx(recon, rel=1e-6)
+
+    # One fused AdamW step from each set of gradients lands on the same weights.
+    after = []
+    for grads in (got, [p.grad for p in model.parameters()]):
+        copy = CVAE()
+        copy.load_state_dict(model.state_dict())
+        for p, g in zip(copy.parameters(), grads):
+            p.grad = g.clone(memory_format=torch.preserve_format)
+        torch.optim.AdamW(copy.parameters(), lr=1e-3, fused=True).step()
+        after.append([p.detach().clone() for p in copy.parameters()])
+    for a, b in zip(*after):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
 
 
 def _centre_distance(img: torch.Tensor) -> torch.Tensor:
