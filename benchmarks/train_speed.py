@@ -162,7 +162,7 @@ def main(argv=None):
                 break
         ref_reach = reached(curve)
         t0 = time.perf_counter()
-        res = train(cfg, train_x, test_x)
+        res = train(cfg, train_x, test_x, log=lambda line: print("project " + line, flush=True))
         proj_curve, elapsed = [], 0.0
         for h in res.history:
             elapsed += h["seconds"]
