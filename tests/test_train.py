@@ -288,6 +288,37 @@ def test_split_training_is_reproducible_and_restores_threads(data, monkeypatch):
     assert c.history[0]["images"] == 6 and math.isfinite(c.history[0]["val_loss"])
 
 
+class _InTurn:
+    """A stand-in for ThreadPoolExecutor that runs each submitted shard at once, in the caller."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def submit(self, fn, *args):
+        from concurrent.futures import Future
+
+        f = Future()
+        f.set_result(fn(*args))
+        return f
+
+    def shutdown(self, wait=True):
+        pass
+
+
+def test_split_threads_train_like_the_same_split_run_in_turn(data, monkeypatch):
+    """Many steps with the shards on two threads at once land on the same weights as the
+    same shards run one after the other: nothing shared between the threads races."""
+    cvae_train = importlib.import_module("cvae.train")
+    train_x, test_x, _ = data
+    cfg = TrainConfig(epochs=1, batch_size=32, seed=7, limit=1600, workers=2)  # 50 steps
+    together = train(cfg, train_x, test_x[:200])
+    monkeypatch.setattr(cvae_train, "ThreadPoolExecutor", _InTurn)
+    in_turn = train(cfg, train_x, test_x[:200])
+    assert together.history[0]["loss"] == pytest.approx(in_turn.history[0]["loss"], rel=1e-5)
+    for (k, v), (_, w) in zip(together.model.state_dict().items(), in_turn.model.state_dict().items()):
+        torch.testing.assert_close(v, w, rtol=1e-4, atol=1e-5, msg=k)
+
+
 def test_auto_workers_one_per_core_with_enough_images_per_shard():
     from cvae.train import auto_workers
 
