@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=_positive_float, help="learning rate")
     t.add_argument("--optimizer", choices=["adam", "rmsprop"])
     t.add_argument("--schedule", choices=["constant", "cosine"])
+    t.add_argument("--warmup", type=float, metavar="FRACTION",
+                   help="raise the learning rate linearly over this share of all steps first "
+                        "(cosine schedule only; e.g. 0.02)")
     t.add_argument("--patience", type=int, help="early-stopping patience in epochs (0: off)")
     t.add_argument("--weight-decay", type=float, help="decoupled weight decay (AdamW); default 0")
     t.add_argument("--workers", type=int, help="threads that split each batch on a CPU (default 0: one per core)")
@@ -102,6 +105,7 @@ def _cmd_train(args) -> int:
 
     cfg = TrainConfig.from_recipe(args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                   optimizer=args.optimizer, schedule=args.schedule, patience=args.patience,
+                                  warmup=args.warmup,
                                   seed=args.seed, limit=args.limit, device=args.device,
                                   weight_decay=args.weight_decay, ema=args.ema, workers=args.workers,
                                   augment=args.augment, rotate=args.rotate, zoom=args.zoom)

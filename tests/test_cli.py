@@ -54,7 +54,7 @@ def test_bad_checkpoint_exit_code(tmp_path):
 
 
 @pytest.mark.parametrize("args", [["--epochs", "0"], ["--batch-size", "-3"], ["--lr", "nan"],
-                                  ["--augment", "2"]])
+                                  ["--augment", "2"], ["--warmup", "1.5"]])
 def test_bad_training_options(tmp_path, args):
     r = run_cli("train", "--data-dir", str(DATA_DIR), "--out", str(tmp_path / "m.pt"), *args)
     assert r.returncode == 2
@@ -65,13 +65,13 @@ def test_bad_training_options(tmp_path, args):
 def test_train_then_evaluate_json(tmp_path):
     out = tmp_path / "m.pt"
     r = run_cli("train", "--data-dir", str(DATA_DIR), "--out", str(out), "--epochs", "1", "--limit", "512",
-                "--batch-size", "64", "--augment", "0.5", "--rotate", "5", "--quiet")
+                "--batch-size", "64", "--augment", "0.5", "--rotate", "5", "--warmup", "0.1", "--quiet")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "Epoch 1/1" in r.stdout and "val_loss" in r.stdout and "augment 0.5 (rotate 5.0, zoom 0.06)" in r.stdout
     from cvae import load_checkpoint
 
     cfg = load_checkpoint(out).meta["train_config"]
-    assert (cfg["augment"], cfg["rotate"], cfg["zoom"]) == (0.5, 5.0, 0.06)
+    assert (cfg["augment"], cfg["rotate"], cfg["zoom"], cfg["warmup"]) == (0.5, 5.0, 0.06, 0.1)
     r = run_cli("evaluate", str(out), "--data-dir", str(DATA_DIR), "--json")
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads(r.stdout.strip().splitlines()[-1])

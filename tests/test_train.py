@@ -326,3 +326,20 @@ def test_auto_workers_one_per_core_with_enough_images_per_shard():
     assert auto_workers(torch.device("cpu"), 32) == max(1, min(cores, 8, 4))
     assert auto_workers(torch.device("cpu"), 8) == 1
     assert auto_workers(torch.device("cuda"), 256) == 1
+
+
+def test_learning_rate_schedule_warms_up_then_follows_the_cosine():
+    from cvae.train import _lr_factor
+
+    cos = TrainConfig(schedule="cosine", warmup=0.1)
+    f = [_lr_factor(cos, s, 100) for s in range(100)]
+    # Linear rise over the first 10 steps, reaching the full rate at step 10 ...
+    assert f[:10] == pytest.approx([(s + 1) / 10 for s in range(10)])
+    assert f[10] == pytest.approx(1.0)
+    # ... then half a cosine down towards zero over the remaining 90.
+    assert f[10 + 45] == pytest.approx(0.5, abs=1e-9)
+    assert all(a >= b for a, b in zip(f[10:], f[11:])) and f[-1] < 0.001
+    assert [_lr_factor(TrainConfig(schedule="cosine"), s, 100) for s in (0, 50)] == pytest.approx([1.0, 0.5])
+    assert _lr_factor(TrainConfig(schedule="constant", warmup=0.1), 0, 100) == 1.0
+    with pytest.raises(ValueError, match="warmup"):
+        TrainConfig(warmup=1.0)
