@@ -366,7 +366,8 @@ def train_form_ui(data: str) -> None:
         c1, c2 = st.columns(2)
         recipe = cvae.RECIPES[cvae.DEFAULT_RECIPE]  # defaults: the recipe that reaches the tutorial's quality
         epochs = c1.number_input("Epochs", 1, 200, recipe["epochs"], key="train_epochs",
-                                 help="The learning rate decays to zero over these epochs (cosine).")
+                                 help="After a short warm-up (2% of the steps) the learning rate decays to zero "
+                                      "over these epochs (cosine).")
         batch = c2.number_input("Batch size", 1, 4096, recipe["batch_size"], key="train_batch")
         lr = c1.number_input("Learning rate", 1e-5, 1.0, recipe["lr"], format="%.4f", step=1e-4, key="train_lr")
         seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
