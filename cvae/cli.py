@@ -124,7 +124,9 @@ def _cmd_train(args) -> int:
     test_x, _ = load_mnist("test", args.data_dir, download=not args.no_download)
     n = min(len(train_x), cfg.limit or len(train_x))
     print(f"Training on {n} images, validating on {len(test_x)}; recipe {cfg.recipe}: "
-          f"batch {cfg.batch_size}, lr {cfg.lr}, {cfg.optimizer}, {cfg.schedule}, up to {cfg.epochs} epochs, "
+          f"batch {cfg.batch_size}, lr {cfg.lr}, {cfg.optimizer}, {cfg.schedule}"
+          + (f" after a warm-up over {cfg.warmup:.0%} of the steps" if cfg.warmup and cfg.schedule == "cosine" else "")
+          + f", up to {cfg.epochs} epochs, "
           f"patience {cfg.patience or 'off'}, seed {cfg.seed}"
           + (f", weight decay {cfg.weight_decay}" if cfg.weight_decay else "")
           + (f", EMA {cfg.ema}" if cfg.ema else "")

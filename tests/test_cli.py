@@ -68,6 +68,7 @@ def test_train_then_evaluate_json(tmp_path):
                 "--batch-size", "64", "--augment", "0.5", "--rotate", "5", "--warmup", "0.1", "--quiet")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "Epoch 1/1" in r.stdout and "val_loss" in r.stdout and "augment 0.5 (rotate 5.0, zoom 0.06)" in r.stdout
+    assert "cosine after a warm-up over 10% of the steps" in r.stdout
     from cvae import load_checkpoint
 
     cfg = load_checkpoint(out).meta["train_config"]
