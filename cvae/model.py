@@ -169,9 +169,11 @@ def vae_loss(x: torch.Tensor, logits: torch.Tensor, z_mean: torch.Tensor,
 
 
 def reparameterize(z_mean: torch.Tensor, z_log_var: torch.Tensor,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """z = mu + exp(0.5 log_var) * eps, eps ~ N(0, I); differentiable in mu and log_var."""
-    eps = torch.randn(z_mean.shape, generator=generator, device=z_mean.device, dtype=z_mean.dtype)
+                   generator: torch.Generator | None = None, eps: torch.Tensor | None = None) -> torch.Tensor:
+    """z = mu + exp(0.5 log_var) * eps, eps ~ N(0, I) (drawn here unless given); differentiable
+    in mu and log_var."""
+    if eps is None:
+        eps = torch.randn(z_mean.shape, generator=generator, device=z_mean.device, dtype=z_mean.dtype)
     return z_mean + torch.exp(0.5 * z_log_var) * eps
 
 
@@ -206,14 +208,16 @@ class CVAE(nn.Module):
         """Pixel probabilities in [0, 1], shape (B,1,28,28)."""
         return torch.sigmoid(self.decoder(z))
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
-        """Returns (logits, z_mean, z_log_var, z) for one sample of z per image."""
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, eps: torch.Tensor | None = None):
+        """Returns (logits, z_mean, z_log_var, z) for one sample of z per image (noise ``eps``
+        if given, else drawn with ``generator``)."""
         z_mean, z_log_var = self.encoder(x)
-        z = reparameterize(z_mean, z_log_var, generator)
+        z = reparameterize(z_mean, z_log_var, generator, eps)
         return self.decoder(z), z_mean, z_log_var, z
 
-    def loss(self, x: torch.Tensor, generator: torch.Generator | None = None) -> LossParts:
-        logits, z_mean, z_log_var, _ = self(x, generator)
+    def loss(self, x: torch.Tensor, generator: torch.Generator | None = None,
+             eps: torch.Tensor | None = None) -> LossParts:
+        logits, z_mean, z_log_var, _ = self(x, generator, eps)
         return vae_loss(x, logits, z_mean, z_log_var)
 
 

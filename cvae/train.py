@@ -19,6 +19,7 @@ from typing import Callable
 import torch
 
 from .augment import random_affine
+from .gemm import loss_and_grads, native_bf16
 from .checkpoint import save_checkpoint
 from .latent import evaluate
 from .model import CVAE, ModelConfig, pick_device
@@ -34,6 +35,7 @@ RECIPES: dict[str, dict] = {
                  warmup=0.02, patience=0),
 }
 DEFAULT_RECIPE = "fast"
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass
@@ -56,9 +58,10 @@ class TrainConfig:
     seed: int = 0
     limit: int | None = None  # train on the first N training images
     device: str = "auto"
-    eval_batch_size: int = 2000
+    eval_batch_size: int = 250  # 10,000 test images: 2.4-3.7 s in batches of 250 vs 4.3-4.6 in 2,000 (caches)
     channels_last: bool = True  # NHWC activations: faster CPU convolutions, same maths
     workers: int = 0  # threads that split each batch (data parallel, CPU); 0: auto (see auto_workers)
+    precision: str = "auto"  # CPU: fp32 (stock layers) | bf16 (cvae.gemm products) | auto (bf16 where native)
 
     def __post_init__(self) -> None:
         checks = [
@@ -80,6 +83,7 @@ class TrainConfig:
             (math.isfinite(self.zoom) and 0 <= self.zoom < 1, f"zoom must be in [0, 1), got {self.zoom}"),
             (math.isfinite(self.ema) and 0 <= self.ema < 1, f"ema decay must be in [0, 1), got {self.ema}"),
             (isinstance(self.workers, int) and 0 <= self.workers <= 64, f"workers must be 0..64, got {self.workers}"),
+            (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),
             (self.limit is None or (isinstance(self.limit, int) and self.limit >= 1),
              f"limit must be a positive number of images, got {self.limit}"),
         ]
@@ -125,10 +129,34 @@ def _lr_factor(cfg: TrainConfig, step: int, total: int) -> float:
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
-def auto_workers(device: torch.device, batch_size: int) -> int:
-    """Threads per batch for ``workers=0``: one per CPU core this process may use (at most 8),
-    keeping at least 8 images per shard; 1 on a GPU."""
-    if device.type != "cpu":
+def matmul_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """What ``TrainConfig.precision`` means on ``device``: None for PyTorch's stock layers and
+    autograd (float32), or the dtype of :mod:`cvae.gemm`'s matrix products."""
+    if precision == "bf16":
+        if device.type != "cpu":
+            raise ValueError(f"precision bf16 is for training on a CPU (cvae.gemm); on {device.type} use fp32 or auto")
+        return torch.bfloat16
+    if precision == "auto" and device.type == "cpu" and native_bf16():
+        return torch.bfloat16
+    return None
+
+
+def describe_precision(precision: str, device: torch.device) -> str:
+    """One phrase for logs: what ``precision`` does on ``device``."""
+    dtype = matmul_dtype(precision, device)
+    if dtype is None:
+        return f"float32, PyTorch's stock layers ({device.type})"
+    return f"{'bfloat16' if dtype == torch.bfloat16 else 'float32'} matrix products (cvae.gemm)"
+
+
+def auto_workers(device: torch.device, batch_size: int, dtype: torch.dtype | None = None) -> int:
+    """Threads per batch for ``workers=0``: for the stock layers one per CPU core this process
+    may use (at most 8), keeping at least 8 images per shard; 1 on a GPU, and 1 on the
+    cvae.gemm path (``dtype`` set), whose large products already use every core through
+    PyTorch's threads and whose ~130 small ops per step would queue for Python's GIL in
+    several threads (measured: 2,909 / 2,463 img/s with one worker against 2,459 / 2,095 with
+    two, README, Performance)."""
+    if device.type != "cpu" or dtype is not None:
         return 1
     try:
         cores = len(os.sched_getaffinity(0))
@@ -149,29 +177,42 @@ class _Step:
     """
 
     def __init__(self, model: CVAE, workers: int, seed: int, device: torch.device,
-                 augment: tuple[float, float, float] = (0.0, 0.0, 0.0)):
+                 augment: tuple[float, float, float] = (0.0, 0.0, 0.0), dtype: torch.dtype | None = None):
         self.model = model
+        self.dtype = dtype  # None: stock layers + autograd; else cvae.gemm with products in this dtype
         self.augment = augment  # (share, degrees, zoom) for random_affine
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.gens = [torch.Generator(device=device).manual_seed(seed + 1 + i) for i in range(workers)]
         self.pool = ThreadPoolExecutor(workers - 1, thread_name_prefix="cvae-train") if workers > 1 else None
 
-    def _loss(self, x: torch.Tensor, gen: torch.Generator):
+    def _augmented(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         if self.augment[0] > 0:  # draws from the shard's generator, before the noise of z
             x = random_affine(x, gen, *self.augment).contiguous(memory_format=self.fmt)
-        return self.model.loss(x, generator=gen)
+        return x
+
+    def _loss(self, x: torch.Tensor, gen: torch.Generator):
+        return self.model.loss(self._augmented(x, gen), generator=gen)
 
     @property
     def fmt(self) -> torch.memory_format:
         return torch.channels_last if self.model.decoder.channels_last else torch.contiguous_format
 
     def _shard(self, x: torch.Tensor, i: int, weight: float):
-        parts = self._loss(x, self.gens[i])
-        grads = torch.autograd.grad(parts.loss * weight, self.params)
+        if self.dtype is not None:
+            parts, grads = loss_and_grads(self.model, self._augmented(x, self.gens[i]), self.gens[i],
+                                          self.dtype, weight)
+        else:
+            parts = self._loss(x, self.gens[i])
+            grads = torch.autograd.grad(parts.loss * weight, self.params)
         return grads, torch.stack([parts.loss, parts.recon, parts.kl]).detach() * weight
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Sets every parameter's ``.grad``; returns the batch's (loss, recon, kl) means."""
+        if self.pool is None and self.dtype is not None:
+            grads, parts = self._shard(x, 0, 1.0)
+            for p, g in zip(self.params, grads):
+                p.grad = g
+            return parts
         if self.pool is None:
             parts = self._loss(x, self.gens[0])
             for p in self.params:
@@ -250,7 +291,8 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
     steps = math.ceil(n / bs)
     total_steps = steps * cfg.epochs
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
-    workers = cfg.workers or auto_workers(device, bs)
+    dtype = matmul_dtype(cfg.precision, device)
+    workers = cfg.workers or auto_workers(device, bs, dtype)
     opt = _make_optimizer(cfg, model.parameters(), device)
     # Polyak/EMA averaging: the averaged weights are the ones validated, kept and saved.
     ema = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema))
@@ -277,10 +319,11 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
             save_checkpoint(snapshot, out, train_config=cfg.to_dict(), history=history,
                             extra={**(meta or {}), "best_epoch": best_epoch, "best_val_loss": best_val,
                                    "train_images": n, "stop_reason": stop_reason, "device": str(device),
-                                   "workers": workers, "wall_seconds": time.perf_counter() - t_start})
+                                   "workers": workers, "arithmetic": describe_precision(cfg.precision, device),
+                                   "wall_seconds": time.perf_counter() - t_start})
 
     # Created right before the try, whose finally shuts the pool and restores the threads.
-    step = _Step(model, workers, cfg.seed, device, (cfg.augment, cfg.rotate, cfg.zoom))
+    step = _Step(model, workers, cfg.seed, device, (cfg.augment, cfg.rotate, cfg.zoom), dtype)
     threads_before = torch.get_num_threads()
     if workers > 1:
         torch.set_num_threads(1)  # one core per shard during steps

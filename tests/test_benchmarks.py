@@ -29,3 +29,21 @@ def test_amortization_gap_reports_a_positive_gap_on_both_splits():
     assert gap, r.stdout
     total, dec, enc = map(float, gap.groups())
     assert total == pytest.approx(dec + enc, abs=0.02)
+
+
+@pytest.mark.skipif(not has_data(), reason="needs MNIST in ../shared/mnist")
+def test_train_speed_prints_both_trainers_and_their_ratio():
+    """One short round: the script runs the reference loop and the project's trainer (as
+    configured and on the stock layers) and prints images/s and ratios that agree."""
+    r = subprocess.run([sys.executable, "benchmarks/train_speed.py", "--data-dir", str(DATA_DIR),
+                        "--rounds", "1", "--images", "320"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = re.search(r"THROUGHPUT reference (\d+) img/s .*project (\d+) img/s \(\d+ us/img; (.+?), (\d+) worker\(s\)\), "
+                  r"ratio ([\d.]+)x; project on the stock layers (\d+) img/s .*ratio ([\d.]+)x", r.stdout)
+    assert m, r.stdout
+    ref, proj, arithmetic, workers, ratio, stock, stock_ratio = m.groups()
+    assert float(ratio) == pytest.approx(int(proj) / int(ref), abs=0.01)
+    assert float(stock_ratio) == pytest.approx(int(stock) / int(ref), abs=0.01)
+    assert arithmetic in ("bfloat16 matrix products (cvae.gemm)", "float32, PyTorch's stock layers (cpu)")
+    assert "native bfloat16: " in r.stdout

@@ -1,0 +1,234 @@
+"""The CVAE's training loss and its gradients as explicit matrix products (CPU training).
+
+PyTorch's CPU convolution kernels run this model's small layers far below what the
+same arithmetic reaches as plain matrix products: on the machine of README, Performance,
+the transposed convolutions' forward pass ran at about 24 GFLOP/s per core while a
+matrix product of the same shape ran at 67 in float32 and 210 in bfloat16. So for
+training this module writes every layer as one matrix product plus strided copies
+(im2col for the convolutions, the four-phase scatter for the stride-2 transposed ones)
+on channels-last activations, and works out the backward pass by hand (no autograd
+graph). :func:`loss_and_grads` returns exactly what ``model.loss(x).loss.backward()``
+computes (tests/test_gemm.py checks both precisions against autograd).
+
+``dtype`` is the precision of the matrix products' inputs. ``torch.bfloat16`` rounds
+activations, weights and gradients to 8 significant bits inside each product (PyTorch's
+own CPU autocast does the same); the loss, the sums of the scatter, biases, ReLU masks
+and the optimizer's weights stay float32. The trainer (``TrainConfig.precision``) uses bfloat16
+only where the CPU multiplies it natively (AVX512-BF16 or AMX); elsewhere it is slower
+than float32, and the trainer's ``precision="auto"`` keeps PyTorch's stock layers.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import torch
+import torch.nn.functional as F
+
+from .model import IMAGE_SIZE, CVAE, LossParts
+
+
+def native_bf16() -> bool:
+    """True where this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX tiles)."""
+    cpu = getattr(torch, "cpu", None)
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    try:
+        return any(bool(getattr(cpu, name)()) for name in checks if hasattr(cpu, name))
+    except RuntimeError:
+        return False
+
+
+def _fold_s2(y: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, H, W, 3, 3, C) tap products -> (B, 2H, 2W, C), out[2i+ky, 2j+kx] += y[i, j, ky, kx] (+ bias).
+
+    The stride-2 scatter of a 3x3 kernel, cropped to 2H x 2W (Keras "same" drops the last
+    row and column), in y's dtype: each output phase (row parity a, column parity b) takes
+    its first tap by a copy (plus the bias) and the shifted ones (kernel index 2, from the
+    previous input row/column) by adds, so there is no zero fill and no crop copy.
+    """
+    b_, h, w, _, _, c = y.shape
+    out = torch.empty(b_, h, 2, w, 2, c, dtype=y.dtype)
+    for a in (0, 1):
+        for b in (0, 1):  # kernel index 0 or 1: the same input row/column
+            if bias is None:
+                out[:, :, a, :, b] = y[:, :, :, a, b]
+            else:
+                torch.add(y[:, :, :, a, b], bias, out=out[:, :, a, :, b])
+    for b in (0, 1):
+        out[:, 1:, 0, :, b] += y[:, :-1, :, 2, b]  # kernel row 2 lands one input row later
+    for a in (0, 1):
+        out[:, :, a, 1:, 0] += y[:, :, :-1, a, 2]
+    out[:, 1:, 0, 1:, 0] += y[:, :-1, :-1, 2, 2]
+    return out.view(b_, 2 * h, 2 * w, c)
+
+
+def _taps_s2(src: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(B, 2h, 2w, C) -> (B*h*w, 9*C) in ``dtype``, row (i, j) = [src[2i+ky, 2j+kx] for ky, kx],
+    zero where 2i+ky or 2j+kx falls outside (the im2col of a stride-2 3x3 window whose
+    padding is one row/column at the bottom/right)."""
+    b, h2, w2, c = src.shape
+    h, w = h2 // 2, w2 // 2
+    s = src.stride()
+    out = torch.empty(b, h, w, 3, 3, c, dtype=dtype)
+    out[:, :, :, :2, :2] = src.as_strided((b, h, w, 2, 2, c), (s[0], 2 * s[1], 2 * s[2], s[1], s[2], s[3]))
+    out[:, :-1, :, 2, :2] = src[:, 2::2].as_strided((b, h - 1, w, 2, c), (s[0], 2 * s[1], 2 * s[2], s[2], s[3]))
+    out[:, :, :-1, :2, 2] = src[:, :, 2::2].as_strided((b, h, w - 1, 2, c), (s[0], 2 * s[1], 2 * s[2], s[1], s[3]))
+    out[:, :-1, :-1, 2, 2] = src[:, 2::2, 2::2]
+    out[:, -1, :, 2] = 0
+    out[:, :, -1, :, 2] = 0
+    return out.view(b * h * w, 9 * c)
+
+
+def _relu_back(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """The gradient through a ReLU, given its output: grad where out > 0, else 0 (one pass)."""
+    return torch.ops.aten.threshold_backward(grad, out, 0)
+
+
+def _forward(model: CVAE, x: torch.Tensor, generator: torch.Generator | None, dt: torch.dtype) -> dict:
+    """The loss's forward pass; returns every tensor the backward pass needs, by name."""
+    enc, dec = model.encoder, model.decoder
+    bsz = x.shape[0]
+    side = IMAGE_SIZE
+    f1 = enc.conv1.out_channels
+    f2 = enc.conv2.out_channels
+    s2 = side // 2  # 14
+    s4 = side // 4  # 7
+    # Weights as matrices whose rows / columns match the channels-last activations.
+    w1 = enc.conv1.weight.detach().permute(2, 3, 1, 0).reshape(9, f1)  # (ky, kx) x out
+    w2 = enc.conv2.weight.detach().permute(2, 3, 1, 0).reshape(9 * f1, f2)  # (ky, kx, in) x out
+    wd = enc.dense.weight.detach().view(-1, f2, s4 * s4).transpose(1, 2).reshape(-1, f2 * s4 * s4)
+    wmu, wlv = enc.z_mean.weight.detach(), enc.z_log_var.weight.detach()
+    wz = dec.dense.weight.detach().view(f2, s4 * s4, -1).transpose(0, 1).reshape(f2 * s4 * s4, -1)
+    bz = dec.dense.bias.detach().view(f2, s4 * s4).t().reshape(-1)
+    wt1 = dec.deconv1.weight.detach().permute(0, 2, 3, 1).reshape(f2, 9 * f2)  # in x (ky, kx, out)
+    wt2 = dec.deconv2.weight.detach().permute(0, 2, 3, 1).reshape(f2, 9 * f1)
+    wt3 = dec.deconv3.weight.detach().permute(0, 2, 3, 1).reshape(f1, 9)
+
+    # ---- forward ----
+    img = x.detach().reshape(bsz, side, side).float()
+    xpad = F.pad(img, (0, 1, 0, 1))  # Keras "same", stride 2: pad bottom/right
+    cols1 = xpad.as_strided((bsz, s2, s2, 3, 3),
+                            (xpad.stride(0), 2 * xpad.stride(1), 2, xpad.stride(1), 1)).reshape(-1, 9)
+    h1 = torch.relu(torch.addmm(enc.conv1.bias.detach(), cols1, w1))  # (B*14*14, f1); K = 9: float32
+    cols2 = _taps_s2(h1.view(bsz, s2, s2, f1), dt)  # (B*49, 9*f1)
+    w2d = w2.to(dt)
+    h2 = torch.mm(cols2, w2d).float().add_(enc.conv2.bias.detach()).relu_()  # (B*49, f2)
+    h2f = h2.view(bsz, -1)
+    h3 = torch.relu(torch.addmm(enc.dense.bias.detach(), h2f, wd.t()))
+    mu = torch.addmm(enc.z_mean.bias.detach(), h3, wmu.t())
+    lv = torch.addmm(enc.z_log_var.bias.detach(), h3, wlv.t())
+    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype)
+    std = torch.exp(0.5 * lv)
+    z = mu + std * eps
+    a4 = torch.relu(torch.addmm(bz, z, wz.t())).to(dt).view(-1, f2)  # (B*49, f2) channels-last
+    wt1d = wt1.to(dt)
+    # The transposed convolutions' outputs are summed, biased and rectified in dt: they are
+    # the next product's inputs, which would be rounded to dt anyway.
+    a5 = _fold_s2(torch.mm(a4, wt1d).view(bsz, s4, s4, 3, 3, f2), dec.deconv1.bias.detach().to(dt))
+    a5 = a5.relu_().view(-1, f2)  # (B*14*14, f2)
+    wt2d = wt2.to(dt)
+    a6 = _fold_s2(torch.mm(a5, wt2d).view(bsz, s2, s2, 3, 3, f1), dec.deconv2.bias.detach().to(dt))
+    a6 = a6.relu_().view(-1, f1)  # (B*28*28, f1)
+    wt3d = wt3.to(dt)
+    y7 = torch.mm(a6, wt3d).view(bsz, side, side, 3, 3)
+    # Stride 1, padding 1: out[r, c] = sum of y7[r+1-ky, c+1-kx, ky, kx] over the taps inside.
+    logits = y7[:, :, :, 1, 1].to(torch.float32, copy=True)
+    for ky in range(3):
+        for kx in range(3):
+            if (ky, kx) != (1, 1):
+                dy, dx = ky - 1, kx - 1
+                logits[:, max(dy, 0):side + min(dy, 0), max(dx, 0):side + min(dx, 0)] += \
+                    y7[:, max(-dy, 0):side + min(-dy, 0), max(-dx, 0):side + min(-dx, 0), ky, kx]
+    logits += dec.deconv3.bias.detach()
+
+    recon_i = F.binary_cross_entropy_with_logits(logits, img, reduction="none").sum((1, 2))
+    kl_i = -0.5 * torch.sum(1 + lv - mu.square() - lv.exp(), dim=1)
+    per_image = recon_i + kl_i
+    parts = LossParts(loss=per_image.mean(), recon=recon_i.mean(), kl=kl_i.mean(), per_image=per_image)
+
+    return locals()  # every name above, for the backward pass
+
+
+def loss_parts(model: CVAE, x: torch.Tensor, generator: torch.Generator | None = None,
+               dtype: torch.dtype = torch.float32) -> LossParts:
+    """The batch's loss (mean, recon, kl, per image) by the same products, without gradients."""
+    return _forward(model, x, generator, dtype)["parts"]
+
+
+def loss_and_grads(model: CVAE, x: torch.Tensor, generator: torch.Generator | None = None,
+                   dtype: torch.dtype = torch.float32, weight: float = 1.0):
+    """The batch's mean loss parts and ``weight`` times the gradient of its mean loss.
+
+    ``x``: (B, 1, 28, 28) in [0, 1], any memory format. Returns ``(LossParts, grads)`` with
+    ``grads`` in the order of ``model.parameters()``. The noise of z is drawn like
+    :func:`cvae.model.reparameterize` (``torch.randn`` of z_mean's shape with ``generator``),
+    so a seeded step draws the same z as the stock path.
+    """
+    v = SimpleNamespace(**_forward(model, x, generator, dtype))
+    bsz, side, f1, f2, s2, s4, dt = v.bsz, v.side, v.f1, v.f2, v.s2, v.s4, v.dt
+
+    # ---- backward (of weight * mean loss) ----
+    g = weight / bsz
+    dlogits = (torch.sigmoid(v.logits) - v.img).mul_(g)  # (B, 28, 28)
+    db7 = dlogits.sum().reshape(1)
+    dfull = F.pad(dlogits, (1, 1, 1, 1))
+    dy7 = torch.empty(bsz, side, side, 3, 3, dtype=dt)
+    sf = dfull.stride()
+    dy7.copy_(dfull.as_strided((bsz, side, side, 3, 3), (sf[0], sf[1], sf[2], sf[1], sf[2])))
+    dy7 = dy7.view(-1, 9)
+    dwt3 = torch.mm(v.a6.t(), dy7).float()  # (f1, 9)
+    # Gradients that feed only products stay in dt (they come out of a dt product); the bias
+    # gradients sum them in float32.
+    dh6 = _relu_back(torch.mm(dy7, v.wt3d.t()), v.a6)
+    db6 = dh6.sum(0, dtype=torch.float32)
+    dy6 = _taps_s2(dh6.view(bsz, side, side, f1), dt)  # (B*14*14, 9*f1)
+    dwt2 = torch.mm(v.a5.t(), dy6).float()
+    dh5 = _relu_back(torch.mm(dy6, v.wt2d.t()), v.a5)
+    db5 = dh5.sum(0, dtype=torch.float32)
+    dy5 = _taps_s2(dh5.view(bsz, s2, s2, f2), dt)  # (B*49, 9*f2)
+    dwt1 = torch.mm(v.a4.t(), dy5).float()
+    dh4 = _relu_back(torch.mm(dy5, v.wt1d.t()), v.a4).float().view(bsz, -1)
+    dwz = dh4.t() @ v.z  # (49*f2, latent)
+    dbz = dh4.sum(0)
+    dz = dh4 @ v.wz
+    dmu = dz + v.mu * g
+    dlv = dz * v.eps * 0.5 * v.std + 0.5 * (v.lv.exp() - 1) * g
+    dwmu, dbmu = dmu.t() @ v.h3, dmu.sum(0)
+    dwlv, dblv = dlv.t() @ v.h3, dlv.sum(0)
+    dh3 = (dmu @ v.wmu + dlv @ v.wlv).mul_(v.h3 > 0)
+    dwd = dh3.t() @ v.h2f
+    dbd = dh3.sum(0)
+    dh2 = (dh3 @ v.wd).view(-1, f2).mul_(v.h2 > 0)
+    db2 = dh2.sum(0)
+    dh2d = dh2.to(dt)
+    dw2 = torch.mm(v.cols2.t(), dh2d).float()
+    dcols2 = torch.mm(dh2d, v.w2d.t()).view(bsz, s4, s4, 3, 3, f1)
+    dh1 = _fold_s2(dcols2.float()).view(-1, f1).mul_(v.h1 > 0)  # the bottom/right padding row is cropped
+    db1 = dh1.sum(0)
+    dw1 = v.cols1.t() @ dh1
+
+    # Back to the parameters' own layouts, in the order of model.parameters().
+    grads = {
+        "encoder.conv1.weight": dw1.view(3, 3, 1, f1).permute(3, 2, 0, 1),
+        "encoder.conv1.bias": db1,
+        "encoder.conv2.weight": dw2.view(3, 3, f1, f2).permute(3, 2, 0, 1),
+        "encoder.conv2.bias": db2,
+        "encoder.dense.weight": dwd.view(-1, s4 * s4, f2).transpose(1, 2).reshape(-1, f2 * s4 * s4),
+        "encoder.dense.bias": dbd,
+        "encoder.z_mean.weight": dwmu, "encoder.z_mean.bias": dbmu,
+        "encoder.z_log_var.weight": dwlv, "encoder.z_log_var.bias": dblv,
+        "decoder.dense.weight": dwz.view(s4 * s4, f2, -1).transpose(0, 1).reshape(f2 * s4 * s4, -1),
+        "decoder.dense.bias": dbz.view(s4 * s4, f2).t().reshape(-1),
+        "decoder.deconv1.weight": dwt1.view(f2, 3, 3, f2).permute(0, 3, 1, 2),
+        "decoder.deconv1.bias": db5,
+        "decoder.deconv2.weight": dwt2.view(f2, 3, 3, f1).permute(0, 3, 1, 2),
+        "decoder.deconv2.bias": db6,
+        "decoder.deconv3.weight": dwt3.view(f1, 3, 3, 1).permute(0, 3, 1, 2),
+        "decoder.deconv3.bias": db7,
+    }
+    out = []
+    for name, p in model.named_parameters():
+        gp = grads[name]
+        # The fused optimizers read .grad with the parameter's own strides.
+        out.append(gp if gp.stride() == p.stride() else torch.empty_like(p).copy_(gp))
+    return v.parts, out
