@@ -42,22 +42,19 @@ def _fold_s2(y: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """(B, H, W, 3, 3, C) tap products -> (B, 2H, 2W, C), out[2i+ky, 2j+kx] += y[i, j, ky, kx] (+ bias).
 
     The stride-2 scatter of a 3x3 kernel, cropped to 2H x 2W (Keras "same" drops the last
-    row and column), in y's dtype: each output phase (row parity a, column parity b) takes
-    its first tap by a copy (plus the bias) and the shifted ones (kernel index 2, from the
-    previous input row/column) by adds, so there is no zero fill and no crop copy.
+    row and column), in y's dtype. Kernel rows/columns 0 and 1 land on distinct output
+    pixels, (2i+ky, 2j+kx), so they are copied (as runs of 2 taps x C channels); index 2
+    lands where the next input row/column's index 0 did, so it is added. No zero fill, no
+    crop copy, six passes.
     """
     b_, h, w, _, _, c = y.shape
     out = torch.empty(b_, h, 2, w, 2, c, dtype=y.dtype)
     for a in (0, 1):
-        for b in (0, 1):  # kernel index 0 or 1: the same input row/column
-            if bias is None:
-                out[:, :, a, :, b] = y[:, :, :, a, b]
-            else:
-                torch.add(y[:, :, :, a, b], bias, out=out[:, :, a, :, b])
-    for b in (0, 1):
-        out[:, 1:, 0, :, b] += y[:, :-1, :, 2, b]  # kernel row 2 lands one input row later
-    for a in (0, 1):
-        out[:, :, a, 1:, 0] += y[:, :, :-1, a, 2]
+        out[:, :, a] = y[:, :, :, a, :2]
+    if bias is not None:  # one pass over the whole (contiguous) output
+        out += bias
+    out[:, :, :, 1:, 0] += y[:, :, :-1, :2, 2].transpose(2, 3)  # kernel column 2, rows 0-1
+    out[:, 1:, 0] += y[:, :-1, :, 2, :2]  # kernel row 2, columns 0-1
     out[:, 1:, 0, 1:, 0] += y[:, :-1, :-1, 2, 2]
     return out.view(b_, 2 * h, 2 * w, c)
 
@@ -68,14 +65,21 @@ def _taps_s2(src: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     padding is one row/column at the bottom/right)."""
     b, h2, w2, c = src.shape
     h, w = h2 // 2, w2 // 2
-    s = src.stride()
-    out = torch.empty(b, h, w, 3, 3, c, dtype=dtype)
-    out[:, :, :, :2, :2] = src.as_strided((b, h, w, 2, 2, c), (s[0], 2 * s[1], 2 * s[2], s[1], s[2], s[3]))
-    out[:, :-1, :, 2, :2] = src[:, 2::2].as_strided((b, h - 1, w, 2, c), (s[0], 2 * s[1], 2 * s[2], s[2], s[3]))
-    out[:, :, :-1, :2, 2] = src[:, :, 2::2].as_strided((b, h, w - 1, 2, c), (s[0], 2 * s[1], 2 * s[2], s[1], s[3]))
-    out[:, :-1, :-1, 2, 2] = src[:, 2::2, 2::2]
-    out[:, -1, :, 2] = 0
-    out[:, :, -1, :, 2] = 0
+    s0, s1, s2, _ = src.stride()
+    if src.stride(3) != 1 or s2 != c:
+        src = src.contiguous()
+        s0, s1, s2, _ = src.stride()
+    out = torch.empty(b, h, w, 3, 3 * c, dtype=dtype)
+    # Kernel columns 0-2 x channels are one contiguous run of 3C in both: one copy for all but
+    # the last column.
+    out[:, :, :-1, :2] = src.as_strided((b, h, w - 1, 2, 3 * c), (s0, 2 * s1, 2 * s2, s1, 1))
+    out[:, :-1, :-1, 2] = src[:, 2::2].as_strided((b, h - 1, w - 1, 3 * c), (s0, 2 * s1, 2 * s2, 1))
+    # The last column: kernel columns 0-1 from input columns 2w-2, 2w-1; column 2 is outside.
+    last = src[:, :, w2 - 2:]
+    out[:, :, -1, :2, :2 * c] = last.as_strided((b, h, 2, 2 * c), (s0, 2 * s1, s1, 1))
+    out[:, :-1, -1, 2, :2 * c] = last[:, 2::2].reshape(b, h - 1, 2 * c)
+    out[:, :, -1, :, 2 * c:] = 0
+    out[:, -1, :, 2] = 0  # kernel row 2 below the last row
     return out.view(b * h * w, 9 * c)
 
 
