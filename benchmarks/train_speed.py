@@ -59,9 +59,11 @@ class PlainCVAE(nn.Module):
         h = self.enc(x)
         return self.mu(h), self.lv(h)
 
-    def loss(self, x, generator=None):
+    latent_dim = 2
+
+    def loss(self, x, generator=None, eps=None):
         mu, lv = self.encode(x)
-        return vae_loss(x, self.dec(reparameterize(mu, lv, generator)), mu, lv)
+        return vae_loss(x, self.dec(reparameterize(mu, lv, generator, eps)), mu, lv)
 
     @property
     def device(self):

@@ -7,15 +7,18 @@ matrix product of the same shape ran at 67 in float32 and 210 in bfloat16. So fo
 training this module writes every layer as one matrix product plus strided copies
 (im2col for the convolutions, the four-phase scatter for the stride-2 transposed ones)
 on channels-last activations, and works out the backward pass by hand (no autograd
-graph). :func:`loss_and_grads` returns exactly what ``model.loss(x).loss.backward()``
-computes (tests/test_gemm.py checks both precisions against autograd).
+graph). With float32 products :func:`loss_and_grads` returns what
+``model.loss(x).loss.backward()`` computes, to float rounding; tests/test_gemm.py checks that,
+and that bfloat16 products stay as close to it as PyTorch's bfloat16 autocast does.
 
 ``dtype`` is the precision of the matrix products' inputs. ``torch.bfloat16`` rounds
-activations, weights and gradients to 8 significant bits inside each product (PyTorch's
-own CPU autocast does the same); the loss, the sums of the scatter, biases, ReLU masks
-and the optimizer's weights stay float32. The trainer (``TrainConfig.precision``) uses bfloat16
-only where the CPU multiplies it natively (AVX512-BF16 or AMX); elsewhere it is slower
-than float32, and the trainer's ``precision="auto"`` keeps PyTorch's stock layers.
+activations, weights and gradients to 8 significant bits (PyTorch's own CPU autocast does
+the same); the transposed convolutions' scatter, bias and ReLU run in bfloat16 too, since
+their outputs are the next product's bfloat16 inputs. The encoder's dense layers, the last
+layer's scatter, the loss, the bias gradients (summed in float32) and the optimizer's
+weights stay float32. The trainer (``TrainConfig.precision``) uses bfloat16 only where the
+CPU multiplies it natively (AVX512-BF16 or AMX); elsewhere it is slower than float32, and
+``precision="auto"`` keeps PyTorch's stock layers.
 """
 
 from __future__ import annotations
