@@ -156,12 +156,6 @@ def _forward(model: CVAE, x: torch.Tensor, generator: torch.Generator | None, dt
     return locals()  # every name above, for the backward pass
 
 
-def loss_parts(model: CVAE, x: torch.Tensor, generator: torch.Generator | None = None,
-               dtype: torch.dtype = torch.float32) -> LossParts:
-    """The batch's loss (mean, recon, kl, per image) by the same products, without gradients."""
-    return _forward(model, x, generator, dtype)["parts"]
-
-
 def loss_and_grads(model: CVAE, x: torch.Tensor, generator: torch.Generator | None = None,
                    dtype: torch.dtype = torch.float32, weight: float = 1.0):
     """The batch's mean loss parts and ``weight`` times the gradient of its mean loss.
