@@ -19,8 +19,8 @@ from typing import Callable
 import torch
 
 from .augment import random_affine
-from .gemm import loss_and_grads, native_bf16
 from .checkpoint import save_checkpoint
+from .gemm import loss_and_grads, native_bf16
 from .latent import evaluate
 from .model import CVAE, ModelConfig, pick_device
 
@@ -143,10 +143,9 @@ def matmul_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 def describe_precision(precision: str, device: torch.device) -> str:
     """One phrase for logs: what ``precision`` does on ``device``."""
-    dtype = matmul_dtype(precision, device)
-    if dtype is None:
+    if matmul_dtype(precision, device) is None:
         return f"float32, PyTorch's stock layers ({device.type})"
-    return f"{'bfloat16' if dtype == torch.bfloat16 else 'float32'} matrix products (cvae.gemm)"
+    return "bfloat16 matrix products (cvae.gemm)"
 
 
 def auto_workers(device: torch.device, batch_size: int, dtype: torch.dtype | None = None) -> int:
@@ -201,6 +200,7 @@ class _Step:
         if self.dtype is not None:
             parts, grads = loss_and_grads(self.model, self._augmented(x, self.gens[i]), self.gens[i],
                                           self.dtype, weight)
+            grads = [g for g, p in zip(grads, self.model.parameters()) if p.requires_grad]  # as self.params
         else:
             parts = self._loss(x, self.gens[i])
             grads = torch.autograd.grad(parts.loss * weight, self.params)

@@ -127,3 +127,20 @@ def test_bfloat16_training_learns_like_float32(seed):
     f32, b16 = (res[p].best_val_loss for p in ("fp32", "bf16"))
     assert f32 < 0.5 * start and b16 < 0.5 * start
     assert b16 == pytest.approx(f32, rel=0.02)
+
+
+def test_the_gemm_step_leaves_frozen_parameters_alone():
+    """A parameter that does not require grad gets no gradient, and the others still get theirs."""
+    torch.manual_seed(0)
+    model = CVAE()
+    model.encoder.conv1.weight.requires_grad_(False)
+    x = torch.rand(8, 1, 28, 28)
+    step = _Step(model, 1, seed=5, device=torch.device("cpu"), dtype=torch.float32)
+    step(x)
+    got = {n: None if p.grad is None else p.grad.clone() for n, p in model.named_parameters()}
+    assert got["encoder.conv1.weight"] is None
+    model.zero_grad(set_to_none=True)
+    model.loss(x, generator=torch.Generator().manual_seed(6)).loss.backward()
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            assert _rel(got[name], p.grad) < 2e-3, name
