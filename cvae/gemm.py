@@ -117,7 +117,7 @@ def _forward(model: CVAE, x: torch.Tensor, generator: torch.Generator | None, dt
     cols1 = xpad.as_strided((bsz, s2, s2, 3, 3),
                             (xpad.stride(0), 2 * xpad.stride(1), 2, xpad.stride(1), 1)).reshape(-1, 9)
     h1 = torch.relu(torch.addmm(enc.conv1.bias.detach(), cols1, w1))  # (B*14*14, f1); K = 9: float32
-    cols2 = _taps_s2(h1.view(bsz, s2, s2, f1), dt)  # (B*49, 9*f1)
+    cols2 = _taps_s2(h1.view(bsz, s2, s2, f1).to(dt), dt)  # (B*49, 9*f1); cast before the 9-fold copy
     w2d = w2.to(dt)
     h2 = torch.mm(cols2, w2d).float().add_(enc.conv2.bias.detach()).relu_()  # (B*49, f2)
     h2f = h2.view(bsz, -1)
@@ -172,7 +172,7 @@ def loss_and_grads(model: CVAE, x: torch.Tensor, generator: torch.Generator | No
     g = weight / bsz
     dlogits = (torch.sigmoid(v.logits) - v.img).mul_(g)  # (B, 28, 28)
     db7 = dlogits.sum().reshape(1)
-    dfull = F.pad(dlogits, (1, 1, 1, 1))
+    dfull = F.pad(dlogits, (1, 1, 1, 1)).to(dt)  # cast first: the gather below copies each value 9 times
     dy7 = torch.empty(bsz, side, side, 3, 3, dtype=dt)
     sf = dfull.stride()
     dy7.copy_(dfull.as_strided((bsz, side, side, 3, 3), (sf[0], sf[1], sf[2], sf[1], sf[2])))
