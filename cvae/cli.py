@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(cosine schedule only; e.g. 0.02)")
     t.add_argument("--patience", type=int, help="early-stopping patience in epochs (0: off)")
     t.add_argument("--weight-decay", type=float, help="decoupled weight decay (AdamW); default 0")
-    t.add_argument("--workers", type=int, help="threads that split each batch on a CPU (default 0: one per core)")
+    t.add_argument("--workers", type=int, help="threads that split each batch on a CPU (default 0: one per core "
+                                               "on the stock layers, one on the bfloat16 products)")
     t.add_argument("--precision", choices=["auto", "fp32", "bf16"],
                    help="CPU training arithmetic: fp32 = PyTorch's stock layers; bf16 = the layers as "
                         "bfloat16 matrix products (cvae.gemm, about twice as fast where the CPU has "
