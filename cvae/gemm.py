@@ -193,18 +193,18 @@ def loss_and_grads(model: CVAE, x: torch.Tensor, generator: torch.Generator | No
     dbz = dh4.sum(0)
     dz = dh4 @ v.wz
     dmu = dz + v.mu * g
-    dlv = dz * v.eps * 0.5 * v.std + 0.5 * (v.lv.exp() - 1) * g
+    dlv = dz * v.eps * 0.5 * v.std + 0.5 * (v.std.square() - 1) * g  # exp(lv) = std^2
     dwmu, dbmu = dmu.t() @ v.h3, dmu.sum(0)
     dwlv, dblv = dlv.t() @ v.h3, dlv.sum(0)
-    dh3 = (dmu @ v.wmu + dlv @ v.wlv).mul_(v.h3 > 0)
+    dh3 = _relu_back(dmu @ v.wmu + dlv @ v.wlv, v.h3)
     dwd = dh3.t() @ v.h2f
     dbd = dh3.sum(0)
-    dh2 = (dh3 @ v.wd).view(-1, f2).mul_(v.h2 > 0)
+    dh2 = _relu_back((dh3 @ v.wd).view(-1, f2), v.h2)
     db2 = dh2.sum(0)
     dh2d = dh2.to(dt)
     dw2 = torch.mm(v.cols2.t(), dh2d).float()
     dcols2 = torch.mm(dh2d, v.w2d.t()).view(bsz, s4, s4, 3, 3, f1)
-    dh1 = _fold_s2(dcols2.float()).view(-1, f1).mul_(v.h1 > 0)  # the bottom/right padding row is cropped
+    dh1 = _relu_back(_fold_s2(dcols2.float()).view(-1, f1), v.h1)  # the bottom/right padding row is cropped
     db1 = dh1.sum(0)
     dw1 = v.cols1.t() @ dh1
 
