@@ -37,7 +37,8 @@ sys.path.insert(0, str(REPO))
 from cvae import TrainConfig, evaluate, load_mnist, train  # noqa: E402
 from cvae.model import reparameterize, vae_loss  # noqa: E402
 from cvae.gemm import native_bf16  # noqa: E402
-from cvae.train import DEFAULT_RECIPE, RECIPES, auto_workers, describe_precision, matmul_dtype  # noqa: E402
+from cvae.train import (DEFAULT_RECIPE, RECIPES, auto_workers, describe_precision, keep_freed_memory,  # noqa: E402
+                        matmul_dtype)
 
 
 class PlainCVAE(nn.Module):
@@ -125,13 +126,16 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    # cvae.train sets this for the whole process on its first run; set it first, so that the
+    # reference loop runs with the same allocator from its first step.
+    malloc_tuned = keep_freed_memory()
     train_x, _ = load_mnist("train", args.data_dir, download=False)
     test_x, _ = load_mnist("test", args.data_dir, download=False)
     cfg = TrainConfig.from_recipe(args.recipe, precision=args.precision)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}, native bfloat16: {'yes' if native_bf16() else 'no'}; "
           f"project recipe {args.recipe}: batch {cfg.batch_size}, lr {cfg.lr}, {cfg.schedule}, {cfg.epochs} epochs, "
-          f"precision {cfg.precision}")
+          f"precision {cfg.precision}; malloc keeps freed memory (both): {'yes' if malloc_tuned else 'no'}")
 
     ref = Reference(args.data_dir)
     ref.run(320)  # warm-up

@@ -4,10 +4,14 @@ PyTorch's CPU convolution kernels run this model's small layers far below what t
 same arithmetic reaches as plain matrix products: on the machine of README, Performance,
 the transposed convolutions' forward pass ran at about 24 GFLOP/s per core while a
 matrix product of the same shape ran at 67 in float32 and 210 in bfloat16. So for
-training this module writes every layer as one matrix product plus strided copies
+training this module writes most layers as one matrix product plus strided copies
 (im2col for the convolutions, the four-phase scatter for the stride-2 transposed ones)
 on channels-last activations, and works out the backward pass by hand (no autograd
-graph). With float32 products :func:`loss_and_grads` returns what
+graph). Where oneDNN's channels-last convolution called directly (no autograd, no bias,
+no layout conversion) measured faster within a whole step, it is used instead: the second
+transposed convolution both ways and the last layer's backward pass (the largest tensors,
+whose im2col copies cost more than the products). The same kernels were slower for the
+other layers, so those stay matrix products. With float32 products :func:`loss_and_grads` returns what
 ``model.loss(x).loss.backward()`` computes, to float rounding; tests/test_gemm.py checks that,
 and that bfloat16 products stay as close to it as PyTorch's bfloat16 autocast does.
 
@@ -86,6 +90,24 @@ def _taps_s2(src: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return out.view(b * h * w, 9 * c)
 
 
+def _conv(x: torch.Tensor, w: torch.Tensor, stride: int, transposed: bool = False) -> torch.Tensor:
+    """oneDNN's convolution (or transposed convolution), no padding, no bias, on channels-last
+    activations: ``x`` (B, H, W, C) -> (B, H', W', C') (a view of a channels-last result)."""
+    conv = F.conv_transpose2d if transposed else F.conv2d
+    return conv(x.permute(0, 3, 1, 2), w, None, stride=stride).permute(0, 2, 3, 1)
+
+
+def _conv_back(dy: torch.Tensor, x: torch.Tensor, w: torch.Tensor, stride: int, transposed: bool = False,
+               padding: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(dx, dw) of :func:`_conv` (with ``padding``) from dy = d loss / d output; activations
+    (B, H, W, C). The bias gradient is left to the caller: asking oneDNN for it doubled the
+    call's time here."""
+    dx, dw, _ = torch.ops.aten.convolution_backward(
+        dy.permute(0, 3, 1, 2), x.permute(0, 3, 1, 2), w, None,
+        [stride] * 2, [padding] * 2, [1, 1], transposed, [0, 0], 1, [True, True, False])
+    return dx.permute(0, 2, 3, 1), dw
+
+
 def _relu_back(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """The gradient through a ReLU, given its output: grad where out > 0, else 0 (one pass)."""
     return torch.ops.aten.threshold_backward(grad, out, 0)
@@ -108,7 +130,6 @@ def _forward(model: CVAE, x: torch.Tensor, generator: torch.Generator | None, dt
     wz = dec.dense.weight.detach().view(f2, s4 * s4, -1).transpose(0, 1).reshape(f2 * s4 * s4, -1)
     bz = dec.dense.bias.detach().view(f2, s4 * s4).t().reshape(-1)
     wt1 = dec.deconv1.weight.detach().permute(0, 2, 3, 1).reshape(f2, 9 * f2)  # in x (ky, kx, out)
-    wt2 = dec.deconv2.weight.detach().permute(0, 2, 3, 1).reshape(f2, 9 * f1)
     wt3 = dec.deconv3.weight.detach().permute(0, 2, 3, 1).reshape(f1, 9)
 
     # ---- forward ----
@@ -133,10 +154,14 @@ def _forward(model: CVAE, x: torch.Tensor, generator: torch.Generator | None, dt
     # the next product's inputs, which would be rounded to dt anyway.
     a5 = _fold_s2(torch.mm(a4, wt1d).view(bsz, s4, s4, 3, 3, f2), dec.deconv1.bias.detach().to(dt))
     a5 = a5.relu_().view(-1, f2)  # (B*14*14, f2)
-    wt2d = wt2.to(dt)
-    a6 = _fold_s2(torch.mm(a5, wt2d).view(bsz, s2, s2, 3, 3, f1), dec.deconv2.bias.detach().to(dt))
-    a6 = a6.relu_().view(-1, f1)  # (B*28*28, f1)
+    # The second transposed convolution is the largest layer; oneDNN's own channels-last
+    # kernel beats the tap product + scatter here (no bias inside: its biased form is slow).
+    wt2c = dec.deconv2.weight.detach().to(dt)  # (in, out, 3, 3)
+    y6 = _conv(a5.view(bsz, s2, s2, f2), wt2c, 2, transposed=True)
+    a6 = y6[:, :side, :side].add(dec.deconv2.bias.detach().to(dt)).relu_()
+    a6 = a6.view(-1, f1)  # (B*28*28, f1), the 2H+1 output cropped to 2H
     wt3d = wt3.to(dt)
+    wt3c = dec.deconv3.weight.detach().to(dt)
     y7 = torch.mm(a6, wt3d).view(bsz, side, side, 3, 3)
     # Stride 1, padding 1: out[r, c] = sum of y7[r+1-ky, c+1-kx, ky, kx] over the taps inside.
     logits = y7[:, :, :, 1, 1].to(torch.float32, copy=True)
@@ -172,19 +197,17 @@ def loss_and_grads(model: CVAE, x: torch.Tensor, generator: torch.Generator | No
     g = weight / bsz
     dlogits = (torch.sigmoid(v.logits) - v.img).mul_(g)  # (B, 28, 28)
     db7 = dlogits.sum().reshape(1)
-    dfull = F.pad(dlogits, (1, 1, 1, 1)).to(dt)  # cast first: the gather below copies each value 9 times
-    dy7 = torch.empty(bsz, side, side, 3, 3, dtype=dt)
-    sf = dfull.stride()
-    dy7.copy_(dfull.as_strided((bsz, side, side, 3, 3), (sf[0], sf[1], sf[2], sf[1], sf[2])))
-    dy7 = dy7.view(-1, 9)
-    dwt3 = torch.mm(v.a6.t(), dy7).float()  # (f1, 9)
-    # Gradients that feed only products stay in dt (they come out of a dt product); the bias
-    # gradients sum them in float32.
-    dh6 = _relu_back(torch.mm(dy7, v.wt3d.t()), v.a6)
-    db6 = dh6.sum(0, dtype=torch.float32)
-    dy6 = _taps_s2(dh6.view(bsz, side, side, f1), dt)  # (B*14*14, 9*f1)
-    dwt2 = torch.mm(v.a5.t(), dy6).float()
-    dh5 = _relu_back(torch.mm(dy6, v.wt2d.t()), v.a5)
+    dh6, dwt3 = _conv_back(dlogits.to(dt).view(bsz, side, side, 1), v.a6.view(bsz, side, side, f1),
+                           v.wt3c, 1, transposed=True, padding=1)
+    # The gradient of deconv2's uncropped (2H+1) output: zero on the cropped row and column.
+    dy6 = torch.empty(bsz, side + 1, side + 1, f1, dtype=dt)
+    dy6[:, side] = 0
+    dy6[:, :side, side] = 0
+    torch.ops.aten.threshold_backward.grad_input(dh6, v.a6.view(bsz, side, side, f1), 0,
+                                                 grad_input=dy6[:, :side, :side])
+    db6 = dy6.sum((0, 1, 2), dtype=torch.float32)
+    dx5, dwt2 = _conv_back(dy6, v.a5.view(bsz, s2, s2, f2), v.wt2c, 2, transposed=True)
+    dh5 = _relu_back(dx5.reshape(-1, f2), v.a5)
     db5 = dh5.sum(0, dtype=torch.float32)
     dy5 = _taps_s2(dh5.view(bsz, s2, s2, f2), dt)  # (B*49, 9*f2)
     dwt1 = torch.mm(v.a4.t(), dy5).float()
@@ -222,9 +245,9 @@ def loss_and_grads(model: CVAE, x: torch.Tensor, generator: torch.Generator | No
         "decoder.dense.bias": dbz.view(s4 * s4, f2).t().reshape(-1),
         "decoder.deconv1.weight": dwt1.view(f2, 3, 3, f2).permute(0, 3, 1, 2),
         "decoder.deconv1.bias": db5,
-        "decoder.deconv2.weight": dwt2.view(f2, 3, 3, f1).permute(0, 3, 1, 2),
+        "decoder.deconv2.weight": dwt2.float(),
         "decoder.deconv2.bias": db6,
-        "decoder.deconv3.weight": dwt3.view(f1, 3, 3, 1).permute(0, 3, 1, 2),
+        "decoder.deconv3.weight": dwt3.float(),
         "decoder.deconv3.bias": db7,
     }
     out = []
