@@ -11,16 +11,18 @@ graph). Where oneDNN's channels-last convolution called directly (no autograd, n
 no layout conversion) measured faster within a whole step, it is used instead: the second
 transposed convolution both ways and the last layer's backward pass (the largest tensors,
 whose im2col copies cost more than the products). The same kernels were slower for the
-other layers, so those stay matrix products. With float32 products :func:`loss_and_grads` returns what
-``model.loss(x).loss.backward()`` computes, to float rounding; tests/test_gemm.py checks that,
-and that bfloat16 products stay as close to it as PyTorch's bfloat16 autocast does.
+other layers, so those stay matrix products. With float32 products :func:`loss_and_grads`
+returns what ``model.loss(x).loss.backward()`` computes, to float rounding;
+tests/test_gemm.py checks that, and that bfloat16 products stay as close to it as PyTorch's
+bfloat16 autocast does.
 
 ``dtype`` is the precision of the matrix products' inputs. ``torch.bfloat16`` rounds
 activations, weights and gradients to 8 significant bits (PyTorch's own CPU autocast does
 the same); the transposed convolutions' scatter, bias and ReLU run in bfloat16 too, since
 their outputs are the next product's bfloat16 inputs. The encoder's dense layers, the last
-layer's scatter, the loss, the bias gradients (summed in float32) and the optimizer's
-weights stay float32. The trainer (``TrainConfig.precision``) uses bfloat16 only where the
+layer's scatter, the loss and the optimizer's weights stay float32; gradients are summed in
+float32 (inside the products, and for the biases), and the decoder's bias gradients are rounded
+to bfloat16 once at the end. The trainer (``TrainConfig.precision``) uses bfloat16 only where the
 CPU multiplies it natively (AVX512-BF16 or AMX); elsewhere it is slower than float32, and
 ``precision="auto"`` keeps PyTorch's stock layers.
 """
@@ -205,10 +207,10 @@ def loss_and_grads(model: CVAE, x: torch.Tensor, generator: torch.Generator | No
     dy6[:, :side, side] = 0
     torch.ops.aten.threshold_backward.grad_input(dh6, v.a6.view(bsz, side, side, f1), 0,
                                                  grad_input=dy6[:, :side, :side])
-    db6 = dy6.sum((0, 1, 2), dtype=torch.float32)
+    db6 = dy6.view(-1, f1).sum(0).float()  # accumulated in float32, rounded once to dt
     dx5, dwt2 = _conv_back(dy6, v.a5.view(bsz, s2, s2, f2), v.wt2c, 2, transposed=True)
     dh5 = _relu_back(dx5.reshape(-1, f2), v.a5)
-    db5 = dh5.sum(0, dtype=torch.float32)
+    db5 = dh5.sum(0).float()
     dy5 = _taps_s2(dh5.view(bsz, s2, s2, f2), dt)  # (B*49, 9*f2)
     dwt1 = torch.mm(v.a4.t(), dy5).float()
     dh4 = _relu_back(torch.mm(dy5, v.wt1d.t()), v.a4).float().view(bsz, -1)
@@ -227,7 +229,7 @@ def loss_and_grads(model: CVAE, x: torch.Tensor, generator: torch.Generator | No
     dh2d = dh2.to(dt)
     dw2 = torch.mm(v.cols2.t(), dh2d).float()
     dcols2 = torch.mm(dh2d, v.w2d.t()).view(bsz, s4, s4, 3, 3, f1)
-    dh1 = _relu_back(_fold_s2(dcols2.float()).view(-1, f1), v.h1)  # the bottom/right padding row is cropped
+    dh1 = _relu_back(_fold_s2(dcols2).view(-1, f1), v.h1)  # padding cropped; float32 out (h1's dtype)
     db1 = dh1.sum(0)
     dw1 = v.cols1.t() @ dh1
 

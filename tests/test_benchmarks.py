@@ -40,10 +40,15 @@ def test_train_speed_prints_both_trainers_and_their_ratio():
                        cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     m = re.search(r"THROUGHPUT reference (\d+) img/s .*project (\d+) img/s \(\d+ us/img; (.+?), (\d+) worker\(s\)\), "
-                  r"ratio ([\d.]+)x; project on the stock layers (\d+) img/s .*ratio ([\d.]+)x", r.stdout)
+                  r"ratio ([\d.]+)x; project on the stock layers (\d+) img/s \(\d+ us/img, \d+ workers\), "
+                  r"ratio ([\d.]+)x; project at batch 32 (\d+) img/s, ratio ([\d.]+)x$", r.stdout, re.M)
     assert m, r.stdout
-    ref, proj, arithmetic, workers, ratio, stock, stock_ratio = m.groups()
+    ref, proj, arithmetic, workers, ratio, stock, stock_ratio, b32, b32_ratio = m.groups()
     assert float(ratio) == pytest.approx(int(proj) / int(ref), abs=0.01)
     assert float(stock_ratio) == pytest.approx(int(stock) / int(ref), abs=0.01)
+    # The default recipe's batch (64) is not the reference's, so the same trainer at 32 is shown too.
+    assert float(b32_ratio) == pytest.approx(int(b32) / int(ref), abs=0.01)
+    assert re.search(r"^round 1: reference +\d+ img/s   project +\d+ img/s   project, batch 32 +\d+ img/s   "
+                     r"project, stock layers +\d+ img/s$", r.stdout, re.M), r.stdout
     assert arithmetic in ("bfloat16 matrix products (cvae.gemm)", "float32, PyTorch's stock layers (cpu)")
     assert "native bfloat16: " in r.stdout
