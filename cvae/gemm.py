@@ -21,10 +21,11 @@ activations, weights and gradients to 8 significant bits (PyTorch's own CPU auto
 the same); the transposed convolutions' scatter, bias and ReLU run in bfloat16 too, since
 their outputs are the next product's bfloat16 inputs. The encoder's dense layers, the last
 layer's scatter, the loss and the optimizer's weights stay float32; gradients are summed in
-float32 (inside the products, and for the biases), and the stride-2 transposed convolutions' bias
-gradients are rounded to bfloat16 once at the end. The trainer (``TrainConfig.precision``) uses bfloat16 only where the
-CPU multiplies it natively (AVX512-BF16 or AMX); elsewhere it is slower than float32, and
-``precision="auto"`` keeps PyTorch's stock layers.
+float32 (inside the products, and for the biases), and the stride-2 transposed convolutions'
+bias gradients are rounded to bfloat16 once at the end. The trainer
+(``TrainConfig.precision``) uses bfloat16 only where the CPU multiplies it natively
+(AVX512-BF16 or AMX); elsewhere it is slower than float32, and ``precision="auto"`` keeps
+PyTorch's stock layers.
 """
 
 from __future__ import annotations
