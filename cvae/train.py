@@ -27,7 +27,7 @@ from .model import CVAE, ModelConfig, pick_device
 
 # Named recipes. "tutorial" is the Keras tutorial's (val_loss 151.3 at its best epoch, 12,
 # early-stopped at 14). "fast" reaches it in 5 and 6 epochs (seeds 0, 1): batches of 64 at four times
-# the learning rate (more images per second than batch 32, and better per epoch at this rate), raised
+# the learning rate (more images per second than batch 32, about as good per epoch), raised
 # linearly over the first 2% of the steps (without it, how a run starts depends a lot on the
 # seed), then decayed to zero along a cosine, no early stopping. See README, Performance.
 RECIPES: dict[str, dict] = {
