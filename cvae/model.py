@@ -1,10 +1,15 @@
 """The tutorial's convolutional VAE (Chollet's Keras design), ported to PyTorch.
 
-Keras' ``padding="same"`` with stride 2 pads only at the bottom/right (TensorFlow's
-rule when the total padding is odd), and its ``Conv2DTranspose(..., padding="same")``
-crops the extra row/column at the bottom/right. Both are reproduced here exactly, so
-the spatial alignment matches the Keras model, not just the parameter counts.
-Weights are initialised like Keras (Glorot-uniform kernels, zero biases).
+The layers are declared once, by :func:`encoder_spec` and :func:`decoder_spec` (JSON-safe
+dicts, in order); :class:`Encoder` and :class:`Decoder` are built from them, and the
+browser's decoder (``cvae.webexport``, ``ui/pad.js``) reads the same list.
+
+Keras' ``padding="same"`` is reproduced exactly by :func:`same_padding`: with stride 2 on
+an even size the one row/column of padding goes at the bottom/right (TensorFlow's rule
+when the total padding is odd), and ``Conv2DTranspose(..., padding="same")`` crops the
+extra row/column at the bottom/right. So the spatial alignment matches the Keras model,
+not just the parameter counts (tests/test_keras_alignment.py holds it to the real Keras
+model's outputs). Weights are initialised like Keras (Glorot-uniform kernels, zero biases).
 """
 
 from __future__ import annotations
@@ -50,87 +55,191 @@ class ModelConfig:
         return cls(**d)
 
 
-def _same_pad_stride2(x: torch.Tensor) -> torch.Tensor:
-    # TensorFlow "same" for k=3, s=2 on an even size: total padding 1, all of it
-    # after (bottom/right).
-    return F.pad(x, (0, 1, 0, 1))
+def same_padding(n: int, kernel: int, stride: int, transpose: bool = False) -> tuple[int, int, int]:
+    """Keras/TensorFlow ``padding="same"`` along one spatial axis of size ``n``.
+
+    Returns ``(out, before, after)``. For a convolution, ``out = ceil(n / stride)`` and
+    ``before``/``after`` are the zero rows (columns) added at the top (left) and bottom
+    (right): the total is ``max((out - 1) * stride + kernel - n, 0)``, ``before = total // 2``,
+    the rest after. For a transposed convolution, ``out = n * stride`` and ``before``/``after``
+    are the rows cropped from the full ``(n - 1) * stride + kernel`` output: ``kernel - stride``
+    in all, ``before = (kernel - stride) // 2``.
+    """
+    if n < 1 or kernel < 1 or stride < 1:
+        raise ValueError(f"size, kernel and stride must be positive; got {n}, {kernel}, {stride}")
+    if transpose:
+        if kernel < stride:
+            raise ValueError(f"a 'same' transposed convolution needs kernel >= stride; got {kernel} < {stride}")
+        total = kernel - stride
+        return n * stride, total // 2, total - total // 2
+    out = -(-n // stride)
+    total = max((out - 1) * stride + kernel - n, 0)
+    return out, total // 2, total - total // 2
+
+
+def _resolve(layers: list[dict], size: int) -> list[dict]:
+    """Fill in each convolution's spatial sizes and its "same" padding (``pad``: zero rows
+    added before/after) or crop (``crop``: rows dropped before/after), from ``size`` on."""
+    for layer in layers:
+        if layer["kind"] in ("conv", "conv_transpose"):
+            transpose = layer["kind"] == "conv_transpose"
+            if layer["padding"] != "same":
+                raise ValueError(f"layer {layer['name']}: only padding 'same' is supported")
+            out, before, after = same_padding(size, layer["kernel"], layer["stride"], transpose)
+            layer.update({"size_in": size, "size_out": out, ("crop" if transpose else "pad"): [before, after]})
+            size = out
+        elif "reshape" in layer:
+            size = layer["reshape"][-1]
+    return layers
+
+
+def _side(cfg: "ModelConfig") -> int:
+    """The side of the smallest feature map (7 for 28x28 images): the encoder's last size."""
+    return [layer for layer in encoder_spec(cfg) if "size_out" in layer][-1]["size_out"]
+
+
+def encoder_spec(cfg: ModelConfig) -> list[dict]:
+    """The encoder's layers, in order: x (B,1,28,28) -> (z_mean, z_log_var).
+
+    Keys: ``name`` (the module attribute, so its parameters are ``{name}.weight`` and
+    ``{name}.bias``), ``kind`` ("conv", "dense"), ``in``/``out`` (channels or features),
+    ``activation``; convolutions add ``kernel``, ``stride``, ``padding`` ("same") and the
+    resolved ``size_in``, ``size_out`` and ``pad`` ([before, after] zero rows/columns); the
+    first dense layer has ``flatten`` ([C, H, W]: it reads the conv output flattened
+    channel-major, as PyTorch does); the two heads (``head: True``) both read the last
+    non-head layer's output.
+    """
+    f1, f2 = cfg.filters
+    layers = _resolve([
+        {"name": "conv1", "kind": "conv", "in": 1, "out": f1, "kernel": 3, "stride": 2, "padding": "same",
+         "activation": "relu"},
+        {"name": "conv2", "kind": "conv", "in": f1, "out": f2, "kernel": 3, "stride": 2, "padding": "same",
+         "activation": "relu"},
+    ], IMAGE_SIZE)
+    side = layers[-1]["size_out"]
+    return layers + [
+        {"name": "dense", "kind": "dense", "in": f2 * side * side, "out": cfg.dense, "activation": "relu",
+         "flatten": [f2, side, side]},
+        {"name": "z_mean", "kind": "dense", "in": cfg.dense, "out": cfg.latent_dim, "activation": "linear",
+         "head": True},
+        {"name": "z_log_var", "kind": "dense", "in": cfg.dense, "out": cfg.latent_dim, "activation": "linear",
+         "head": True},
+    ]
+
+
+def decoder_spec(cfg: ModelConfig) -> list[dict]:
+    """The decoder's layers, in order: z (B, latent_dim) -> image (B,1,28,28).
+
+    Same keys as :func:`encoder_spec`; the dense layer has ``reshape`` ([C, H, W]: its
+    output viewed channel-major, as PyTorch does) and transposed convolutions have
+    ``crop`` ([before, after] rows/columns dropped from the full output) instead of
+    ``pad``. The last layer's ``activation`` ("sigmoid") turns logits into the decoded
+    image; :class:`Decoder` itself returns the logits.
+    """
+    f1, f2 = cfg.filters
+    side = _side(cfg)
+    layers = _resolve([
+        {"name": "dense", "kind": "dense", "in": cfg.latent_dim, "out": f2 * side * side, "activation": "relu",
+         "reshape": [f2, side, side]},
+        {"name": "deconv1", "kind": "conv_transpose", "in": f2, "out": f2, "kernel": 3, "stride": 2,
+         "padding": "same", "activation": "relu"},
+        {"name": "deconv2", "kind": "conv_transpose", "in": f2, "out": f1, "kernel": 3, "stride": 2,
+         "padding": "same", "activation": "relu"},
+        {"name": "deconv3", "kind": "conv_transpose", "in": f1, "out": 1, "kernel": 3, "stride": 1,
+         "padding": "same", "activation": "sigmoid"},
+    ], side)
+    if layers[-1]["size_out"] != IMAGE_SIZE:
+        raise ValueError(f"the decoder ends at {layers[-1]['size_out']}x{layers[-1]['size_out']}, "
+                         f"not {IMAGE_SIZE}x{IMAGE_SIZE}")
+    return layers
+
+
+ACTIVATIONS = {"relu": F.relu, "sigmoid": torch.sigmoid, "linear": lambda t: t}
+
+
+def _build(layer: dict) -> nn.Module:
+    """The PyTorch module of one spec layer. The symmetric part of the padding (crop) is the
+    module's own ``padding``; the rest is applied in :func:`_apply`."""
+    if layer["kind"] == "dense":
+        return nn.Linear(layer["in"], layer["out"])
+    sym = min(layer["pad"] if layer["kind"] == "conv" else layer["crop"])
+    cls = nn.Conv2d if layer["kind"] == "conv" else nn.ConvTranspose2d
+    return cls(layer["in"], layer["out"], layer["kernel"], stride=layer["stride"], padding=sym)
+
+
+def _apply(layer: dict, module: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """One spec layer's pre-activation output."""
+    if layer["kind"] == "conv":
+        before, after = (p - module.padding[0] for p in layer["pad"])
+        if before or after:
+            h = F.pad(h, (before, after, before, after))
+        return module(h)
+    if layer["kind"] == "conv_transpose":
+        h = module(h)
+        before, after = (c - module.padding[0] for c in layer["crop"])
+        if before or after:
+            n = h.shape[-1]
+            h = h[:, :, before:n - after, before:n - after]
+        return h
+    if "flatten" in layer:
+        h = h.flatten(1)
+    return module(h)
 
 
 class Encoder(nn.Module):
-    """x (B,1,28,28) in [0,1] -> (z_mean, z_log_var), each (B, latent_dim)."""
+    """x (B,1,28,28) in [0,1] -> (z_mean, z_log_var), each (B, latent_dim); built from
+    :func:`encoder_spec`."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        f1, f2 = cfg.filters
-        self.conv1 = nn.Conv2d(1, f1, 3, stride=2)
-        self.conv2 = nn.Conv2d(f1, f2, 3, stride=2)
-        self.flat_dim = f2 * (IMAGE_SIZE // 4) ** 2
-        self.dense = nn.Linear(self.flat_dim, cfg.dense)
-        self.z_mean = nn.Linear(cfg.dense, cfg.latent_dim)
-        self.z_log_var = nn.Linear(cfg.dense, cfg.latent_dim)
+        self.spec = encoder_spec(cfg)
+        for layer in self.spec:
+            self.add_module(layer["name"], _build(layer))
+        self.flat_dim = self.dense.in_features
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = F.relu(self.conv1(_same_pad_stride2(x)))
-        h = F.relu(self.conv2(_same_pad_stride2(h)))
-        h = F.relu(self.dense(h.flatten(1)))
-        return self.z_mean(h), self.z_log_var(h)
-
-
-# Tap index for each (output phase, 2x2 kernel offset) of a k=3, s=2 transposed conv;
-# 3 points at an appended zero tap. See _deconv_s2_same.
-_PHASE_TAPS = torch.tensor([[2, 0], [3, 1]])
-
-
-def _deconv_s2_same(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``conv_transpose2d(x, weight, bias, stride=2)[..., :-1, :-1]`` in its sub-pixel form.
-
-    Output row 2i takes input rows i (tap 0) and i-1 (tap 2); row 2i+1 takes row i (tap 1);
-    likewise for columns. So the four output phases are one ordinary 2x2 convolution over
-    the input padded by one at the top/left, with 4*C_out channels, followed by
-    pixel_shuffle. Same parameters, same result (to float rounding), but it runs on the
-    ordinary convolution kernels instead of PyTorch's transposed convolution.
-    """
-    c_in, c_out = weight.shape[:2]
-    taps = _PHASE_TAPS.to(weight.device)
-    w = F.pad(weight, (0, 1, 0, 1))[:, :, taps[:, None, :, None], taps[None, :, None, :]]
-    w = w.permute(1, 2, 3, 0, 4, 5).reshape(c_out * 4, c_in, 2, 2)  # (co, a, b) -> co*4 + 2a + b
-    y = F.conv2d(F.pad(x, (1, 0, 1, 0)), w, bias.repeat_interleave(4))
-    return F.pixel_shuffle(y, 2)
+        h = x
+        heads = []
+        for layer in self.spec:
+            if layer.get("head"):
+                heads.append(layer)
+                continue
+            h = ACTIVATIONS[layer["activation"]](_apply(layer, getattr(self, layer["name"]), h))
+        z_mean, z_log_var = (ACTIVATIONS[lay["activation"]](_apply(lay, getattr(self, lay["name"]), h))
+                             for lay in heads)
+        return z_mean, z_log_var
 
 
 class Decoder(nn.Module):
-    """z (B, latent_dim) -> pixel *logits* (B,1,28,28); apply sigmoid for probabilities."""
+    """z (B, latent_dim) -> pixel *logits* (B,1,28,28); built from :func:`decoder_spec`.
+    The last layer's activation (sigmoid) is left to :meth:`CVAE.decode`."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        f1, f2 = cfg.filters
-        self.f2 = f2
-        self.side = IMAGE_SIZE // 4
-        self.dense = nn.Linear(cfg.latent_dim, f2 * self.side**2)
-        self.deconv1 = nn.ConvTranspose2d(f2, f2, 3, stride=2)
-        self.deconv2 = nn.ConvTranspose2d(f2, f1, 3, stride=2)
-        self.deconv3 = nn.ConvTranspose2d(f1, 1, 3, stride=1, padding=1)
+        self.spec = decoder_spec(cfg)
+        for layer in self.spec:
+            self.add_module(layer["name"], _build(layer))
+        self.side = self.spec[0]["reshape"][-1]
         # NHWC activations run faster on CPU convolution kernels; set by the trainer.
         self.channels_last = False
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.dense(z)).view(-1, self.f2, self.side, self.side)
-        if self.channels_last:
-            h = h.contiguous(memory_format=torch.channels_last)
-        # Transposed conv k=3, s=2 gives 2n+1; Keras "same" keeps the first 2n.
-        h = F.relu(self.deconv1(h)[:, :, :-1, :-1])
-        h = F.relu(self.deconv2(h)[:, :, :-1, :-1])
-        return self.deconv3(h)
+        h = z
+        last = len(self.spec) - 1
+        for i, layer in enumerate(self.spec):
+            h = _apply(layer, getattr(self, layer["name"]), h)
+            if i == last:
+                return h  # logits
+            h = ACTIVATIONS[layer["activation"]](h)
+            if "reshape" in layer:
+                h = h.view(-1, *layer["reshape"])
+                if self.channels_last:
+                    h = h.contiguous(memory_format=torch.channels_last)
+        return h
 
-    def reference_forward(self, z: torch.Tensor) -> torch.Tensor:
-        """The same maths through the sub-pixel form of the stride-2 transposed convs
-        (:func:`_deconv_s2_same`); tests check that both agree. Measured slower on 2 CPU
-        cores at batch 32 (README, Performance), so ``forward`` uses the stock layers."""
-        h = F.relu(self.dense(z)).view(-1, self.f2, self.side, self.side)
-        h = F.relu(_deconv_s2_same(h, self.deconv1.weight, self.deconv1.bias))
-        h = F.relu(_deconv_s2_same(h, self.deconv2.weight, self.deconv2.bias))
-        # Stride 1, padding 1: a plain convolution with the kernel flipped and transposed.
-        return F.conv2d(h, self.deconv3.weight.flip(2, 3).transpose(0, 1), self.deconv3.bias, padding=1)
+    def activation(self, logits: torch.Tensor) -> torch.Tensor:
+        """The last layer's activation: logits -> the decoded image."""
+        return ACTIVATIONS[self.spec[-1]["activation"]](logits)
 
 
 def _keras_init(module: nn.Module) -> None:
@@ -206,7 +315,7 @@ class CVAE(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Pixel probabilities in [0, 1], shape (B,1,28,28)."""
-        return torch.sigmoid(self.decoder(z))
+        return self.decoder.activation(self.decoder(z))
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, eps: torch.Tensor | None = None):
         """Returns (logits, z_mean, z_log_var, z) for one sample of z per image (noise ``eps``
