@@ -1,5 +1,6 @@
 """The model: shapes, parameter counts, loss, KL, reparameterisation."""
 
+import json
 import math
 
 import pytest
@@ -8,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cvae import CVAE, count_parameters, kl_divergence, reparameterize, vae_loss
-from cvae.model import ModelConfig, pick_device
+from cvae.model import ModelConfig, decoder_spec, encoder_spec, pick_device, same_padding
 
 
 def test_parameter_counts_match_the_tutorial():
@@ -44,19 +45,127 @@ def test_shapes_and_ranges():
     assert logits.shape == (7, 1, 28, 28) and z.shape == (7, 2)
 
 
-def test_keras_same_padding_alignment():
-    """Keras 'same' with stride 2 pads bottom/right only; a symmetric-padding port differs."""
-    m = CVAE()
-    conv = m.encoder.conv1
-    x = torch.rand(1, 1, 28, 28)
-    ours = F.relu(conv(F.pad(x, (0, 1, 0, 1))))
-    # Output pixel (0, 0) sees input rows/cols 0..2 (no padding at the top/left).
-    manual = F.relu((x[0, 0, :3, :3] * conv.weight[:, 0]).sum((1, 2)) + conv.bias)
-    assert torch.allclose(ours[0, :, 0, 0], manual, atol=1e-6)
-    # Transposed conv 'same': output[:2n] of the full (2n+1) transposed conv.
-    h = torch.rand(1, 64, 7, 7)
-    full = m.decoder.deconv1(h)
-    assert full.shape[-1] == 15
+@pytest.mark.parametrize("n,k,s,transpose,want", [
+    # Worked by hand from TensorFlow's rule (out = ceil(n/s); total = max((out-1)s + k - n, 0),
+    # before = total // 2) and its transpose (out = n s; crop k - s, before = (k - s) // 2).
+    (28, 3, 2, False, (14, 0, 1)),  # the encoder: the odd padding goes bottom/right
+    (14, 3, 2, False, (7, 0, 1)),
+    (7, 3, 1, False, (7, 1, 1)),
+    (5, 4, 2, False, (3, 1, 2)),
+    (27, 3, 2, False, (14, 1, 1)),
+    (6, 1, 2, False, (3, 0, 0)),  # no padding needed: never negative
+    (7, 3, 2, True, (14, 0, 1)),  # the decoder: crop the last row/column of 15
+    (14, 3, 2, True, (28, 0, 1)),
+    (28, 3, 1, True, (28, 1, 1)),
+    (5, 5, 2, True, (10, 1, 2)),
+    (5, 2, 2, True, (10, 0, 0)),
+])
+def test_same_padding_is_kerass_rule(n, k, s, transpose, want):
+    assert same_padding(n, k, s, transpose) == want
+
+
+def test_same_padding_refuses_what_keras_cannot_express():
+    with pytest.raises(ValueError):
+        same_padding(0, 3, 2)
+    with pytest.raises(ValueError):
+        same_padding(7, 1, 2, transpose=True)
+
+
+def _conv_response(encoder, layer: str, impulse: torch.Tensor) -> torch.Tensor:
+    """The output of ``encoder.<layer>`` when the encoder runs and that layer's input
+    (before any padding) is ``impulse``: conv1 reads the image; for conv2, conv1's output
+    is replaced by the impulse through a forward hook."""
+    got = {}
+    hooks = [getattr(encoder, layer).register_forward_hook(lambda m, i, o: got.setdefault("out", o.detach()))]
+    x = impulse.view(1, 1, 28, 28) if layer == "conv1" else torch.zeros(1, 1, 28, 28)
+    if layer == "conv2":
+        hooks.append(encoder.conv1.register_forward_hook(lambda m, i, o: impulse.view(1, 1, 14, 14)))
+    try:
+        encoder(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return got["out"][0, 0]
+
+
+def test_encoder_convolutions_align_like_keras():
+    """Impulse responses of conv1 and conv2 as the encoder runs them. With Keras' "same",
+    output (i, j) of a stride-2 3x3 convolution reads input rows 2i..2i+2 and columns
+    2j..2j+2 (the zero row/column is added after the last one), so an impulse at input
+    (r, c) shows kernel tap (r - 2i, c - 2j). A port that pads the top/left, or both sides,
+    reads other taps."""
+    m = CVAE(filters=(1, 1))
+    taps = torch.arange(1.0, 10.0).view(3, 3)
+    with torch.no_grad():
+        for conv in (m.encoder.conv1, m.encoder.conv2):
+            conv.weight.copy_(taps.view(1, 1, 3, 3))
+            conv.bias.zero_()
+    for layer, n in (("conv1", 28), ("conv2", 14)):
+        for r, c in [(0, 0), (2, 1), (n - 1, n - 1), (n - 2, 4)]:
+            impulse = torch.zeros(n, n)
+            impulse[r, c] = 1.0
+            out = _conv_response(m.encoder, layer, impulse)
+            want = torch.zeros(n // 2, n // 2)
+            for i in range(n // 2):
+                for j in range(n // 2):
+                    if 0 <= r - 2 * i <= 2 and 0 <= c - 2 * j <= 2:
+                        want[i, j] = taps[r - 2 * i, c - 2 * j]
+            assert out.shape == want.shape and torch.equal(out, want), \
+                (layer, r, c, out.nonzero().tolist(), want.nonzero().tolist())
+
+
+def test_decoder_aligns_like_keras():
+    """A one-channel decoder whose dense layer lights a single pixel of the 7x7 map, with
+    all-ones kernels: the lit region of the 28x28 logits is where Keras puts it. Each
+    stride-2 transposed convolution sends input row i to output rows 2i..2i+2 and Keras
+    keeps the first 2n rows; the stride-1 one sends row i to rows i-1..i+1. So pixel (0, 0)
+    lights rows/columns 0..7, pixel (6, 6) lights 23..27, pixel (3, 0) rows 11..19, columns
+    0..7 (worked by hand)."""
+    m = CVAE(latent_dim=1, filters=(1, 1), dense=1)
+    dec = m.decoder
+    with torch.no_grad():
+        for layer in (dec.deconv1, dec.deconv2, dec.deconv3):
+            layer.weight.fill_(1.0)
+            layer.bias.zero_()
+        dec.dense.weight.zero_()
+    for (r, c), (rows, cols) in {(0, 0): ((0, 7), (0, 7)), (6, 6): ((23, 27), (23, 27)),
+                                 (3, 0): ((11, 19), (0, 7))}.items():
+        with torch.no_grad():
+            dec.dense.bias.zero_()
+            dec.dense.bias[r * 7 + c] = 1.0
+        logits = dec(torch.zeros(1, 1))[0, 0]
+        assert logits.shape == (28, 28)
+        lit = logits.nonzero()
+        assert (lit[:, 0].min().item(), lit[:, 0].max().item()) == rows, (r, c)
+        assert (lit[:, 1].min().item(), lit[:, 1].max().item()) == cols, (r, c)
+        box = logits[rows[0]:rows[1] + 1, cols[0]:cols[1] + 1]
+        assert (box > 0).all(), (r, c)  # one connected block, no holes
+
+
+def test_the_spec_is_json_and_matches_the_modules():
+    """Names are the module attributes (so state_dict keys are {name}.weight/.bias), shapes
+    follow from in/out/kernel, the sizes chain from 28 down to 7 and back, and the spec
+    survives JSON unchanged (the browser reads it)."""
+    for cfg in (ModelConfig(), ModelConfig(latent_dim=3, filters=(8, 16), dense=5)):
+        m = CVAE.from_config(cfg)
+        for part, spec in ((m.encoder, encoder_spec(cfg)), (m.decoder, decoder_spec(cfg))):
+            assert json.loads(json.dumps(spec)) == spec
+            state = part.state_dict()
+            assert sorted(state) == sorted(f"{lay['name']}.{w}" for lay in spec for w in ("weight", "bias"))
+            for lay in spec:
+                w = state[f"{lay['name']}.weight"]
+                if lay["kind"] == "dense":
+                    assert w.shape == (lay["out"], lay["in"])
+                elif lay["kind"] == "conv":
+                    assert w.shape == (lay["out"], lay["in"], lay["kernel"], lay["kernel"])
+                else:
+                    assert w.shape == (lay["in"], lay["out"], lay["kernel"], lay["kernel"])
+        enc, dec = encoder_spec(cfg), decoder_spec(cfg)
+        assert [lay["name"] for lay in dec] == ["dense", "deconv1", "deconv2", "deconv3"]
+        assert [(lay["size_in"], lay["size_out"]) for lay in enc if "size_in" in lay] == [(28, 14), (14, 7)]
+        assert [(lay["size_in"], lay["size_out"]) for lay in dec if "size_in" in lay] == [(7, 14), (14, 28), (28, 28)]
+        assert dec[0]["reshape"] == [cfg.filters[1], 7, 7] == enc[2]["flatten"]
+        assert dec[-1]["activation"] == "sigmoid" and dec[-1]["out"] == 1
 
 
 def test_loss_against_a_hand_computed_case():
