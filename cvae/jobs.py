@@ -1,0 +1,365 @@
+"""Training jobs in a child process, for the app (no Streamlit here).
+
+``cvae.train`` sets torch's thread count and glibc's malloc thresholds for its whole process
+and holds the GIL for most of a step, so it must never run inside the web server. A
+:class:`JobRegistry` starts each run in a fresh process (multiprocessing "spawn": nothing of
+the server is inherited, and the child imports torch itself) and reads its progress back:
+
+- The child sends every trainer callback event (``step``, ``epoch``, ``snapshot``, ... as
+  dicts) through a one-way pipe; a reader thread in the server turns them into the fields
+  the page shows (status, message, progress, history, steps, snapshots).
+- Stop is cooperative: a shared Event the child's callback reads after every step, so the
+  trainer stops there and keeps its best checkpoint (written atomically after every
+  improving epoch). If the child has not ended ``grace_s`` seconds after the request it is
+  terminated, then killed; the checkpoint on disk is still the last complete one.
+- A child that raises, or dies (a signal, out of memory), ends its job as "failed" with a
+  message; the reader sees the pipe close, so nothing waits for a message that never comes.
+- One run at a time per registry (training takes every core); finished jobs beyond the
+  ``keep_finished`` most recent are dropped.
+
+The child runs at a lower CPU priority (``CHILD_NICE``) so the server's own work (slider
+moves, reruns) comes first whenever both want the cores.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # torch is imported by the child, or by whoever built the config
+    from .train import TrainConfig
+
+STATUSES = ("running", "done", "stopped", "failed")
+GRACE_S = 20.0  # a stop request waits this long (a step, or the test-set evaluation) before terminate()
+KILL_AFTER_S = 5.0  # then this long after terminate() before kill()
+KEEP_FINISHED = 3  # finished jobs a registry keeps (the page reads the last one's result)
+CHILD_NICE = 10  # the trainer yields the CPU to the server's sessions (POSIX; ignored elsewhere)
+STEP_POINTS_PER_EPOCH = 50  # points of the live loss curve per epoch
+POLL_S = 0.2  # the reader's wake-up interval while no message arrives (hard-stop deadlines)
+
+
+class JobBusyError(RuntimeError):
+    """A registry runs one training at a time."""
+
+
+# --------------------------------------------------------------------------- the child
+
+def _child_main(cfg: "TrainConfig", out: str, data: str, conn, stop) -> None:
+    """Entry point of the training process. Every message is a ``(tag, payload)`` tuple:
+    ("status", text), ("event", callback event), then ("result", dict) or ("error", dict)."""
+
+    def send(tag: str, payload: Any) -> None:
+        # Raises BrokenPipeError once the server is gone: the callback then stops the run,
+        # so a killed server never leaves an orphan training.
+        conn.send((tag, payload))
+
+    try:
+        if CHILD_NICE and hasattr(os, "nice"):
+            try:
+                os.nice(CHILD_NICE)
+            except OSError:
+                pass
+        send("status", "loading MNIST...")
+        from . import data as cvae_data  # torch and the trainer load here, in the child only
+        from .train import train
+
+        train_x, _ = cvae_data.load_mnist("train", data, download=False)
+        test_x, _ = cvae_data.load_mnist("test", data, download=False)
+        if stop.is_set():
+            send("result", {"stop_reason": "stopped", "message": "training stopped by request before it began",
+                            "best_epoch": None})
+            return
+        send("status", "training...")
+
+        def callback(event: dict) -> bool:
+            send("event", event)
+            return not stop.is_set()
+
+        res = train(cfg, train_x, test_x, callback=callback, out=out)
+        send("result", {"stop_reason": res.stop_reason, "message": res.message, "best_epoch": res.best_epoch})
+    except BaseException as exc:  # noqa: BLE001 - everything goes back to the server as a message
+        from .checkpoint import CheckpointError
+        from .data import DataMissingError
+
+        expected = isinstance(exc, (DataMissingError, CheckpointError, ValueError, OSError))
+        message = str(exc) if expected and str(exc) else f"{type(exc).__name__}: {exc}"
+        try:
+            send("error", {"message": message, "traceback": None if expected else traceback.format_exc()})
+        except OSError:
+            pass  # the server is gone; nobody to tell
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------- the server side
+
+class TrainJob:
+    """One training run in a child process; its fields are written by a reader thread and
+    read by any session. Lists only grow (appends are atomic), so reading them needs no lock."""
+
+    def __init__(self, cfg: "TrainConfig", out: str | os.PathLike, data: str | os.PathLike,
+                 grace_s: float = GRACE_S):
+        self.id = f"{time.time_ns():x}"
+        self.cfg, self.out, self.data = cfg, Path(out), str(data)
+        self.grace_s = float(grace_s)
+        self.status = "running"  # running | done | stopped | failed
+        self.message = "starting the training process..."
+        self.progress = 0.0  # 0..1 of all steps
+        self.history: list[dict] = []  # the trainer's epoch records
+        self.steps: list[tuple[float, float]] = []  # (fractional epoch, loss), ~50 points an epoch
+        self.snapshots: list[dict] = []  # the trainer's {"kind": "snapshot", ...} events, in order
+        self.saved = False  # a checkpoint of this run is at ``out``
+        self.started = time.time()
+        self.finished: float | None = None
+        self.exitcode: int | None = None
+        self.traceback: str | None = None  # the child's, for an unexpected exception
+        self._stop_requested_at: float | None = None
+        self._terminated_at: float | None = None
+        self._done = threading.Event()
+        self._proc = None
+        self._conn = None
+        self._stop = None
+        self._reader: threading.Thread | None = None
+        self._on_finish = None  # the registry's pruning, called by the reader thread at the end
+
+    # ---- what the page reads
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_requested_at is not None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def stop(self) -> None:
+        """Ask the run to stop after its current step; it is ended by force ``grace_s`` later."""
+        if not self.running or self._stop is None:
+            return
+        self._stop.set()
+        if self._stop_requested_at is None:
+            self._stop_requested_at = time.monotonic()
+            self.message = "stopping after the current step..."
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job has ended (True) or ``timeout`` seconds passed (False)."""
+        return self._done.wait(timeout)
+
+    # ---- lifecycle
+
+    def _start(self, ctx) -> None:
+        reader_end, writer_end = ctx.Pipe(duplex=False)
+        self._stop = ctx.Event()
+        self._proc = ctx.Process(target=_child_main, name=f"cvae-train-{self.id}", daemon=True,
+                                 args=(self.cfg, str(self.out), self.data, writer_end, self._stop))
+        try:
+            self._proc.start()
+        except BaseException:
+            reader_end.close()
+            raise
+        finally:
+            # Only the child holds the writing end now: when it ends, for any reason, the
+            # reader gets EOF instead of waiting for a message that will never come.
+            writer_end.close()
+        self._conn = reader_end
+        self._reader = threading.Thread(target=self._read, name=f"cvae-train-reader-{self.id}", daemon=True)
+        self._reader.start()
+
+    def _fail_to_start(self, exc: BaseException) -> None:
+        self.message = f"could not start the training process: {type(exc).__name__}: {exc}"
+        self.finished = time.time()
+        self.status = "failed"
+        self._done.set()
+
+    def _read(self) -> None:
+        final: tuple[str, dict] | None = None
+        try:
+            while True:
+                if self._conn.poll(POLL_S):
+                    try:
+                        tag, payload = self._conn.recv()
+                    except (EOFError, OSError):
+                        break  # the child's end is closed: it has ended
+                    if tag in ("result", "error"):
+                        final = (tag, payload)
+                        break
+                    self._handle(tag, payload)
+                else:
+                    self._enforce_stop()
+        except Exception as exc:  # a malformed message must not leave the job "running" forever
+            final = ("error", {"message": f"lost the training process's messages: {type(exc).__name__}: {exc}"})
+            self._proc.kill()
+        finally:
+            self._conn.close()
+        self._reap()
+        self._finish(final)
+
+    def _handle(self, tag: str, payload: Any) -> None:
+        if tag == "status":
+            if not self.stop_requested:
+                self.message = str(payload)
+            return
+        ev = payload
+        kind = ev.get("kind")
+        e = self.cfg.epochs
+        if kind == "step":
+            frac = ev["epoch"] - 1 + ev["step"] / ev["steps"]
+            self.progress = min(1.0, frac / e)
+            if ev["step"] % max(1, ev["steps"] // STEP_POINTS_PER_EPOCH) == 0 or ev["step"] == ev["steps"]:
+                self.steps.append((frac, ev["loss"]))
+            if not self.stop_requested:
+                self.message = f"epoch {ev['epoch']}/{e}, step {ev['step']}/{ev['steps']}, loss {ev['loss']:.2f}"
+                if ev["step"] == ev["steps"]:
+                    self.message = f"epoch {ev['epoch']}/{e}: computing val_loss on the test set..."
+        elif kind == "epoch":
+            self.history.append({k: v for k, v in ev.items() if k != "kind"})
+            if not self.stop_requested:
+                self.message = f"epoch {ev['epoch']}/{e}: loss {ev['loss']:.2f}, val_loss {ev['val_loss']:.2f}"
+        elif kind == "snapshot":
+            self.snapshots.append(ev)
+
+    def _enforce_stop(self) -> None:
+        """The hard stop: terminate ``grace_s`` after a stop request, kill ``KILL_AFTER_S`` later."""
+        if self._stop_requested_at is None or not self._proc.is_alive():
+            return
+        now = time.monotonic()
+        if self._terminated_at is None and now - self._stop_requested_at >= self.grace_s:
+            self._terminated_at = now
+            self._proc.terminate()
+        elif self._terminated_at is not None and now - self._terminated_at >= KILL_AFTER_S:
+            self._proc.kill()
+
+    def _reap(self) -> None:
+        """Wait for the child to exit (it has sent its last message or closed the pipe)."""
+        deadline = time.monotonic() + self.grace_s + KILL_AFTER_S
+        while self._proc.is_alive() and time.monotonic() < deadline:
+            self._proc.join(POLL_S)
+        if self._proc.is_alive():  # ended its work but does not exit: not worth waiting for
+            self._proc.kill()
+            self._proc.join(KILL_AFTER_S)
+        self.exitcode = self._proc.exitcode
+
+    def _written_by_this_run(self) -> bool:
+        try:
+            return self.out.is_file() and self.out.stat().st_mtime >= self.started - 1
+        except OSError:
+            return False
+
+    def _finish(self, final: tuple[str, dict] | None) -> None:
+        best = min(self.history, key=lambda r: r["val_loss"])["epoch"] if self.history else None
+        if final is None:  # no last word from the child: it was ended, or it died
+            self._remove_partial_writes()
+        self.saved = self._written_by_this_run()
+        kept = (f"; kept the best checkpoint so far (epoch {best}) in {self.out.name}" if self.saved and best
+                else "; no epoch had finished, so nothing was saved")
+        if final is not None and final[0] == "result":
+            res = final[1]
+            self.saved = self.saved and res.get("best_epoch") is not None
+            status = {"stopped": "stopped", "nan": "failed"}.get(res.get("stop_reason"), "done")
+            message = res.get("message", "") + ("" if self.saved else " (no epoch finished, nothing was saved)")
+        elif final is not None:
+            status = "failed"
+            message = (final[1].get("message") or "the training failed") + (kept if self.saved else "")
+            self.traceback = final[1].get("traceback")
+        elif self._terminated_at is not None:
+            status = "stopped"
+            message = f"the training did not stop within {self.grace_s:g} s of the request and was ended" + kept
+        else:
+            status = "failed"
+            message = f"the training process ended unexpectedly ({_describe_exit(self.exitcode)})" + kept
+        if status == "done":
+            self.progress = 1.0
+        self.message, self.finished = message, time.time()
+        self.status = status  # last: a reader that sees it finished sees every other field final
+        if self._on_finish is not None:
+            self._on_finish()
+        self._done.set()
+
+    def _remove_partial_writes(self) -> None:
+        """A child ended mid-save leaves its temporary file (never a half checkpoint at ``out``)."""
+        for tmp in self.out.parent.glob(f".{self.out.name}.*.tmp"):
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "exit status unknown"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = ", perhaps out of memory" if -code == getattr(signal, "SIGKILL", 9) else ""
+        return f"killed by {name}{hint}"
+    return f"exit code {code}"
+
+
+class JobRegistry:
+    """The training jobs of one server process; one runs at a time (training takes every core)."""
+
+    def __init__(self, keep_finished: int = KEEP_FINISHED, grace_s: float = GRACE_S):
+        if keep_finished < 1:
+            raise ValueError(f"keep_finished must be >= 1, got {keep_finished}")
+        self.keep_finished = keep_finished
+        self.grace_s = grace_s
+        self._lock = threading.Lock()
+        self._jobs: dict[str, TrainJob] = {}  # in start order
+        self._ctx = mp.get_context("spawn")
+
+    @property
+    def jobs(self) -> list[TrainJob]:
+        """The jobs kept, oldest first."""
+        with self._lock:
+            return list(self._jobs.values())
+
+    def active(self) -> TrainJob | None:
+        return next((j for j in self.jobs if j.running), None)
+
+    def get(self, job_id: str | None) -> TrainJob | None:
+        return self._jobs.get(job_id) if job_id else None
+
+    def start(self, cfg: "TrainConfig", out: str | os.PathLike, data: str | os.PathLike) -> TrainJob:
+        """Start a training of ``cfg`` on MNIST in ``data``, saving the best model to ``out``.
+
+        Raises JobBusyError while another job runs, ValueError for an invalid config (it is
+        checked again here: a dataclass can be changed after it was validated)."""
+        type(cfg)(**cfg.to_dict())  # re-runs TrainConfig's checks before anything starts
+        with self._lock:
+            if any(j.running for j in self._jobs.values()):
+                raise JobBusyError("another training is running (maybe from another tab); wait for it or stop it")
+            job = TrainJob(cfg, out, data, grace_s=self.grace_s)
+            job._on_finish = self._prune
+            self._jobs[job.id] = job
+            try:
+                job._start(self._ctx)
+            except Exception as exc:  # cannot spawn (no memory, too many processes, ...)
+                job._fail_to_start(exc)
+            return job
+
+    def stop_all(self, timeout: float | None = None) -> bool:
+        """Ask every running job to stop and wait up to ``timeout`` s; True when all ended."""
+        jobs = self.jobs
+        for j in jobs:
+            j.stop()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        return all(j.wait(None if deadline is None else max(0.0, deadline - time.monotonic())) for j in jobs)
+
+    def _prune(self) -> None:
+        """Keep the ``keep_finished`` most recent finished jobs (called as each job ends)."""
+        with self._lock:
+            finished = [j for j in self._jobs.values() if not j.running]
+            for j in finished[: max(0, len(finished) - self.keep_finished)]:
+                del self._jobs[j.id]
