@@ -9,96 +9,53 @@
 - ``browser`` (one Chromium per session) and ``page`` (a fresh 1400x1000 page per test).
   Chromium is the Debian package at /usr/bin/chromium driven by Playwright for Python.
   Without it the browser tests skip, except under CI=true, where they FAIL.
+- ``mnist_dir`` and the ``needs_data`` mark (helpers.needs_data): MNIST, or a skip (a failure
+  under CI=true). The plain helpers (data path, hostile checkpoints, start_server) live in
+  helpers.py, shared with benchmarks/; they are re-exported here for `from conftest import`.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
-for _p in (TESTS, REPO):  # test files `import helpers`, `from apps import ...`, `import app`
+for _p in (TESTS, TESTS.parent):  # test files `import helpers`, `from apps import ...`, `import app`
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 # WebGL (Plotly's scattergl) through the software rasteriser, with --disable-gpu.
-                 "--enable-unsafe-swiftshader", "--use-angle=swiftshader"]
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+from helpers import (CHROMIUM, CHROMIUM_ARGS, DATA_DIR, IN_CI, REPO, Server, data_dir,  # noqa: F401  (re-exported)
+                     free_port, require_data, require_prerequisite, start_server)
 
 
-def data_dir() -> Path:
-    """MNIST: $CVAE_DATA, else ../shared/mnist beside the repo (derived, not hard-coded)."""
-    return Path(os.environ.get("CVAE_DATA") or REPO.parent / "shared" / "mnist").resolve()
+def pytest_configure(config):
+    config.addinivalue_line("markers", "needs_data: the test reads MNIST (skips without it; fails under CI=true)")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("needs_data"):
+        require_data()
 
 
-@dataclass
-class Server:
-    url: str
-    proc: subprocess.Popen
-    log: Path
-    started: float  # time.monotonic() when the process was launched
-    healthy_after: float  # seconds from launch to a healthy /_stcore/health
-
-    def log_text(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI=true a test skipped for want of MNIST or Chromium is a failure, whichever way
+    the skip was written (a skipif on has_data(), a pytest.skip in a fixture)."""
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        reason = str(report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr)
+        if any(word in reason for word in ("MNIST", "Chromium", "playwright")):
+            report.outcome = "failed"
+            report.longrepr = f"CI=true and a prerequisite is missing: {reason}"
 
 
-def start_server(script: str | Path = "app.py", env: dict | None = None, log: Path | None = None,
-                 timeout: float = 120.0) -> Server:
-    """Launch `streamlit run` on a free port and wait until it is healthy."""
-    port = free_port()
-    log = log or Path(os.environ.get("TMPDIR", "/tmp")) / f"streamlit-{port}.log"
-    cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1",
-           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    server = Server(url, proc, log, t0, 0.0)
-    deadline = t0 + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with code {proc.returncode}:\n{server.log_text()[-4000:]}")
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    server.healthy_after = time.monotonic() - t0
-                    return server
-        except OSError:
-            time.sleep(0.2)
-    server.stop()
-    raise RuntimeError(f"streamlit did not become healthy in {timeout:.0f}s:\n{server.log_text()[-4000:]}")
+@pytest.fixture
+def mnist_dir() -> Path:
+    """The MNIST folder (helpers.DATA_DIR); skips without MNIST, fails under CI=true."""
+    return require_data()
 
 
 @pytest.fixture
@@ -127,9 +84,7 @@ def app_server(tmp_path_factory):
 
 
 def _need_browser(reason: str):
-    if IN_CI:
-        pytest.fail(f"CI=true and the browser tests cannot run: {reason}", pytrace=False)
-    pytest.skip(reason)
+    require_prerequisite(False, reason)
 
 
 @pytest.fixture(scope="session")

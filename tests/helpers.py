@@ -1,12 +1,207 @@
-"""Paths shared by the tests (no fixtures here; see conftest.py for those)."""
+"""Helpers shared by the tests and the benchmarks: plain functions and classes, no fixtures
+(conftest.py holds those and re-exports these names).
+
+- The MNIST folder: :func:`data_dir` ($CVAE_DATA, else ../shared/mnist beside the repo) is
+  the one place it is resolved; :data:`DATA_DIR`, :func:`has_data`, :func:`require_data` and
+  the ``needs_data`` mark read it. Without MNIST a test that needs it skips, except under
+  CI=true, where it FAILS (:func:`require_prerequisite`).
+- Hostile checkpoints: :class:`ExecOnLoad` / :class:`ShellOnLoad` (pickles that run code when
+  loaded unsafely), :func:`write_evil` and :func:`hostile_files`.
+- A real ``streamlit run`` server: :func:`start_server` (waits on /_stcore/health), and the
+  Chromium binary and flags the browser tests and benchmarks use.
+"""
+
+from __future__ import annotations
 
 import os
+import pickle
+import random
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
-# CI clones the repo with ../shared beside it; $CVAE_DATA overrides.
-DATA_DIR = Path(os.environ.get("CVAE_DATA") or REPO.parent / "shared" / "mnist")
+TESTS = REPO / "tests"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 # WebGL (Plotly's scattergl) through the software rasteriser, with --disable-gpu.
+                 "--enable-unsafe-swiftshader", "--use-angle=swiftshader"]
+
+
+# --------------------------------------------------------------------------- prerequisites
+
+
+def require_prerequisite(ok: bool, reason: str) -> None:
+    """Skip the calling test when ``ok`` is false; under CI=true fail it instead."""
+    if ok:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true and a prerequisite is missing: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def data_dir() -> Path:
+    """MNIST: $CVAE_DATA, else ../shared/mnist beside the repo (CI clones it with ../shared beside)."""
+    return Path(os.environ.get("CVAE_DATA") or REPO.parent / "shared" / "mnist").resolve()
+
+
+DATA_DIR = data_dir()
+_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                "t10k-labels-idx1-ubyte")
 
 
 def has_data() -> bool:
-    return (DATA_DIR / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file()
+    """True when all four MNIST files are in DATA_DIR/MNIST/raw."""
+    return all((DATA_DIR / "MNIST" / "raw" / f).is_file() for f in _MNIST_FILES)
+
+
+def require_data() -> Path:
+    """DATA_DIR, or skip the calling test (fail it under CI=true) when MNIST is not there."""
+    require_prerequisite(has_data(), f"MNIST not found in {DATA_DIR / 'MNIST' / 'raw'} (set CVAE_DATA)")
+    return DATA_DIR
+
+
+# Mark a test or module (``pytestmark = needs_data``): conftest calls require_data() first.
+needs_data = pytest.mark.needs_data
+
+
+# --------------------------------------------------------------------------- hostile checkpoints
+
+
+class ExecOnLoad:
+    """Unpickling this runs Python code that writes 'pwned' to ``target`` (the classic exploit)."""
+
+    def __init__(self, target):
+        self.target = str(target)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.target!r}, 'w').write('pwned')",))
+
+
+class ShellOnLoad:
+    """Unpickling this runs a shell command (os.system) that creates ``target``."""
+
+    def __init__(self, target):
+        self.target = str(target)
+
+    def __reduce__(self):
+        return (os.system, (f"touch '{self.target}'",))
+
+
+EVIL_KINDS = ["exec-torch-zip", "system-torch-zip", "exec-raw-pickle"]
+
+
+def write_evil(kind: str, path: Path, target: Path) -> Path:
+    """A file that looks like one of our checkpoints from the outside, with a gadget inside that
+    creates ``target`` if it is ever unpickled unsafely. ``kind``: one of :data:`EVIL_KINDS`."""
+    import torch
+
+    from cvae import checkpoint as ck
+
+    gadget = ExecOnLoad(target) if kind.startswith("exec") else ShellOnLoad(target)
+    payload = {"format": ck.FORMAT, "format_version": ck.FORMAT_VERSION,
+               "model_config": {"latent_dim": 2, "filters": [32, 64], "dense": 16},
+               "state_dict": {}, "extra": {"note": gadget}}
+    if kind.endswith("raw-pickle"):  # the legacy (non-zip) format torch.load also reads
+        path.write_bytes(pickle.dumps(payload, protocol=2))
+    else:
+        torch.save(payload, path)
+    return path
+
+
+def hostile_files(folder: Path, pwned: Path) -> dict[str, str]:
+    """One file of each kind a person might pick, in ``folder``; returns {kind: path}."""
+    import torch
+
+    from cvae import CVAE, save_checkpoint
+
+    good_path = folder / ".good-source.pt"
+    good = save_checkpoint(CVAE(), good_path).read_bytes()
+    files = {
+        "code-in-pickle": lambda p: write_evil("exec-torch-zip", p, pwned),
+        "raw-pickle": lambda p: p.write_bytes(pickle.dumps(ExecOnLoad(pwned), protocol=2)),
+        "empty": lambda p: p.write_bytes(b""),
+        "truncated": lambda p: p.write_bytes(good[: len(good) // 2]),
+        "random-bytes": lambda p: p.write_bytes(random.Random(3).randbytes(5000)),
+        "wrong-architecture": lambda p: torch.save(
+            {**torch.load(good_path, weights_only=True), "state_dict": CVAE(filters=(16, 32)).state_dict()}, p),
+        "latent-3d": lambda p: save_checkpoint(CVAE(latent_dim=3), p),
+    }
+    out = {}
+    for kind, write in files.items():
+        path = folder / f"{kind}.pt"
+        write(path)
+        out[kind] = str(path)
+    good_path.unlink()
+    return out
+
+
+# --------------------------------------------------------------------------- a real streamlit server
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    proc: subprocess.Popen
+    log: Path
+    started: float  # time.monotonic() when the process was launched
+    healthy_after: float  # seconds from launch to a healthy /_stcore/health
+
+    def log_text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_server(script: str | Path = "app.py", env: dict | None = None, log: Path | None = None,
+                 timeout: float = 120.0) -> Server:
+    """Launch `streamlit run SCRIPT` from the repo root on a free port and wait until
+    /_stcore/health answers (polled; the wait ends on the condition, not on a fixed sleep)."""
+    port = free_port()
+    log = log or Path(os.environ.get("TMPDIR", "/tmp")) / f"streamlit-{port}.log"
+    cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
+           "--server.port", str(port), "--server.address", "127.0.0.1",
+           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    server = Server(url, proc, log, t0, 0.0)
+    deadline = t0 + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with code {proc.returncode}:\n{server.log_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    server.healthy_after = time.monotonic() - t0
+                    return server
+        except OSError:
+            time.sleep(0.2)  # poll interval between health checks, not a synchronisation
+    server.stop()
+    raise RuntimeError(f"streamlit did not become healthy in {timeout:.0f}s:\n{server.log_text()[-4000:]}")
