@@ -1,0 +1,234 @@
+"""cvae.jobs: trainings in a child process, through small real runs on MNIST.
+
+MNIST comes from $CVAE_DATA (or ../shared/mnist beside the repo); without it these tests
+skip, except under CI=true, where they fail. Every wait is on a condition with a deadline.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import cvae
+from cvae import load_checkpoint
+from cvae.jobs import JobBusyError, JobRegistry, TrainJob
+
+from conftest import IN_CI
+from helpers import DATA_DIR, has_data
+
+cvae_train = importlib.import_module("cvae.train")  # the module (``cvae.train`` is also the function)
+TIMEOUT = 240  # a whole small run on a busy 2-core machine (the test-set evaluation is ~10 s an epoch)
+
+
+@pytest.fixture(scope="module")
+def data() -> str:
+    if not has_data():
+        msg = f"MNIST not found in {DATA_DIR} (set CVAE_DATA)"
+        if IN_CI:
+            pytest.fail(f"CI=true: {msg}", pytrace=False)
+        pytest.skip(msg)
+    return str(DATA_DIR)
+
+
+def config(**kw) -> cvae.TrainConfig:
+    """A few steps of the app's recipe on a few hundred images, on the CPU."""
+    values = dict(epochs=2, batch_size=64, limit=256, patience=0, device="cpu")
+    values.update(kw)
+    return cvae.TrainConfig.from_recipe(cvae.DEFAULT_RECIPE, **values)
+
+
+def wait_for(cond, timeout: float, what: str, job: TrainJob | None = None):
+    """Poll ``cond()`` until it is true; fail with ``what`` (and the job's state) at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            state = f" (job: {job.status}, {job.message!r})" if job is not None else ""
+            raise AssertionError(f"{what}: not within {timeout:.0f} s{state}")
+        if job is not None:
+            job.wait(0.05)  # returns at once when the job ends
+        else:
+            time.sleep(0.05)
+
+
+def finished(job: TrainJob, timeout: float = TIMEOUT) -> TrainJob:
+    assert job.wait(timeout), f"the job did not end within {timeout} s: {job.status}, {job.message!r}"
+    assert job.status != "running"
+    return job
+
+
+# --------------------------------------------------------------------------- a whole run
+
+@pytest.fixture(scope="module")
+def completed(data, tmp_path_factory):
+    """One 2-epoch run, watched while it runs, with spies on what train() changes process-wide.
+
+    ``torch.set_num_threads`` and ``cvae.train.keep_freed_memory`` (glibc's malloc settings)
+    are wrapped in this, the server's, process: a trainer running here would call them."""
+    out = tmp_path_factory.mktemp("jobs") / "run.pt"
+    calls: list[str] = []
+    seen = {"progress": [], "threads": set()}
+    real_set_threads, real_keep = torch.set_num_threads, cvae_train.keep_freed_memory
+    threads_before = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch, "set_num_threads", lambda n: (calls.append(f"set_num_threads({n})"), real_set_threads(n)))
+        mp.setattr(cvae_train, "keep_freed_memory", lambda: (calls.append("keep_freed_memory"), real_keep())[1])
+        # workers=2 on the stock layers: the trainer sets one thread per shard during steps.
+        job = JobRegistry().start(config(workers=2, precision="fp32"), out, data)
+        deadline = time.monotonic() + TIMEOUT
+        while not job.wait(0.05):
+            seen["progress"].append(job.progress)
+            seen["threads"].add(torch.get_num_threads())
+            assert time.monotonic() < deadline, f"the run did not end within {TIMEOUT} s: {job.message!r}"
+    return job, out, calls, seen, threads_before
+
+
+def test_a_run_reports_progress_history_and_saves_its_checkpoint(completed):
+    job, out, _, seen, _ = completed
+    assert job.status == "done", job.message
+    assert "finished 2 epochs" in job.message and job.saved and job.out == out
+    assert job.progress == 1.0 and job.exitcode == 0
+    # Progress was seen between 0 and 1 while it ran, and never went back.
+    assert any(0 < p < 1 for p in seen["progress"]), seen["progress"][-5:]
+    assert seen["progress"] == sorted(seen["progress"])
+    # 256 images in batches of 64: 4 steps an epoch, each a point of the live curve.
+    assert [round(f, 4) for f, _ in job.steps] == [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0]
+    assert all(np.isfinite(loss) and loss > 0 for _, loss in job.steps)
+    assert [r["epoch"] for r in job.history] == [1, 2]
+    assert all("kind" not in r and r["images"] == 256 for r in job.history)
+    model = load_checkpoint(out)
+    assert [r["val_loss"] for r in model.meta["history"]] == pytest.approx([r["val_loss"] for r in job.history])
+    assert model.meta["train_config"]["limit"] == 256
+    assert model.meta["extra"]["stop_reason"] == "completed"
+
+
+def test_the_server_process_keeps_its_threads_and_allocator(completed):
+    job, _, calls, seen, threads_before = completed
+    assert job.status == "done", job.message
+    assert job.pid != os.getpid()
+    assert calls == [], f"the trainer changed this process: {calls}"
+    assert seen["threads"] == {threads_before} and torch.get_num_threads() == threads_before
+
+
+def test_every_event_kind_reaches_its_field():
+    """The reader's routing, with events shaped as the trainer sends them (snapshots: issue 17)."""
+    job = TrainJob(config(epochs=4), "/nonexistent/never-written.pt", "unused")
+    snap = {"kind": "snapshot", "step": 3, "epoch": 1, "z": np.zeros((2000, 2), np.float16),
+            "labels": np.arange(2000) % 10, "loss": 200.0, "val_loss": None}
+    job._handle("event", {"kind": "step", "epoch": 2, "step": 5, "steps": 10, "loss": 180.0})
+    job._handle("event", snap)
+    job._handle("event", {"kind": "epoch", "epoch": 2, "loss": 170.0, "val_loss": 175.0})
+    job._handle("event", {"kind": "something-new", "epoch": 2})  # unknown kinds are ignored
+    assert job.progress == pytest.approx(1.5 / 4) and job.steps == [(1.5, 180.0)]
+    assert job.snapshots == [snap] and job.snapshots[0]["z"].dtype == np.float16
+    assert job.history == [{"epoch": 2, "loss": 170.0, "val_loss": 175.0}]
+    assert "val_loss 175.00" in job.message
+
+
+# --------------------------------------------------------------------------- stop
+
+def test_stop_ends_the_run_early_and_keeps_the_best_checkpoint(data, tmp_path):
+    """50 epochs of 8 steps asked for; Stop after the first epoch ends it there, cooperatively."""
+    out = tmp_path / "stopped.pt"
+    job = JobRegistry().start(config(epochs=50, batch_size=32), out, data)
+    wait_for(lambda: job.history, TIMEOUT, "the first epoch", job)
+    job.stop()
+    assert job.stop_requested and job.running
+    finished(job, 120)
+    assert job.status == "stopped", job.message
+    assert job.message.startswith("training stopped by request"), job.message
+    assert job.exitcode == 0, "the child should have ended by itself, not by the hard stop"
+    assert len(job.history) < 50 and job.steps[-1][0] < 50 and job.progress < 1
+    assert len(job.steps) < 50 * 8
+    assert job.saved and out.is_file()
+    model = load_checkpoint(out)
+    assert model.meta["extra"]["stop_reason"] == "stopped"
+    assert len(model.meta["history"]) == len(job.history)
+    assert not list(tmp_path.glob(".*.tmp")), "a temporary file of the atomic write was left behind"
+
+
+def test_a_child_that_does_not_stop_is_ended_after_the_grace_period(data, tmp_path):
+    """grace 0: the stop request cannot be honoured while the child still loads torch and MNIST,
+    so the hard stop ends it; the job says so and is never left running."""
+    reg = JobRegistry(grace_s=0.0)
+    job = reg.start(config(epochs=50), tmp_path / "never.pt", data)
+    job.stop()
+    finished(job, 60)
+    assert job.status == "stopped", job.message
+    assert "did not stop within 0 s" in job.message and "nothing was saved" in job.message, job.message
+    assert job.exitcode is not None and job.exitcode < 0
+    assert not job.saved and not (tmp_path / "never.pt").exists()
+    assert reg.active() is None
+
+
+# --------------------------------------------------------------------------- failures
+
+def test_missing_mnist_is_a_failed_job_with_the_reason(tmp_path):
+    job = finished(JobRegistry().start(config(), tmp_path / "x.pt", tmp_path / "no-mnist-here"), 120)
+    assert job.status == "failed"
+    assert "MNIST was not found" in job.message and str(tmp_path / "no-mnist-here") in job.message, job.message
+    assert job.traceback is None and not job.saved
+
+
+def test_a_config_the_trainer_refuses_is_a_failed_job_with_the_reason(data, tmp_path):
+    job = finished(JobRegistry().start(config(device="tpu"), tmp_path / "x.pt", data), 120)
+    assert job.status == "failed" and job.message == "unknown device 'tpu'; use auto, cpu, cuda or mps"
+    assert not job.saved and not (tmp_path / "x.pt").exists()
+
+
+def test_an_invalid_config_is_refused_before_anything_starts(tmp_path):
+    reg = JobRegistry()
+    cfg = config()
+    cfg.epochs = 0  # a dataclass can be changed after its checks ran
+    with pytest.raises(ValueError, match="epochs must be 1..10000"):
+        reg.start(cfg, tmp_path / "x.pt", "unused")
+    assert reg.jobs == []
+
+
+def test_a_killed_child_is_a_failed_job_not_a_hang(data, tmp_path):
+    out = tmp_path / "killed.pt"
+    job = JobRegistry().start(config(epochs=50, batch_size=32), out, data)
+    wait_for(lambda: job.steps, TIMEOUT, "the first steps", job)
+    os.kill(job.pid, signal.SIGKILL)
+    finished(job, 60)
+    assert job.status == "failed"
+    assert "ended unexpectedly (killed by SIGKILL" in job.message, job.message
+    assert "nothing was saved" in job.message and not job.saved
+    assert job.exitcode == -signal.SIGKILL
+
+
+# --------------------------------------------------------------------------- the registry
+
+def test_one_run_at_a_time(data, tmp_path):
+    reg = JobRegistry(grace_s=0.0)
+    first = reg.start(config(epochs=50), tmp_path / "a.pt", data)
+    with pytest.raises(JobBusyError, match="another training is running"):
+        reg.start(config(), tmp_path / "b.pt", data)
+    assert reg.jobs == [first] and reg.active() is first and reg.get(first.id) is first
+    first.stop()
+    finished(first, 60)
+    assert reg.active() is None
+    second = reg.start(config(epochs=50), tmp_path / "c.pt", data)  # free again once it ended
+    assert reg.active() is second
+    second.stop()
+    finished(second, 60)
+
+
+def test_finished_jobs_are_pruned_to_the_most_recent(tmp_path):
+    reg = JobRegistry(keep_finished=2, grace_s=0.0)
+    started = []
+    for i in range(4):
+        job = reg.start(config(), tmp_path / f"{i}.pt", tmp_path / "no-mnist-here")
+        started.append(job)
+        job.stop()  # ended at once: the hard stop, with no grace
+        finished(job, 60)
+        assert reg.jobs == started[-2:], i
+    assert reg.get(started[0].id) is None and reg.get(started[-1].id) is started[-1]
