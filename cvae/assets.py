@@ -42,6 +42,25 @@ def read_encodings(path=SHIPPED_ENCODINGS) -> dict[str, np.ndarray]:
                 "label": f["label"].astype(np.int64)}
 
 
+def encodings_for(checkpoint, data_dir, load_model) -> dict:
+    """The test set's encodings for ``checkpoint``, with ``source`` saying where they came from.
+
+    The shipped model's come from :data:`SHIPPED_ENCODINGS` (offline), unless that file is
+    older than the checkpoint and MNIST is there to encode it again; any other model's are
+    computed from the MNIST test set (``load_model()`` gives the model only then).
+    """
+    from .data import has_mnist, load_mnist
+
+    ckpt, enc_file = Path(checkpoint), Path(SHIPPED_ENCODINGS)
+    if ckpt == Path(SHIPPED_CHECKPOINT) and enc_file.is_file():
+        stale = enc_file.stat().st_mtime_ns < ckpt.stat().st_mtime_ns
+        if not (stale and has_mnist(data_dir)):
+            return {**read_encodings(enc_file), "source": f"assets/{enc_file.name}"}
+    images, labels = load_mnist("test", data_dir, download=False)
+    z_mean, z_log_var = encode_dataset(load_model(), images)
+    return {"z_mean": z_mean, "z_log_var": z_log_var, "label": labels.numpy(), "source": "MNIST test set"}
+
+
 def machine_description() -> str:
     import platform
 

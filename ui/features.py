@@ -349,9 +349,11 @@ def downloads_ui(model, enc: dict, current=None, grid=None, model_key: str = "")
                                help="The decoded n x n grid as shown, 2 pixels per model pixel")
     with c2:
         if current is not None:
-            img = decode_points(model, np.asarray(current, dtype=np.float32)[None])[0]
+            point = np.asarray(current, dtype=np.float32)[None]
             z = ", ".join(f"{v:.2f}" for v in current)
-            st.download_button("Current digit (PNG)", png_bytes(img, scale=10), file_name="digit.png",
+            # Made when clicked, not on every commit of a new point.
+            st.download_button("Current digit (PNG)", lambda: png_bytes(decode_points(model, point)[0], scale=10),
+                               file_name="digit.png",
                                mime="image/png", on_click="ignore", key="feat_dl_digit",
                                help=f"The digit decoded at ({z}), 280x280 pixels")
     with c3:

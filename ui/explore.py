@@ -1,0 +1,172 @@
+"""The explorer's sections: the scatter, the decoder column, the selection, the manifold, the
+feature panels.
+
+What the browser does and what Python does:
+- The scatter (``st.plotly_chart``, keyed "scatter") and the manifold (keyed "manifold") are
+  drawn in the full run only: a latent move never re-sends them. The browser draws the
+  current point, the hover preview and the feature layers over them (ui/explorer.js).
+- The decoder column is the fragment "decoder": the live canvas, sliders and pad
+  (ui/explorer.py), the server-rendered fallback digit and the selected digit.
+- The feature panels are the fragment "panels"; they send the scatter's feature layers.
+- A commit from the browser reruns these two fragments and nothing else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+import cvae
+from cvae import latent as cvae_latent
+from cvae import plots
+from cvae.data import has_mnist
+from ui import features
+from ui.common import part
+from ui.explorer import DIGIT_PX, FALLBACK_KEY, explorer_ui, manifold_map, overlays_ui
+from ui.latent import apply_selection, bounds, current_latent, point_to_url, set_latent
+from ui.models import load_model, manifold_image, test_digit
+
+SLIDER_STEP = 0.01
+FRAGMENTS = ["decoder", "panels"]  # what a commit reruns
+
+
+# Why: building ten Scattergl traces of 10,000 points (plotly's validation) costs ~170 ms;
+# the figure depends only on the model's encodings, so it is built once per model.
+@st.cache_resource(show_spinner=False, max_entries=8)
+def scatter_figure(path: str, stamp: tuple, _enc: dict):
+    fig = plots.latent_scatter(_enc["z_mean"], _enc["label"], None)
+    # The browser's drag moves the point (zoom and pan stay in the modebar and the wheel);
+    # hover labels only right on a point, so a click selects the digit under the cursor.
+    fig.update_layout(dragmode=False, clickmode="event", hoverdistance=6)
+    return fig
+
+
+def scatter_ui(path: str, stamp: tuple, enc: dict) -> None:
+    st.subheader("Encoded test digits")
+    st.plotly_chart(scatter_figure(path, stamp, enc), key="scatter",
+                    config={"displaylogo": False, "scrollZoom": True})
+    st.caption(f"z_mean of {len(enc['z_mean']):,} test digits ({enc['source']}). Hover to preview the digit "
+               "anywhere on the plane; drag to move the point; click a digit to select it. The legend "
+               "toggles digits (double-click: only that one); zoom with the wheel or the modebar.")
+
+
+def commit(z1: float, z2: float, selected: int | None) -> None:
+    """The browser committed a point (widget callback): move there, maybe select a digit, and
+    rerun only the decoder column and the panels."""
+    set_latent(z1, z2)
+    if selected is not None:
+        st.session_state["selected_index"] = selected
+        st.session_state["_applied_selection"] = selected
+    st.rerun(FRAGMENTS)
+
+
+def explore_from_here(z1: float, z2: float) -> None:
+    """The feature panels' "Explore from here" (a widget callback)."""
+    set_latent(z1, z2)
+    st.rerun(FRAGMENTS)
+
+
+def fallback_digit_ui(model, z: tuple[float, float]) -> None:
+    """The digit rendered on the server: shown only where the browser cannot decode (the
+    browser hides it while its decoder works), and what AppTest sees."""
+    with st.container(key=FALLBACK_KEY):
+        with part("The decoder"):
+            digit = cvae.decode_point(model, *z)
+            st.image(plots.pixelate(digit, DIGIT_PX // 28), width=DIGIT_PX, output_format="PNG",
+                     caption=f"decoded at z = ({z[0]:.3f}, {z[1]:.3f}) on the server")
+
+
+def selection_ui(model, enc: dict, data: str) -> None:
+    idx = st.session_state.get("selected_index")
+    if idx is None:
+        return
+    idx = int(idx)
+    label = int(enc["label"][idx])
+    z = enc["z_mean"][idx]
+    st.markdown(f"**Selected: test digit #{idx}, a {label}**")
+    c1, c2 = st.columns(2)
+    with c1:
+        with part("The original"):
+            if has_mnist(data):
+                original, _ = test_digit(data, idx)
+                st.image(plots.pixelate(original, 5), width=140, output_format="PNG",
+                         caption=f"original #{idx} (label {label})")
+            else:
+                st.info("The original needs the MNIST test set, which is not on this machine. "
+                        f"Put the four MNIST files in {Path(data) / 'MNIST' / 'raw'} (or point CVAE_DATA at "
+                        "a folder holding MNIST/raw/); `python -m cvae evaluate assets/cvae_mnist.pt` "
+                        "downloads them when online.")
+    with c2:
+        with part("The reconstruction"):
+            recon = cvae.decode_point(model, float(z[0]), float(z[1]))
+            st.image(plots.pixelate(recon, 5), width=140, output_format="PNG",
+                     caption=f"reconstruction at z_mean = ({z[0]:.2f}, {z[1]:.2f})")
+    if st.button("Clear selection", key="clear_selection"):
+        st.session_state["selected_index"] = None
+        st.session_state["_applied_selection"] = None
+        st.rerun(scope="fragment")
+
+
+@st.fragment(key="decoder")
+def decoder_fragment(path: str, stamp: tuple, enc: dict, data: str, manifold: dict | None) -> None:
+    """The decoder column: reruns on every commit (a few ms, a few KB)."""
+    apply_selection(enc["z_mean"])
+    model = load_model(path, stamp)
+    z = current_latent()
+    point_to_url()
+    st.subheader("Decoder")
+    explorer_ui(model, enc, z, bounds(), on_commit=commit, selected=st.session_state.get("selected_index"),
+                manifold=manifold, step=SLIDER_STEP)
+    fallback_digit_ui(model, z)
+    selection_ui(model, enc, data)
+
+
+def manifold_ui(path: str, stamp: tuple) -> dict | None:
+    """The tutorial's manifold; returns the map the browser uses to ring the current point."""
+    st.subheader("Manifold")
+    st.caption("Digits decoded on an n x n grid of latent points (the tutorial's figure); "
+               "the red ring follows the current point when it lies inside.")
+    c1, c2, c3 = st.columns(3)
+    n = c1.slider("n", 2, cvae_latent.MAX_GRID_N, cvae_latent.GRID_N, key="grid_n")
+    z1r = c2.slider("z1 range", -6.0, 6.0, cvae_latent.GRID_Z1, step=0.1, key="grid_z1")
+    z2r = c3.slider("z2 range", -6.0, 6.0, cvae_latent.GRID_Z2, step=0.1, key="grid_z2")
+    if z1r[0] >= z1r[1] or z2r[0] >= z2r[1]:
+        st.warning("Each range needs its low end below its high end.")
+        return None
+    with part("The manifold"):
+        grid = manifold_image(path, stamp, int(n), tuple(z1r), tuple(z2r))
+        st.plotly_chart(plots.manifold_figure(grid, int(n), z1r, z2r, None), key="manifold",
+                        config={"displaylogo": False})
+        return manifold_map(int(n), z1r, z2r)
+    return None
+
+
+@st.fragment(key="panels")
+def panels_fragment(path: str, stamp: tuple, enc: dict, data: str) -> None:
+    """Draw, morph, uncertainty, downloads; and the feature layers they add to the scatter."""
+    model = load_model(path, stamp)
+    z = current_latent()
+    selected = st.session_state.get("selected_index")
+    with part("The feature panels"):
+        st.subheader("Draw, morph, uncertainty, downloads")
+        features.features_ui(
+            model, enc, z, explore_from_here,
+            test_image=lambda i: test_digit(data, i)[0] if has_mnist(data) else None,
+            selected_index=selected,
+            grid=lambda: manifold_image(path, stamp, int(st.session_state["grid_n"]),
+                                        tuple(st.session_state["grid_z1"]), tuple(st.session_state["grid_z2"])),
+            model_key=f"{path}:{stamp}")
+        overlays_ui(features.feature_traces(model, enc, z, selected))
+
+
+def explorer_page_ui(path: str, stamp: tuple, enc: dict, data: str) -> None:
+    """The scatter beside the decoder column, the manifold, the feature panels."""
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        with part("The scatter"):
+            scatter_ui(path, stamp, enc)
+        manifold = manifold_ui(path, stamp)
+    with right:
+        decoder_fragment(path, stamp, enc, data, manifold)
+    panels_fragment(path, stamp, enc, data)

@@ -1,0 +1,190 @@
+"""The latent explorer's browser side: the live decoder canvas, the z1/z2 sliders, the pad,
+and the hooks that make the scatter a 2-D slider and move the manifold's ring.
+
+One ``st.components.v2`` component. Its inline JavaScript is only a small loader
+(``ui/explorer_boot.js``); the explorer module (``ui/explorer.js``), its styles, the
+decoder's weights and the encodings are content-addressed assets: each rerun sends their
+hashes, and a payload travels only when the browser asks for it ("need"): the first time a
+browser sees it (it keeps them in IndexedDB across reloads). The browser decodes while
+anything moves; Python hears only commits ("commit": a release, a key-up, a click) and
+then reruns the fragments named in ``rerun``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import weakref
+from collections.abc import Callable, Sequence
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from cvae.plots import DIGIT_COLORS, grid_pixel
+from cvae.webexport import decoder_payload, digest, points_payload
+
+_HERE = Path(__file__).resolve().parent
+COMPONENT = "cvae_explorer"
+OVERLAY_COMPONENT = "cvae_overlays"
+FALLBACK_KEY = "cvae_fallback"  # explorer.js hides this container while it decodes
+DIGIT_PX = 280  # the decoder canvas: 28 px x 10, nearest neighbour
+PAD_PX = 220
+# Test and benchmark hooks on the page's globalThis, only when asked for.
+HOOKS_ENV = "CVAE_TEST_HOOKS"
+
+# Why: the weights payload (base64 of ~65k floats and a SHA-256) costs a few ms and every
+# commit reruns this code. Keyed weakly by the model object (a freed model is never taken
+# for a new one at the same address) and revalidated by the parameters' version counters,
+# so a model changed in place gets a fresh payload.
+_WEIGHTS: "weakref.WeakKeyDictionary[object, tuple[tuple, dict]]" = weakref.WeakKeyDictionary()
+
+
+@cache
+def _text_asset(name: str) -> dict:
+    """A file of ui/ as a content-addressed asset (read once per process)."""
+    text = (_HERE / name).read_text(encoding="utf-8")
+    return {"text": text, "hash": digest({"file": name}, text.encode())}
+
+
+@cache
+def _components():
+    """Register the two components once per process (not at import time)."""
+    boot = (_HERE / "explorer_boot.js").read_text(encoding="utf-8")
+    feed = ("export default function ({ data }) {"
+            ""
+            " document.dispatchEvent(new CustomEvent('cvae:overlays', { detail: data })); }")
+    return (st.components.v2.component(COMPONENT, js=boot),
+            st.components.v2.component(OVERLAY_COMPONENT, js=feed))
+
+
+def _weights(model) -> dict:
+    params = list(model.decoder.parameters())
+    stamp = tuple((p.data_ptr(), p._version) for p in params)
+    hit = _WEIGHTS.get(model)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    payload = decoder_payload(model)
+    _WEIGHTS[model] = (stamp, payload)
+    return payload
+
+
+# Why: the encodings (10k points) change only with the model; hashing the arrays on a
+# rerun is cheaper than quantising and base64-encoding them again.
+@st.cache_data(show_spinner=False, max_entries=8)
+def _points(z: np.ndarray, labels: np.ndarray, bounds: tuple) -> dict:
+    return points_payload(z, labels, bounds[:2], bounds[2:])
+
+
+def parse_commit(value, bounds: Sequence[float], n_points: int) -> tuple[float, float, int | None] | None:
+    """A commit from the browser as (z1, z2, selected index or None), clamped to the bounds;
+    None when it is not a commit (junk, NaN, missing keys). An index outside the test set
+    is dropped, the point kept."""
+    if not isinstance(value, dict):
+        return None
+    try:
+        z1, z2 = float(value["z1"]), float(value["z2"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not (math.isfinite(z1) and math.isfinite(z2)):
+        return None
+    lo1, hi1, lo2, hi2 = bounds
+    sel = value.get("select")
+    sel = sel if isinstance(sel, int) and not isinstance(sel, bool) and 0 <= sel < n_points else None
+    return min(max(z1, lo1), hi1), min(max(z2, lo2), hi2), sel
+
+
+def manifold_map(n: int, z1_range: Sequence[float], z2_range: Sequence[float], cell: int = 28) -> dict:
+    """The affine map from a latent point to the manifold image's pixels, taken from
+    :func:`cvae.plots.grid_pixel` (the one definition), for the browser's ring."""
+    (a, b), (c, d) = z1_range, z2_range
+    x0, y0 = grid_pixel(a, c, n, z1_range, z2_range, cell)
+    x1, y1 = grid_pixel(b, d, n, z1_range, z2_range, cell)
+    sx = (x1 - x0) / (b - a)
+    sy = (y1 - y0) / (d - c)
+    return {"x": [sx, x0 - sx * a], "y": [sy, y0 - sy * c], "inside": [a, b, c, d], "cell": cell, "side": n * cell}
+
+
+def overlay_layers(traces: Sequence) -> list[dict]:
+    """Plotly scatter traces (the feature layers of cvae.overlays) as plain shapes for the
+    browser's overlay: points, mode, colour, width, dash, marker size and symbol."""
+    out = []
+    for t in traces:
+        x = [float(v) for v in (t.x if t.x is not None else ())]
+        y = [float(v) for v in (t.y if t.y is not None else ())]
+        if not x or len(x) != len(y):
+            continue
+        marker, line = t.marker, t.line
+        color = (marker.color if isinstance(marker.color, str) else None) or line.color
+        out.append({
+            "name": t.name or "", "x": x, "y": y, "mode": t.mode or "lines",
+            "color": color, "width": line.width, "dash": line.dash,
+            "size": marker.size if isinstance(marker.size, (int, float)) else None,
+            "symbol": (marker.symbol or "").split("-")[0] or None,
+            "line": marker.line.color if marker.line is not None else None,
+            "opacity": t.opacity, "fill": t.fill in ("toself",),
+        })
+    return out
+
+
+def overlays_ui(traces: Sequence, key: str = "cvae_overlays") -> None:
+    """Send the feature layers to the explorer's scatter overlay (a few hundred bytes)."""
+    _components()[1](key=key, data={"layers": overlay_layers(traces)}, height=0)
+
+
+def explorer_ui(model, enc: dict, z: Sequence[float], bounds: Sequence[float], *,
+                on_commit: Callable[[float, float, int | None], None], selected: int | None = None,
+                manifold: dict | None = None, step: float = 0.01, key: str = "explorer",
+                scatter_key: str = "scatter", manifold_key: str = "manifold") -> None:
+    """The live decoder canvas with its sliders and pad, hooked to the scatter and the manifold
+    (the ``st.plotly_chart`` elements keyed ``scatter_key`` and ``manifold_key``).
+
+    ``on_commit(z1, z2, selected)`` runs as the widget callback of a commit (clamped to
+    ``bounds``: z1 lo, z1 hi, z2 lo, z2 hi); it may set session state and ``st.rerun`` named
+    fragments. ``manifold`` is :func:`manifold_map` of the manifold shown, or None.
+    """
+    bounds = tuple(float(v) for v in bounds)
+    state_key = f"_{key}_send"  # hashes the browser asked for: sent with the next run, once
+    to_send: set = st.session_state.setdefault(state_key, set())
+    weights = _weights(model)
+    points = _points(np.asarray(enc["z_mean"], np.float32), np.asarray(enc["label"]), bounds)
+    assets = {"code": _text_asset("explorer.js"), "style": _text_asset("explorer.css"),
+              "weights": weights, "points": points}
+
+    def on_need() -> None:
+        need = (st.session_state.get(key) or {}).get("need")
+        if isinstance(need, dict):
+            known = {a["hash"] for a in assets.values()}
+            to_send.update(h for h in need.values() if isinstance(h, str) and h in known)
+
+    def on_commit_cb() -> None:
+        c = parse_commit((st.session_state.get(key) or {}).get("commit"), bounds, len(enc["z_mean"]))
+        if c is not None:
+            on_commit(*c)
+
+    refs = {}
+    for name, a in assets.items():
+        refs[name] = {"hash": a["hash"]}
+        if a["hash"] in to_send:
+            refs[name]["payload"] = {k: v for k, v in a.items() if k != "hash"} if "text" in a else a
+            to_send.discard(a["hash"])
+    lo1, hi1, lo2, hi2 = bounds
+    data = {
+        "assets": refs,
+        "z": [min(max(float(z[0]), lo1), hi1), min(max(float(z[1]), lo2), hi2)],
+        "bounds": list(bounds),
+        "step": step,
+        "selected": selected,
+        "palette": list(DIGIT_COLORS),
+        "digit_px": DIGIT_PX,
+        "pad_px": PAD_PX,
+        "manifold": manifold,
+        "scatter_selector": f".st-key-{scatter_key} .js-plotly-plot",
+        "manifold_selector": f".st-key-{manifold_key} .js-plotly-plot",
+        "hint": "Drag a slider or the pad, or hover and drag on the scatter: the digit is decoded in your "
+                "browser as you move. Release to commit.",
+        "hooks": os.environ.get(HOOKS_ENV) == "1",
+    }
+    _components()[0](key=key, data=data, width="stretch", height="content",
+                     on_commit_change=on_commit_cb, on_need_change=on_need)
