@@ -264,6 +264,13 @@ def kl_divergence(z_mean: torch.Tensor, z_log_var: torch.Tensor) -> torch.Tensor
     return -0.5 * torch.sum(1 + z_log_var - z_mean.square() - z_log_var.exp(), dim=1)
 
 
+def reconstruction_loss(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """Per image 784 * mean BCE(x, sigmoid(logits)) over its pixels (the tutorial's form),
+    which is the sum over pixels; computed from logits (log-sum-exp form), so it never
+    takes log(0)."""
+    return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+
+
 def vae_loss(x: torch.Tensor, logits: torch.Tensor, z_mean: torch.Tensor,
              z_log_var: torch.Tensor) -> LossParts:
     """Per image 784 * mean BCE(x, sigmoid(logits)) + KL; mean over the batch.
@@ -271,7 +278,7 @@ def vae_loss(x: torch.Tensor, logits: torch.Tensor, z_mean: torch.Tensor,
     BCE is computed from logits (log-sum-exp form), so it never takes log(0).
     784 * mean over pixels is the sum over pixels.
     """
-    recon = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+    recon = reconstruction_loss(x, logits)
     kl = kl_divergence(z_mean, z_log_var)
     per_image = recon + kl
     return LossParts(per_image.mean(), recon.mean(), kl.mean(), per_image)
