@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cvae import CVAE, save_checkpoint
-from helpers import DATA_DIR, REPO, has_data
+from helpers import DATA_DIR, REPO, needs_data
 
 
 def run_cli(*args, env_extra=None, timeout=600):
@@ -53,15 +53,32 @@ def test_bad_checkpoint_exit_code(tmp_path):
     assert str(bad) in r.stderr
 
 
-@pytest.mark.parametrize("args", [["--epochs", "0"], ["--batch-size", "-3"], ["--lr", "nan"],
-                                  ["--augment", "2"], ["--warmup", "1.5"]])
-def test_bad_training_options(tmp_path, args):
-    r = run_cli("train", "--data-dir", str(DATA_DIR), "--out", str(tmp_path / "m.pt"), *args)
-    assert r.returncode == 2
+@pytest.mark.parametrize("args,names", [
+    (["--epochs", "0"], "--epochs"), (["--batch-size", "-3"], "--batch-size"), (["--lr", "nan"], "--lr"),
+    (["--augment", "2"], "augment"), (["--augment", "-0.1"], "augment"), (["--warmup", "1.5"], "warmup"),
+    (["--warmup", "-0.5"], "warmup"),
+])
+def test_bad_training_options_are_refused_before_the_data(tmp_path, args, names):
+    """A bad option is exit 2 with a message about that option, before MNIST is looked for: the
+    data folder here is empty, so a run that got past the check would fail on the data instead
+    (also exit 2, but with the MNIST message)."""
+    r = run_cli("train", "--data-dir", str(tmp_path / "no-mnist"), "--no-download", "--out", str(tmp_path / "m.pt"),
+                *args)
+    assert r.returncode == 2, r.stderr[-2000:]
     assert "Traceback" not in r.stderr
+    err = r.stderr.strip().splitlines()[-1]
+    assert names in err and "MNIST" not in err, err
+    assert not (tmp_path / "m.pt").exists()
 
 
-@pytest.mark.skipif(not has_data(), reason="needs MNIST in ../shared/mnist")
+def test_good_training_options_reach_the_data_check(tmp_path):
+    """Control for the test above: the same command with good values fails on the missing data."""
+    r = run_cli("train", "--data-dir", str(tmp_path / "no-mnist"), "--no-download", "--out", str(tmp_path / "m.pt"),
+                "--augment", "0.5", "--warmup", "0.1")
+    assert r.returncode == 2 and "MNIST was not found" in r.stderr, r.stderr[-2000:]
+
+
+@needs_data
 def test_train_then_evaluate_json(tmp_path):
     out = tmp_path / "m.pt"
     r = run_cli("train", "--data-dir", str(DATA_DIR), "--out", str(out), "--epochs", "1", "--limit", "512",
@@ -84,7 +101,7 @@ def test_train_then_evaluate_json(tmp_path):
     assert json.loads(r2.stdout.strip().splitlines()[-1])["test_loss"] == res["test_loss"]
 
 
-@pytest.mark.skipif(not has_data(), reason="needs MNIST in ../shared/mnist")
+@needs_data
 def test_train_init_starts_from_the_checkpoint(tmp_path):
     """--init fine-tunes a checkpoint: its architecture is kept and training starts at its weights."""
     from cvae import load_checkpoint
