@@ -493,6 +493,7 @@ class Explorer {
 
   hookScatter(gd) {
     const h = this.scatter;
+    if (this.unhook) this.unhook(); // a new chart replaced the old one
     gd.on("plotly_afterplot", () => this.drawScatter());
     gd.on("plotly_relayout", () => this.drawScatter());
     gd.on("plotly_hover", (ev) => {
@@ -503,17 +504,20 @@ class Explorer {
     gd.on("plotly_unhover", () => { this.hoveredPoint = null; });
     const ours = () => { const dm = gd._fullLayout.dragmode; return dm === false || dm === "false"; };
     gd.addEventListener("pointermove", (e) => {
-      if (h.gd !== gd || !this.bounds) return;
+      if (h.gd !== gd || !this.bounds || this.plotDrag) return;
       const { z, inside } = h.at(e);
-      if (this.plotDrag) {
-        if (Math.hypot(e.clientX - this.plotDrag.x, e.clientY - this.plotDrag.y) > 3) this.plotDrag.moved = true;
-        if (this.plotDrag.moved) this.preview(z, "drag");
-      } else if (inside) {
-        this.preview(z, "hover");
-      } else if (this.live && this.live.source === "hover") {
-        this.endPreview();
-      }
+      if (inside) this.preview(z, "hover");
+      else if (this.live && this.live.source === "hover") this.endPreview();
     });
+    // While the button is down Plotly lays a cover over the page (its drag machinery), so
+    // the drag's moves and the release are heard on the window.
+    const move = (e) => {
+      const drag = this.plotDrag;
+      if (!drag || h.gd !== gd) return;
+      if (Math.hypot(e.clientX - drag.x, e.clientY - drag.y) > 3) drag.moved = true;
+      if (drag.moved) this.preview(h.at(e).z, "drag");
+    };
+    window.addEventListener("pointermove", move, true);
     gd.addEventListener("pointerleave", () => {
       if (!this.plotDrag && this.live && this.live.source === "hover") this.endPreview();
     });
@@ -532,7 +536,7 @@ class Explorer {
       this.commit(z);
     };
     window.addEventListener("pointerup", up, true);
-    this.unhook = () => window.removeEventListener("pointerup", up, true);
+    this.unhook = () => { window.removeEventListener("pointerup", up, true); window.removeEventListener("pointermove", move, true); };
     this.drawScatter();
   }
 

@@ -12,11 +12,14 @@ import streamlit as st
 from cvae import assets
 from cvae.plots import latent_bounds
 from ui.common import file_stamp
+import ui.explore
 from ui.explore import explorer_page_ui
 from ui.latent import BOUNDS_KEY, current_latent, point_from_url, set_latent
 from ui.models import data_dir
 
 st.set_page_config(layout="wide")
+if "status" not in ui.explore.FRAGMENTS:  # a commit reruns the status line too
+    ui.explore.FRAGMENTS.append("status")
 ckpt = os.environ.get("CVAE_EXPLORER_CKPT") or str(assets.SHIPPED_CHECKPOINT)
 enc = assets.read_encodings(os.environ.get("CVAE_EXPLORER_ENC") or assets.SHIPPED_ENCODINGS)
 enc["source"] = "harness"

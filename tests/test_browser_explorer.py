@@ -1,0 +1,336 @@
+"""The latent explorer in real Chromium: the browser's decoder, sliders that morph while
+dragged, the scatter as a 2-D slider, commits, the URL, cached assets, visible errors.
+
+Runs tests/apps/explorer_harness.py under ``streamlit run`` with a decoder whose weights and
+biases are all random (so any layout slip in the browser's forward pass shows) and random
+encodings. "No rerun" is checked on the wire: the page sends nothing on its websocket
+while a slider or the scatter is dragged or hovered; a commit is one message.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlparse
+
+import numpy as np
+import pytest
+import torch
+
+from cvae import CVAE, decode_points, save_checkpoint
+from helpers import start_server
+
+TIMEOUT_MS = 90_000
+
+
+def random_model(seed=0) -> CVAE:
+    torch.manual_seed(seed)
+    model = CVAE()
+    with torch.no_grad():
+        for p in model.decoder.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return random_model()
+
+
+@pytest.fixture(scope="module")
+def harness(model, tmp_path_factory):
+    d = tmp_path_factory.mktemp("explorer")
+    save_checkpoint(model, d / "model.pt")
+    rng = np.random.default_rng(0)
+    np.savez(d / "enc.npz", z_mean=rng.normal(size=(3000, 2)).astype(np.float32),
+             z_log_var=np.zeros((3000, 2), np.float32), label=rng.integers(0, 10, 3000).astype(np.uint8))
+    server = start_server("tests/apps/explorer_harness.py",
+                          {"CVAE_EXPLORER_CKPT": str(d / "model.pt"), "CVAE_EXPLORER_ENC": str(d / "enc.npz"),
+                           "CVAE_TEST_HOOKS": "1"}, log=d / "streamlit.log")
+    yield server.url
+    server.stop()
+
+
+class Wire:
+    """What the page sends on Streamlit's websocket (a rerun or a trigger is one message)."""
+
+    def __init__(self, pg):
+        self.sent: list[bytes] = []
+        pg.on("websocket", lambda ws: ws.on("framesent", lambda payload: self.sent.append(payload)))
+
+
+def open_page(browser, url, viewport=(1400, 1100), context=None):
+    ctx = context or browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    pg = ctx.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" and "WebGL" not in m.text else None)
+    wire = Wire(pg)
+    pg.goto(url)
+    ready(pg)
+    return ctx, pg, wire, errors
+
+
+def ready(pg):
+    pg.wait_for_function("() => globalThis.cvaeExplorer && cvaeExplorer.stats().some("
+                         "s => s.hasModel && s.paints > 0 && s.scatter && s.manifold)", timeout=TIMEOUT_MS)
+
+
+@pytest.fixture
+def page_(browser, harness):
+    ctx, pg, wire, errors = open_page(browser, harness)
+    yield pg, wire
+    ctx.close()
+    assert not errors, errors
+
+
+def stats(pg) -> dict:
+    (s,) = pg.evaluate("cvaeExplorer.stats()")
+    return s
+
+
+def status(pg) -> dict:
+    """The harness's line, printed by Python: the committed point and the selection."""
+    text = pg.get_by_test_id("stText").last.inner_text()
+    m = re.search(r"full_runs=(\d+) z1=(\S+) z2=(\S+) selected=(\S+)", text)
+    assert m, text
+    return {"full_runs": int(m[1]), "z": (float(m[2]), float(m[3])), "selected": None if m[4] == "None" else int(m[4])}
+
+
+def canvas_pixels(pg) -> np.ndarray:
+    rgba = pg.locator("canvas.digit").evaluate(
+        "c => Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)")
+    return np.array(rgba, np.uint8).reshape(28, 28, 4)[..., 0]
+
+
+def expected_pixels(model, z) -> np.ndarray:
+    return np.clip(np.rint(decode_points(model, np.asarray([z], np.float32))[0] * 255), 0, 255).astype(np.uint8)
+
+
+def assert_canvas_is(pg, model, z):
+    err = np.abs(canvas_pixels(pg).astype(int) - expected_pixels(model, z)).max()
+    assert err <= 1, f"canvas differs from the PyTorch decode at {z} by {err}/255"
+
+
+def wait_commits(pg, n):
+    pg.wait_for_function(f"() => cvaeExplorer.stats()[0].commits >= {n}", timeout=TIMEOUT_MS)
+
+
+def wait_python_at(pg, z, tol=2e-3):
+    pg.wait_for_function(
+        """([a, b, tol]) => { const m = /z1=(\\S+) z2=(\\S+)/.exec(document.body.innerText);
+             return m && Math.abs(+m[1] - a) < tol && Math.abs(+m[2] - b) < tol; }""", arg=[z[0], z[1], tol],
+        timeout=TIMEOUT_MS)
+
+
+def thumb_x(pg, name, value) -> tuple[float, float]:
+    """Page coordinates of a range input's thumb at ``value`` (Chromium: the thumb's centre runs
+    from half a thumb in from the left edge to half a thumb in from the right)."""
+    box = pg.get_by_role("slider", name=name, exact=True).bounding_box()
+    lo = float(pg.get_by_role("slider", name=name, exact=True).get_attribute("min"))
+    hi = float(pg.get_by_role("slider", name=name, exact=True).get_attribute("max"))
+    thumb = 16
+    return (box["x"] + thumb / 2 + (value - lo) / (hi - lo) * (box["width"] - thumb), box["y"] + box["height"] / 2)
+
+
+def test_browser_decode_matches_pytorch(page_, model):
+    pg, _ = page_
+    rng = np.random.default_rng(1)
+    points = np.concatenate([[[0, 0], [-4, -4], [4, 4], [1.5, -2.5]], rng.uniform(-4, 4, size=(12, 2))]).astype(np.float32)
+    got = np.array(pg.evaluate("pts => cvaeExplorer.decode(pts)", points.tolist()), np.float32)
+    want = decode_points(model, points).reshape(len(points), -1)
+    assert got.shape == want.shape == (16, 784)
+    err = np.abs(got - want).max()
+    assert err < 1e-5, f"max |browser - pytorch| = {err}"  # float64 in the browser; measured ~1e-7
+    assert want.std(axis=0).max() > 0.05  # the points decode to different images
+    assert_canvas_is(pg, model, stats(pg)["committed"])  # what is painted is that decode
+
+
+def test_slider_drag_repaints_at_every_move_and_commits_on_release(page_, model):
+    pg, wire = page_
+    z0 = stats(pg)["committed"]
+    start = thumb_x(pg, "z1", z0[0])
+    pg.mouse.move(*start)
+    pg.mouse.down()
+    sent_before, paints = len(wire.sent), stats(pg)["paints"]
+    frames, seen = [], []
+    for dx in (20, 45, 70, 110, 150):
+        pg.mouse.move(start[0] + dx, start[1])
+        s = stats(pg)
+        assert s["paints"] == paints + 1, "the canvas was not repainted at this move"
+        paints = s["paints"]
+        assert s["live"] and s["live"]["source"] == "slider"
+        seen.append(s["live"]["z"][0])
+        frames.append(canvas_pixels(pg))
+        assert_canvas_is(pg, model, s["live"]["z"])
+        assert s["live"]["z"][1] == z0[1]
+        assert float(pg.get_by_role("slider", name="z1", exact=True).input_value()) == pytest.approx(seen[-1])
+    assert seen == sorted(seen) and seen[0] > z0[0]
+    for a, b in zip(frames, frames[1:]):
+        assert (a != b).any(), "the digit did not change between moves"
+    assert len(wire.sent) == sent_before, "something was sent to the server before the release"
+    assert stats(pg)["commits"] == 0
+    pg.mouse.up()
+    wait_commits(pg, 1)
+    wait_python_at(pg, (seen[-1], z0[1]))
+    assert stats(pg)["commits"] == 1
+
+
+def test_arrow_keys_move_a_slider_and_shift_takes_bigger_steps(page_, model):
+    pg, _ = page_
+    z = stats(pg)["committed"]
+    slider = pg.get_by_role("slider", name="z2", exact=True)
+    slider.focus()
+    pg.keyboard.press("ArrowRight")
+    wait_python_at(pg, (z[0], z[1] + 0.01))
+    pg.keyboard.press("Shift+ArrowRight")
+    wait_python_at(pg, (z[0], z[1] + 0.11))
+    assert_canvas_is(pg, model, (z[0], z[1] + 0.11))
+    assert pg.locator("output").nth(1).inner_text() == f"{z[1] + 0.11:.2f}"
+
+
+def test_hovering_the_scatter_previews_the_digit_at_the_cursor(page_, model):
+    pg, wire = page_
+    committed = stats(pg)["committed"]
+    sent_before = len(wire.sent)
+    targets = [(-1.5, 1.0), (0.7, -0.4), (2.2, 2.0), (-0.3, -2.6)]
+    paints = stats(pg)["paints"]
+    for t in targets:
+        pg.mouse.move(*pg.evaluate("([a, b]) => cvaeExplorer.scatterPx(a, b)", list(t)))
+        s = stats(pg)
+        assert s["paints"] == paints + 1
+        paints = s["paints"]
+        assert s["live"]["source"] == "hover"
+        z = s["live"]["z"]
+        assert np.allclose(z, t, atol=0.03), (z, t)  # within a pixel of the target
+        browser = np.array(pg.evaluate("z => cvaeExplorer.decode([z])[0]", z), np.float32)
+        want = decode_points(model, np.asarray([z], np.float32)).reshape(-1)
+        assert np.abs(browser - want).max() < 1e-3
+        assert_canvas_is(pg, model, z)
+    assert len(wire.sent) == sent_before, "hovering sent something to the server"
+    pg.mouse.move(5, 5)  # leave the plot: back to the committed point
+    s = stats(pg)
+    assert s["live"] is None and s["shown"] == committed
+    assert_canvas_is(pg, model, committed)
+
+
+def test_hover_preview_is_where_plotly_puts_a_point(page_):
+    """The cursor's latent point, independently of our axis maths: Plotly's own hover picks
+    the test digit under the cursor, and the preview is at that digit's z_mean."""
+    pg, _ = page_
+    gd_point = pg.evaluate("""() => { const gd = document.querySelector('.st-key-scatter .js-plotly-plot');
+        const t = gd._fullData.find(t => t.visible === true && t.x && t.x.length > 50);
+        return [t.x[7], t.y[7]]; }""")
+    px = pg.evaluate("([a, b]) => cvaeExplorer.scatterPx(a, b)", gd_point)
+    pg.evaluate("""() => { const gd = document.querySelector('.st-key-scatter .js-plotly-plot');
+        window.__hovered = null; gd.on('plotly_hover', (ev) => { window.__hovered = [ev.points[0].x, ev.points[0].y]; }); }""")
+    pg.mouse.move(px[0] - 30, px[1] - 30)
+    pg.mouse.move(*px, steps=4)
+    pg.wait_for_function("() => window.__hovered !== null", timeout=TIMEOUT_MS)
+    hovered = pg.evaluate("window.__hovered")
+    z = stats(pg)["live"]["z"]
+    xa = pg.evaluate("""() => { const a = document.querySelector('.st-key-scatter .js-plotly-plot')._fullLayout.xaxis;
+        return (a.range[1] - a.range[0]) / a._length; }""")
+    assert np.allclose(z, hovered, atol=6 * xa), (z, hovered)  # Plotly's pick radius is 6 px
+
+
+def test_drag_on_the_scatter_moves_the_marker_live_and_commits_once(page_, model):
+    pg, wire = page_
+    a, b = (-2.0, -2.5), (1.5, 1.2)
+    pa = pg.evaluate("([x, y]) => cvaeExplorer.scatterPx(x, y)", list(a))
+    pb = pg.evaluate("([x, y]) => cvaeExplorer.scatterPx(x, y)", list(b))
+    pg.mouse.move(*pa)
+    pg.mouse.down()
+    sent_before, draws = len(wire.sent), stats(pg)["scatterDraws"]
+    for k in range(1, 6):
+        pg.mouse.move(pa[0] + (pb[0] - pa[0]) * k / 5, pa[1] + (pb[1] - pa[1]) * k / 5)
+        s = stats(pg)
+        assert s["live"]["source"] == "drag"
+        assert s["scatterDraws"] > draws, "the marker did not follow"
+        draws = s["scatterDraws"]
+        assert_canvas_is(pg, model, s["live"]["z"])
+    assert len(wire.sent) == sent_before, "the drag sent something before the release"
+    pg.mouse.up()
+    wait_commits(pg, 1)
+    wait_python_at(pg, b, tol=0.03)
+    s = stats(pg)
+    assert s["commits"] == 1 and s["live"] is None
+    assert np.allclose(s["committed"], b, atol=0.03)
+
+
+def test_a_click_on_a_test_digit_selects_it(page_, model):
+    pg, _ = page_
+    pg.evaluate("""() => { const gd = document.querySelector('.st-key-scatter .js-plotly-plot');
+        window.__hovered = null; gd.on('plotly_hover', (ev) => {
+          const p = ev.points[0]; window.__hovered = [p.x, p.y, p.customdata]; }); }""")
+    # An isolated point: the one farthest from the centre of the cloud.
+    target = pg.evaluate("""() => { const gd = document.querySelector('.st-key-scatter .js-plotly-plot');
+        let best = null; for (const t of gd._fullData) { if (!t.x || !t.customdata) continue;
+          for (let i = 0; i < t.x.length; i++) { const r = Math.hypot(t.x[i], t.y[i]);
+            if (Math.abs(t.x[i]) < 2.5 && Math.abs(t.y[i]) < 2.5 && (!best || r > best[3])) best = [t.x[i], t.y[i], t.customdata[i], r]; } }
+        return best; }""")
+    px = pg.evaluate("([a, b]) => cvaeExplorer.scatterPx(a, b)", target[:2])
+    pg.mouse.move(px[0] - 20, px[1])
+    pg.mouse.move(*px, steps=5)
+    pg.wait_for_function("() => window.__hovered !== null", timeout=TIMEOUT_MS)
+    assert pg.evaluate("window.__hovered")[2] == target[2]
+    pg.mouse.down()
+    pg.mouse.up()
+    pg.get_by_text(f"Selected: test digit #{target[2]}").wait_for(timeout=TIMEOUT_MS)
+    wait_python_at(pg, target[:2], tol=2e-3)
+    assert status(pg)["selected"] == target[2]
+    assert_canvas_is(pg, model, stats(pg)["committed"])
+
+
+def test_after_a_commit_sliders_pad_marker_url_and_canvas_agree(page_, model):
+    pg, _ = page_
+    target = (1.25, -0.75)
+    pg.mouse.move(*pg.evaluate("([a, b]) => cvaeExplorer.scatterPx(a, b)", list(target)))
+    pg.mouse.down()
+    pg.mouse.up()
+    wait_python_at(pg, target, tol=0.03)
+    pg.wait_for_function("() => /z1=/.test(location.search)", timeout=TIMEOUT_MS)
+    python_z = status(pg)["z"]
+    s = stats(pg)
+    assert np.allclose(s["committed"], python_z, atol=1e-3)
+    for k, name in enumerate(("z1", "z2")):
+        assert float(pg.get_by_role("slider", name=name, exact=True).input_value()) == pytest.approx(python_z[k], abs=0.006)
+    url = parse_qs(urlparse(pg.url).query)
+    assert (float(url["z1"][0]), float(url["z2"][0])) == pytest.approx(python_z, abs=1e-3)
+    assert_canvas_is(pg, model, s["committed"])
+    # The scatter's marker and the manifold's ring are drawn at that point.
+    px = pg.evaluate("([a, b]) => cvaeExplorer.scatterPx(a, b)", list(python_z))
+    assert pg.evaluate("([a, b]) => cvaeExplorer.scatterLatent(a, b)", px) == pytest.approx(list(python_z), abs=0.02)
+
+
+def test_a_link_opens_the_explorer_at_its_point_and_junk_is_ignored(browser, harness, model):
+    ctx, pg, _, errors = open_page(browser, harness + "/?z1=-1.5&z2=0.5")
+    try:
+        wait_python_at(pg, (-1.5, 0.5))
+        assert_canvas_is(pg, model, (-1.5, 0.5))
+        pg.goto(harness + "/?z1=banana&z2=1e9")
+        ready(pg)
+        z = status(pg)["z"]
+        assert np.isfinite(z).all() and -10 < z[0] < 10 and z[1] < 10  # junk ignored, the huge value clamped
+        assert pg.get_by_test_id("stException").count() == 0
+    finally:
+        ctx.close()
+    assert not errors, errors
+
+
+def test_a_reload_takes_the_weights_from_the_browser(browser, harness, model):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1100})
+    try:
+        received: list[int] = []
+        _, pg, _, errors = open_page(browser, harness, context=ctx)
+        pg.on("websocket", lambda ws: ws.on("framereceived", lambda p: received.append(len(p))))
+        first = pg.evaluate("cvaeExplorer.stats()[0].updates")
+        assert first >= 1
+        pg.reload()
+        ready(pg)
+        assert_canvas_is(pg, model, stats(pg)["committed"])
+        assert sum(received) < 300_000, f"a reload received {sum(received)} bytes"
+        assert max(received) < 200_000  # no weights payload (350 KB) came again
+    finally:
+        ctx.close()
+    assert not errors, errors
