@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from cvae import CVAE, CheckpointError, load_checkpoint, save_checkpoint
+from helpers import ShellOnLoad
 
 
 @pytest.fixture
@@ -107,23 +108,15 @@ def test_nan_weights(tmp_path, model):
     assert "NaN" in _one_line_error(p)
 
 
-class _Evil:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 def test_malicious_pickle_is_refused_and_runs_nothing(tmp_path):
     marker = tmp_path / "pwned"
     p = tmp_path / "evil.pt"
-    torch.save({"format": "x", "payload": _Evil(marker)}, p)
+    torch.save({"format": "x", "payload": ShellOnLoad(marker)}, p)
     msg = _one_line_error(p)
     assert "refused" in msg
     assert not marker.exists()
     # A plain pickle file (not a zip) with the same trick.
     p2 = tmp_path / "evil2.pt"
-    p2.write_bytes(pickle.dumps(_Evil(marker)))
+    p2.write_bytes(pickle.dumps(ShellOnLoad(marker)))
     _one_line_error(p2)
     assert not marker.exists()

@@ -11,7 +11,6 @@ import errno
 import io
 import json
 import os
-import pickle
 import random
 import signal
 import subprocess
@@ -31,8 +30,7 @@ from cvae import (CVAE, CheckpointError, DataMissingError, TrainConfig, decode_g
 from cvae.cli import main as cli_main
 from cvae.latent import MAX_GRID_N, grid_points
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(os.environ.get("CVAE_DATA") or ROOT.parent / "shared" / "mnist")
+from helpers import DATA_DIR as DATA, EVIL_KINDS, REPO as ROOT, require_data, write_evil
 
 
 # --------------------------------------------------------------------------- helpers
@@ -80,56 +78,13 @@ def tamper(src: Path, dst: Path, change) -> Path:
 
 @pytest.fixture(scope="module")
 def mnist():
-    if not (DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"MNIST is missing at {DATA} (CI must provide it)")
-        pytest.skip(f"MNIST not found at {DATA}")
+    require_data()
     train_x, _ = load_mnist("train", DATA, download=False, limit=256)
     test_x, _ = load_mnist("test", DATA, download=False, limit=300)
     return train_x, test_x
 
 
 # --------------------------------------------------------------------------- code in a pickle
-
-
-class _ExecOnLoad:
-    """Unpickling this runs Python code that writes ``target`` (the classic pickle exploit)."""
-
-    def __init__(self, target: Path):
-        self.target = str(target)
-
-    def __reduce__(self):
-        return (exec, (f"open({self.target!r}, 'w').write('pwned')",))
-
-
-class _ShellOnLoad:
-    """Unpickling this runs a shell command (os.system) that creates ``target``."""
-
-    def __init__(self, target: Path):
-        self.target = str(target)
-
-    def __reduce__(self):
-        return (os.system, (f"touch '{self.target}'",))
-
-
-def _evil_payload(kind: str, target: Path):
-    gadget = _ExecOnLoad(target) if kind.startswith("exec") else _ShellOnLoad(target)
-    # Looks like one of our checkpoints from the outside, with the gadget inside.
-    return {"format": ck.FORMAT, "format_version": ck.FORMAT_VERSION,
-            "model_config": {"latent_dim": 2, "filters": [32, 64], "dense": 16},
-            "state_dict": {}, "extra": {"note": gadget}}
-
-
-EVIL_KINDS = ["exec-torch-zip", "system-torch-zip", "exec-raw-pickle"]
-
-
-def write_evil(kind: str, path: Path, target: Path) -> Path:
-    payload = _evil_payload(kind, target)
-    if kind.endswith("raw-pickle"):  # the legacy (non-zip) format torch.load also reads
-        path.write_bytes(pickle.dumps(payload, protocol=2))
-    else:
-        torch.save(payload, path)
-    return path
 
 
 @pytest.mark.parametrize("kind", EVIL_KINDS)
@@ -462,24 +417,25 @@ def test_crash_in_callback_leaves_best_checkpoint_on_disk(tmp_path, mnist):
 
 # --------------------------------------------------------------------------- SIGKILL while writing
 
-_SLOW_WRITER = textwrap.dedent("""
-    import io, sys, time
+_STEPPED_WRITER = textwrap.dedent("""
+    import io, sys
     import torch
     import cvae.checkpoint as ck
     from cvae import CVAE
 
     real_save = torch.save
 
-    def slow_save(obj, fh):  # the real bytes, written slowly in 16 kB pieces
+    def stepped_save(obj, fh):  # the real bytes, in 16 kB pieces, each one waiting for a go-ahead
         buf = io.BytesIO()
         real_save(obj, buf)
         data = buf.getvalue()
         for i in range(0, len(data), 16384):
             fh.write(data[i:i + 16384])
             fh.flush()
-            time.sleep(0.02)
+            print("piece", i // 16384, flush=True)
+            sys.stdin.readline()
 
-    ck.torch.save = slow_save
+    ck.torch.save = stepped_save
     i = 0
     while True:
         torch.manual_seed(i)
@@ -492,28 +448,33 @@ _SLOW_WRITER = textwrap.dedent("""
 
 
 def test_sigkill_while_writing_leaves_previous_checkpoint(tmp_path):
-    """Kill a writer at random moments inside a (slowed) checkpoint write, several times."""
+    """Kill a writer at random points inside a checkpoint write, several times. The writer
+    stops after each 16 kB piece until the test answers, so the kill lands exactly after the
+    chosen piece (no timing involved)."""
     script = tmp_path / "writer.py"
-    script.write_text(_SLOW_WRITER)
+    script.write_text(_STEPPED_WRITER)
     path = tmp_path / "model.pt"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     rng = random.Random(int(os.environ.get("ROBUSTNESS_SEED", "1234")))
     for round_ in range(3):
         for stale in tmp_path.glob(".model.pt.*.tmp"):
             stale.unlink()
-        proc = subprocess.Popen([sys.executable, str(script), str(path)], env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen([sys.executable, str(script), str(path)], env=env, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             want = rng.randint(1, 2)  # kill during write number `want` (0-based), after `want` good ones
-            deadline = time.monotonic() + 120
+            piece = rng.randint(0, 30)  # a write is 34 or more pieces
+            writing = None
             while True:
-                line = proc.stdout.readline()
+                line = proc.stdout.readline().split()
                 assert line, f"writer died: {proc.stderr.read()}"
-                if line.split() == ["begin", str(want)]:
-                    break
-                assert time.monotonic() < deadline
-            # A write takes >= 34 pieces * 20 ms; kill somewhere inside it.
-            time.sleep(rng.uniform(0.0, 0.3))
+                if line[0] == "begin":
+                    writing = int(line[1])
+                elif line[0] == "piece":
+                    if writing == want and int(line[1]) == piece:
+                        break  # the writer waits on its stdin, in the middle of the write
+                    proc.stdin.write("\n")
+                    proc.stdin.flush()
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
         finally:
@@ -522,7 +483,7 @@ def test_sigkill_while_writing_leaves_previous_checkpoint(tmp_path):
                 proc.wait()
         assert proc.returncode == -signal.SIGKILL
         leftovers = list(tmp_path.glob(".model.pt.*.tmp"))
-        assert leftovers, "the kill did not land inside a write (test timing is off)"
+        assert leftovers, "the kill did not land inside a write"
         model = load_checkpoint(path)  # intact and loadable
         assert model.meta["extra"]["i"] == want - 1, f"round {round_}: expected the previous checkpoint"
         torch.manual_seed(want - 1)

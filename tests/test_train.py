@@ -10,9 +10,9 @@ import torch
 
 from cvae import CVAE, TrainConfig, decode_grid, decode_points, encode_dataset, evaluate, load_checkpoint, load_mnist, train
 from cvae.latent import grid_points
-from helpers import DATA_DIR, has_data
+from helpers import DATA_DIR, needs_data
 
-pytestmark = pytest.mark.skipif(not has_data(), reason="needs MNIST in ../shared/mnist")
+pytestmark = needs_data
 
 
 @pytest.fixture(scope="module")
