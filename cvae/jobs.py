@@ -70,7 +70,7 @@ def _child_main(cfg: "TrainConfig", out: str, data: str, conn, stop) -> None:
         from .train import train
 
         train_x, _ = cvae_data.load_mnist("train", data, download=False)
-        test_x, _ = cvae_data.load_mnist("test", data, download=False)
+        test_x, test_y = cvae_data.load_mnist("test", data, download=False)
         if stop.is_set():
             send("result", {"stop_reason": "stopped", "message": "training stopped by request before it began",
                             "best_epoch": None})
@@ -81,7 +81,7 @@ def _child_main(cfg: "TrainConfig", out: str, data: str, conn, stop) -> None:
             send("event", event)
             return not stop.is_set()
 
-        res = train(cfg, train_x, test_x, callback=callback, out=out)
+        res = train(cfg, train_x, test_x, test_y=test_y, callback=callback, out=out)  # test_y: the film
         send("result", {"stop_reason": res.stop_reason, "message": res.message, "best_epoch": res.best_epoch})
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the server as a message
         from .checkpoint import CheckpointError

@@ -19,8 +19,7 @@ import cvae
 from cvae import load_checkpoint
 from cvae.jobs import JobBusyError, JobRegistry, TrainJob
 
-from conftest import IN_CI
-from helpers import DATA_DIR, has_data
+from helpers import require_data
 
 cvae_train = importlib.import_module("cvae.train")  # the module (``cvae.train`` is also the function)
 TIMEOUT = 240  # a whole small run on a busy 2-core machine (the test-set evaluation is ~10 s an epoch)
@@ -28,12 +27,7 @@ TIMEOUT = 240  # a whole small run on a busy 2-core machine (the test-set evalua
 
 @pytest.fixture(scope="module")
 def data() -> str:
-    if not has_data():
-        msg = f"MNIST not found in {DATA_DIR} (set CVAE_DATA)"
-        if IN_CI:
-            pytest.fail(f"CI=true: {msg}", pytrace=False)
-        pytest.skip(msg)
-    return str(DATA_DIR)
+    return str(require_data())  # skips without MNIST; fails under CI=true
 
 
 def config(**kw) -> cvae.TrainConfig:
@@ -108,6 +102,16 @@ def test_a_run_reports_progress_history_and_saves_its_checkpoint(completed):
     assert [r["val_loss"] for r in model.meta["history"]] == pytest.approx([r["val_loss"] for r in job.history])
     assert model.meta["train_config"]["limit"] == 256
     assert model.meta["extra"]["stop_reason"] == "completed"
+
+
+def test_a_run_forwards_the_trainers_film_snapshots(completed):
+    job = completed[0]
+    snaps = job.snapshots
+    # At the start, during the first epoch, after each epoch (cvae.film decides how many).
+    assert len(snaps) >= 3 and all(s["kind"] == "snapshot" for s in snaps)
+    assert snaps[0]["step"] == 0 and snaps[-1]["epoch"] == 2.0
+    assert [s["step"] for s in snaps] == sorted(s["step"] for s in snaps)
+    assert all(s["z"].dtype == np.float16 and s["z"].shape == (len(s["labels"]), 2) for s in snaps)
 
 
 def test_the_server_process_keeps_its_threads_and_allocator(completed):
