@@ -1,0 +1,193 @@
+"""The sidebar's training section (ui.training) through streamlit.testing.v1.AppTest.
+
+Runs tests/apps/training_harness.py (the section alone, as app.py draws it) with small real
+trainings on MNIST ($CVAE_DATA, or ../shared/mnist; without it these tests skip, and fail
+under CI=true). The runs are child processes (cvae.jobs); the tests wait on the job itself,
+reached through the section's registry, and rerun the page once it changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from cvae import load_checkpoint
+from cvae.jobs import TrainJob
+
+from helpers import REPO, require_data
+
+from streamlit.testing.v1 import AppTest
+
+HARNESS = str(REPO / "tests" / "apps" / "training_harness.py")
+SCRIPT_TIMEOUT = 120  # one rerun of the harness (imports torch the first time) on a busy 2-core machine
+RUN_TIMEOUT = 240  # a whole small run
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path):
+    monkeypatch.setenv("CVAE_DATA", str(require_data()))  # skips without MNIST; fails under CI=true
+    monkeypatch.setenv("CVAE_RUNS", str(tmp_path / "runs"))
+    yield tmp_path
+    # A test that failed half-way must not leave its run going into the next test.
+    assert registry().stop_all(timeout=60), "a training from this test did not end"
+
+
+def page(**state) -> AppTest:
+    at = AppTest.from_file(HARNESS, default_timeout=SCRIPT_TIMEOUT)
+    for k, v in state.items():
+        at.session_state[k] = v
+    return at.run()
+
+
+def registry():
+    """The section's registry (one per process, like the server's), reached from outside a
+    script run, which Streamlit's cache logs a warning about for every call: silenced here."""
+    from ui.training import job_registry
+
+    logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").setLevel(logging.ERROR)
+    return job_registry()
+
+
+def job_of(at: AppTest) -> TrainJob:
+    """The run this page started."""
+    job = registry().get(at.session_state["train_job_id"])
+    assert job is not None, "the page's run is not in the registry"
+    return job
+
+
+def start(at: AppTest, *, epochs: int, batch: int, limit: int) -> TrainJob:
+    at.sidebar.number_input(key="train_epochs").set_value(epochs)
+    at.sidebar.number_input(key="train_batch").set_value(batch)
+    at.sidebar.number_input(key="train_limit").set_value(limit)
+    train_button(at).click()
+    at.run()
+    no_errors(at)
+    return job_of(at)
+
+
+def train_button(at: AppTest):
+    (button,) = [b for b in at.sidebar.button if b.label == "Train"]
+    return button
+
+
+def stop_button(at: AppTest):
+    buttons = [b for b in at.sidebar.button if b.key == "stop_training"]
+    return buttons[0] if buttons else None
+
+
+def progress_text(at: AppTest) -> str:
+    texts, stack = [], [at._tree]
+    while stack:
+        node = stack.pop()
+        if getattr(node, "type", None) == "progress":
+            texts.append(node.proto.text)
+        children = getattr(node, "children", None)
+        if isinstance(children, dict):
+            stack.extend(children.values())
+    assert len(texts) <= 1, texts
+    return texts[0] if texts else ""
+
+
+def no_errors(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def wait_until(job: TrainJob, cond, timeout: float, what: str) -> None:
+    """Wait for ``cond(job)``, waking when the job ends or every 0.1 s; fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not cond(job):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:.0f} s (job {job.status}: {job.message!r})")
+        job.wait(0.1)
+
+
+def ended(at: AppTest, job: TrainJob, timeout: float = RUN_TIMEOUT) -> None:
+    """Wait for the run to end, then rerun the page (as its polling does) so it shows the end."""
+    assert job.wait(timeout), f"the run did not end within {timeout} s: {job.message!r}"
+    at.run()
+
+
+def test_a_run_from_the_form_finishes_and_switches_to_the_new_model(env):
+    at = page()
+    no_errors(at)
+    assert not train_button(at).disabled and stop_button(at) is None and progress_text(at) == ""
+    job = start(at, epochs=1, batch=128, limit=256)
+    # While it runs: Train is disabled, Stop is offered, the progress says what happens.
+    assert job.running, job.message
+    assert train_button(at).disabled and stop_button(at) is not None
+    assert progress_text(at).startswith("Training: ")
+    assert not any("another tab" in c.value for c in at.sidebar.caption)
+    ended(at, job)
+    no_errors(at)
+    assert job.status == "done", job.message
+    assert progress_text(at).startswith("Finished: finished 1 epochs"), progress_text(at)
+    saved = Path(at.session_state["_pending_model"])
+    assert saved == job.out and saved.parent == env / "runs" and saved.is_file()
+    assert [s.value for s in at.sidebar.success] == [f"Saved {saved.name} and switched to it."]
+    model = load_checkpoint(saved)
+    assert model.meta["train_config"]["limit"] == 256 and len(model.meta["history"]) == 1
+    assert stop_button(at) is None and not train_button(at).disabled
+    # The notice is shown once; the end is handled once.
+    at.run()
+    assert not at.sidebar.success and at.session_state["_acknowledged_job"] == job.id
+
+
+def test_the_stop_button_stops_the_run_early_and_keeps_its_best_epoch(env):
+    at = page()
+    job = start(at, epochs=50, batch=32, limit=256)  # 50 epochs of 8 steps
+    wait_until(job, lambda j: j.history or not j.running, RUN_TIMEOUT, "the first epoch")
+    assert job.running, job.message
+    at.run()
+    stop_button(at).click()
+    at.run()
+    no_errors(at)
+    assert job.stop_requested
+    # Until the run ends (it may already have), the button shows it was pressed.
+    assert stop_button(at) is None or stop_button(at).disabled
+    ended(at, job, 120)
+    no_errors(at)
+    assert job.status == "stopped" and job.exitcode == 0, (job.status, job.message, job.exitcode)
+    assert progress_text(at).startswith("Stopped: training stopped by request"), progress_text(at)
+    assert len(job.history) < 50 and job.steps[-1][0] < 50
+    # It kept the best epoch so far, and the page switched to it.
+    model = load_checkpoint(at.session_state["_pending_model"])
+    assert model.meta["extra"]["stop_reason"] == "stopped" and len(model.meta["history"]) == len(job.history)
+    assert stop_button(at) is None and not train_button(at).disabled
+
+
+def test_another_tab_follows_the_run_and_can_stop_it(env):
+    mine = page()
+    job = start(mine, epochs=50, batch=32, limit=256)
+    other = page()  # a second session of the same server process
+    no_errors(other)
+    assert job.running, job.message
+    assert progress_text(other).startswith("Training: ")
+    assert train_button(other).disabled
+    assert any("Started from another tab or session." in c.value for c in other.sidebar.caption)
+    assert "_pending_model" not in other.session_state
+    stop_button(other).click()
+    other.run()
+    ended(other, job, 120)
+    assert job.status == "stopped", job.message
+    assert progress_text(other).startswith("Stopped: ")  # it sees how the run it followed ended
+    assert "_pending_model" not in other.session_state  # only the tab that started it switches
+    assert not any("another tab" in c.value for c in other.sidebar.caption)
+    mine.run()
+    assert progress_text(mine).startswith("Stopped: ")
+
+
+def test_a_failed_run_shows_its_reason(env):
+    (env / "runs").write_text("a file where the runs folder should be")
+    at = page()
+    job = start(at, epochs=1, batch=128, limit=256)
+    ended(at, job)
+    assert job.status == "failed", job.message
+    assert progress_text(at).startswith("Failed: ")
+    errors = [e.value for e in at.sidebar.error]
+    assert len(errors) == 1 and "cannot write here" in errors[0] and str(env / "runs") in errors[0], errors
+    assert "_pending_model" not in at.session_state and not at.sidebar.success
+    assert not train_button(at).disabled
