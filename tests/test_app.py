@@ -189,4 +189,3 @@ def test_a_bad_checkpoint_is_one_message(env):
     at = run_app(model_path=str(runs / "broken.pt"))
     assert not at.exception
     assert any("broken.pt" in e.value for e in at.error), [e.value for e in at.error]
-
