@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 import pickle
 import random
@@ -205,3 +207,31 @@ def start_server(script: str | Path = "app.py", env: dict | None = None, log: Pa
             time.sleep(0.2)  # poll interval between health checks, not a synchronisation
     server.stop()
     raise RuntimeError(f"streamlit did not become healthy in {timeout:.0f}s:\n{server.log_text()[-4000:]}")
+
+
+# --------------------------------------------------------------------------- drawn digits
+
+
+def stroke_canvas(points, size=280, width=20, ink=255, ground=0, mode="L"):
+    """A canvas (numpy array) with one polyline stroke, drawn as a person would with the pad."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    img = Image.new(mode, (size, size), ground)
+    d = ImageDraw.Draw(img)
+    d.line(points, fill=ink, width=width, joint="curve")
+    for x, y in (points[0], points[-1]):
+        d.ellipse([x - width / 2, y - width / 2, x + width / 2, y + width / 2], fill=ink)
+    return np.asarray(img)
+
+
+def data_url(arr) -> str:
+    """A canvas as the browser sends it: a PNG data URL."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+SEVEN = [(60, 60), (220, 60), (120, 230)]  # a stroke shaped like a 7, on a 280x280 canvas

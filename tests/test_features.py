@@ -1,27 +1,21 @@
-"""Draw a digit, morph, uncertainty, downloads: the pure functions and the panels (AppTest)."""
+"""ui/features.py: the draw / morph / uncertainty panels, through AppTest on a harness app and
+in app.py. The pure functions behind them are tested in test_drawing.py, test_morph.py,
+test_export.py, test_uncertainty.py and test_overlays.py."""
 
 from __future__ import annotations
 
 import base64
-import csv
-import io
 import json
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
-from PIL import Image, ImageDraw
 
 from cvae import load_checkpoint
 from cvae.assets import SHIPPED_CHECKPOINT, read_encodings
-from cvae.drawing import DrawingError, canvas_to_ink, center_of_mass, decode_data_url, preprocess_drawing
-from cvae.export import encodings_csv, gif_bytes, png_bytes, tile
-from cvae.latent import decode_points, encode_dataset
-from cvae.morph import interpolate, morph
-from cvae.overlays import STAR_NAME, ellipse_traces, path_trace, star_trace
-from cvae.uncertainty import ellipse, mass_within, nearest, sample_posterior
-from helpers import DATA_DIR, REPO, has_data
+from cvae.drawing import preprocess_drawing
+from cvae.latent import encode_dataset
+from cvae.overlays import STAR_NAME
+from helpers import DATA_DIR, REPO, SEVEN, data_url, stroke_canvas
 
 HARNESS = str(REPO / "tests" / "apps" / "features_harness.py")
 
@@ -36,283 +30,8 @@ def enc():
     return read_encodings()
 
 
-def stroke_canvas(points, size=280, width=20, ink=255, ground=0, mode="L") -> np.ndarray:
-    """A canvas with one polyline stroke, drawn as a person would with the pad."""
-    img = Image.new(mode, (size, size), ground)
-    d = ImageDraw.Draw(img)
-    d.line(points, fill=ink, width=width, joint="curve")
-    for x, y in (points[0], points[-1]):
-        d.ellipse([x - width / 2, y - width / 2, x + width / 2, y + width / 2], fill=ink)
-    return np.asarray(img)
-
-
-def data_url(arr: np.ndarray) -> str:
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-SEVEN = [(60, 60), (220, 60), (120, 230)]
-
-
-# ---- drawing -----------------------------------------------------------------
-
-def test_empty_drawing_is_a_clear_error():
-    for blank in (np.zeros((280, 280), np.uint8), np.full((280, 280, 3), 255, np.uint8),
-                  np.zeros((280, 280, 4), np.uint8)):
-        with pytest.raises(DrawingError, match="empty"):
-            preprocess_drawing(blank)
-
-
-def test_bad_canvases_are_refused():
-    for bad in (np.zeros((5, 5, 2)), np.zeros((3,)), np.array([["a"]]), np.full((4, 4), np.nan),
-                np.zeros((0, 10))):
-        with pytest.raises(DrawingError):
-            preprocess_drawing(bad)
-
-
-def test_tall_stroke_fits_20_high_and_is_centred_by_mass():
-    x = preprocess_drawing(stroke_canvas([(140, 40), (140, 240)], width=24))
-    assert x.shape == (28, 28) and x.dtype == np.float32
-    assert 0.0 <= x.min() and x.max() == pytest.approx(1.0)
-    rows = np.flatnonzero((x > 0.05).any(axis=1))
-    cols = np.flatnonzero((x > 0.05).any(axis=0))
-    assert rows[-1] - rows[0] + 1 == 20  # the longer side is scaled to 20
-    assert cols[-1] - cols[0] + 1 <= 5  # aspect kept: a thin bar stays thin
-    cy, cx = center_of_mass(x)
-    assert abs(cy - 14) <= 0.5 and abs(cx - 14) <= 0.5
-
-
-def test_wide_stroke_keeps_its_aspect():
-    x = preprocess_drawing(stroke_canvas([(30, 100), (250, 100)], width=20))
-    cols = np.flatnonzero((x > 0.05).any(axis=0))
-    rows = np.flatnonzero((x > 0.05).any(axis=1))
-    assert cols[-1] - cols[0] + 1 == 20
-    assert rows[-1] - rows[0] + 1 <= 4
-
-
-def test_position_size_and_ink_style_do_not_matter():
-    base = preprocess_drawing(stroke_canvas(SEVEN))
-    # Same digit drawn small in a corner.
-    small = preprocess_drawing(stroke_canvas([(x // 3 + 10, y // 3 + 150) for x, y in SEVEN], width=7))
-    # Dark ink on paper, RGB.
-    paper = preprocess_drawing(np.repeat(stroke_canvas(SEVEN, ink=0, ground=255)[..., None], 3, axis=2))
-    # Black strokes on a transparent ground (RGBA, ink only in alpha).
-    rgba = np.zeros((280, 280, 4), np.uint8)
-    rgba[..., 3] = stroke_canvas(SEVEN)
-    transparent = preprocess_drawing(rgba)
-    # Floats in [0, 1].
-    floats = preprocess_drawing(stroke_canvas(SEVEN).astype(np.float32) / 255)
-    for other in (paper, transparent, floats):
-        np.testing.assert_allclose(other, base, atol=1e-5)
-    # Scaled up 3x from a small drawing: same place and size, a little softer.
-    assert np.corrcoef(small.ravel(), base.ravel())[0, 1] > 0.75
-    np.testing.assert_allclose(center_of_mass(small), center_of_mass(base), atol=0.6)
-    for axis in (0, 1):
-        assert abs(np.ptp(np.flatnonzero((small > 0.05).any(axis=axis))) - np.ptp(np.flatnonzero((base > 0.05).any(axis=axis)))) <= 1
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 199), st.integers(0, 199)), min_size=1, max_size=6),
-       st.integers(1, 30), st.integers(60, 200))
-def test_any_stroke_becomes_a_fitted_centred_digit(points, width, side):
-    canvas = stroke_canvas([(x * side // 200, y * side // 200) for x, y in points], size=side, width=width)
-    assume(canvas.max() > 0.05 * 255)  # PIL draws nothing for a 1-px dot on the edge
-    x = preprocess_drawing(canvas)
-    assert x.shape == (28, 28) and np.isfinite(x).all() and 0 <= x.min() and x.max() == pytest.approx(1.0)
-    ink = x > 0.05
-    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 <= 21
-    cy, cx = center_of_mass(x)
-    assert abs(cy - 14) <= 3.5 and abs(cx - 14) <= 3.5  # centred unless that would push ink out
-
-
-def test_ink_reading():
-    grey = stroke_canvas(SEVEN)
-    np.testing.assert_allclose(canvas_to_ink(grey), grey / 255.0, atol=1e-6)
-    np.testing.assert_allclose(canvas_to_ink(255 - grey), grey / 255.0, atol=1e-6)  # inverted on paper
-
-
-def test_data_url_round_trip_and_garbage():
-    arr = stroke_canvas(SEVEN)
-    back = decode_data_url(data_url(arr))
-    assert back.shape == (280, 280, 4)
-    np.testing.assert_array_equal(back[..., 0], arr)
-    for bad in ("", "hello", "data:text/plain;base64,aGVsbG8=", "data:image/png;base64,@@@",
-                "data:image/png;base64," + base64.b64encode(b"not a png").decode(), 42):
-        with pytest.raises(DrawingError):
-            decode_data_url(bad)
-
-
-@pytest.mark.skipif(not has_data(), reason="MNIST not available")
-def test_redrawn_mnist_digits_come_back_as_mnist(model):
-    """A real test digit drawn large and off-centre on a canvas comes back close to itself,
-    and encodes close to where the original does: the preprocessing matches MNIST's."""
-    from cvae import load_mnist
-
-    x, _ = load_mnist("test", DATA_DIR)
-    x = np.asarray(x[:40], dtype=np.float32).reshape(-1, 28, 28)
-    redrawn = []
-    for img in x:
-        big = np.asarray(Image.fromarray((img * 255).astype(np.uint8)).resize((224, 224), Image.Resampling.BILINEAR))
-        canvas = np.zeros((320, 320), np.uint8)
-        canvas[70:294, 10:234] = big  # off-centre
-        redrawn.append(preprocess_drawing(canvas))
-    redrawn = np.stack(redrawn)
-    corr = [np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(x, redrawn)]
-    assert np.median(corr) > 0.9, corr
-    zo, _ = encode_dataset(model, x)
-    zr, _ = encode_dataset(model, redrawn)
-    spread = np.linalg.norm(zo - zo.mean(0), axis=1).mean()
-    assert np.median(np.linalg.norm(zo - zr, axis=1)) < 0.25 * spread
-
-
-# ---- morph -------------------------------------------------------------------
-
-def test_interpolate_is_a_straight_evenly_spaced_line():
-    p = interpolate([0.0, 1.0], [3.0, -2.0], 7)
-    assert p.shape == (7, 2) and p.dtype == np.float32
-    np.testing.assert_allclose(p[0], [0, 1])
-    np.testing.assert_allclose(p[-1], [3, -2])
-    steps = np.diff(p, axis=0)
-    np.testing.assert_allclose(steps, np.tile([[0.5, -0.5]], (6, 1)), atol=1e-6)
-
-
-@pytest.mark.parametrize("a,b,n", [([0, 0], [1, 1], 1), ([0, 0], [1, 1], 65), ([0, 0], [1, 1, 1], 5),
-                                   ([0, np.nan], [1, 1], 5), ([], [], 5)])
-def test_interpolate_refuses_bad_input(a, b, n):
-    with pytest.raises(ValueError):
-        interpolate(a, b, n)
-
-
-def test_morph_decodes_the_path(model, enc):
-    a, b = enc["z_mean"][0], enc["z_mean"][1]
-    path, frames = morph(model, a, b, 9)
-    assert frames.shape == (9, 28, 28)
-    np.testing.assert_allclose(frames[0], decode_points(model, a[None])[0], atol=1e-6)
-    np.testing.assert_allclose(frames[-1], decode_points(model, b[None])[0], atol=1e-6)
-    # The middle frame differs from both ends (it is a morph, not a copy).
-    assert np.abs(frames[4] - frames[0]).mean() > 1e-3 and np.abs(frames[4] - frames[-1]).mean() > 1e-3
-
-
-# ---- export ------------------------------------------------------------------
-
-def test_png_is_valid_and_crisp():
-    img = np.linspace(0, 1, 28 * 28, dtype=np.float32).reshape(28, 28)
-    data = png_bytes(img, scale=3)
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    back = np.asarray(Image.open(io.BytesIO(data)))
-    assert back.shape == (84, 84)
-    np.testing.assert_array_equal(back[::3, ::3], np.clip(np.rint(img * 255), 0, 255).astype(np.uint8))
-    np.testing.assert_array_equal(back[1::3, 2::3], back[::3, ::3])
-    for bad in (np.zeros((2, 2, 2)), np.full((2, 2), np.nan)):
-        with pytest.raises(ValueError):
-            png_bytes(bad)
-    with pytest.raises(ValueError):
-        png_bytes(img, scale=0)
-
-
-def test_tile_lays_out_a_strip_and_a_grid():
-    imgs = np.stack([np.full((4, 5), i / 10, np.float32) for i in range(7)])
-    strip = tile(imgs, pad=1)
-    assert strip.shape == (4, 7 * 5 + 6)
-    assert strip[0, 6] == pytest.approx(0.1) and strip[0, 5] == 1.0
-    grid = tile(imgs, ncols=3, pad=2)
-    assert grid.shape == (3 * 4 + 4, 3 * 5 + 4)
-    assert grid[12, 0] == pytest.approx(0.6)
-    assert grid[-1, -1] == 1.0  # the empty cells are padding
-
-
-def test_gif_is_animated_and_loops_forward_and_back():
-    frames = np.stack([np.full((28, 28), i / 5, np.float32) for i in range(6)])
-    data = gif_bytes(frames, duration_ms=50, scale=2)
-    assert data[:6] == b"GIF89a"
-    with Image.open(io.BytesIO(data)) as im:
-        assert im.is_animated and im.n_frames == 6 + 4
-        assert im.size == (56, 56)
-        assert im.info.get("loop") == 0
-        means = []
-        for k in range(im.n_frames):
-            im.seek(k)
-            means.append(np.asarray(im.convert("L"), dtype=np.float32).mean())
-            assert im.info["duration"] == 50
-    np.testing.assert_allclose(means, [round(v * 255) for v in [0, .2, .4, .6, .8, 1, .8, .6, .4, .2]], atol=1)
-    once = gif_bytes(frames, boomerang=False)
-    with Image.open(io.BytesIO(once)) as im:
-        assert im.n_frames == 6
-
-
-def test_encodings_csv_round_trips(enc):
-    n = 50
-    data = encodings_csv(enc["z_mean"][:n], enc["z_log_var"][:n], enc["label"][:n])
-    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
-    assert list(rows[0]) == ["index", "label", "z1", "z2", "z1_log_var", "z2_log_var", "z1_std", "z2_std"]
-    assert len(rows) == n
-    got = np.array([[float(r["z1"]), float(r["z2"]), float(r["z1_log_var"]), float(r["z2_std"])] for r in rows])
-    want = np.column_stack([enc["z_mean"][:n], enc["z_log_var"][:n, 0], np.exp(0.5 * enc["z_log_var"][:n, 1])])
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
-    assert [int(r["label"]) for r in rows] == enc["label"][:n].tolist()
-    assert [int(r["index"]) for r in rows] == list(range(n))
-    with pytest.raises(ValueError):
-        encodings_csv(enc["z_mean"][:3], enc["z_log_var"][:2])
-
-
-# ---- uncertainty and neighbours ----------------------------------------------
-
-@pytest.mark.parametrize("k", [1.0, 2.0])
-def test_ellipse_is_the_k_sigma_outline(k):
-    m, lv = np.array([0.5, -1.0]), np.array([np.log(0.04), np.log(0.25)])  # sigma 0.2 and 0.5
-    e = ellipse(m, lv, k, n_points=64)
-    assert e.shape == (65, 2)
-    np.testing.assert_allclose(e[0], e[-1])
-    r = ((e[:, 0] - m[0]) / (k * 0.2)) ** 2 + ((e[:, 1] - m[1]) / (k * 0.5)) ** 2
-    np.testing.assert_allclose(r, 1.0, atol=1e-9)
-    np.testing.assert_allclose(e[:, 0].max() - e[:, 0].min(), 2 * k * 0.2, atol=1e-9)
-    assert mass_within(1) == pytest.approx(0.3935, abs=1e-4)
-    assert mass_within(2) == pytest.approx(0.8647, abs=1e-4)
-    with pytest.raises(ValueError):
-        ellipse([0, 0, 0], [0, 0, 0])
-
-
-def test_posterior_samples_are_seeded_and_follow_the_posterior():
-    m, lv = np.array([1.0, -2.0]), np.array([np.log(0.09), np.log(1.0)])
-    a = sample_posterior(m, lv, 256, seed=3)
-    np.testing.assert_array_equal(a, sample_posterior(m, lv, 256, seed=3))
-    assert not np.array_equal(a, sample_posterior(m, lv, 256, seed=4))
-    # 256 samples: the mean is within 4 standard errors, the std within 20%.
-    np.testing.assert_array_less(np.abs(a.mean(0) - m), 4 * np.array([0.3, 1.0]) / 16)
-    np.testing.assert_allclose(a.std(0), [0.3, 1.0], rtol=0.2)
-    inside = (((a - m) / [0.3, 1.0]) ** 2).sum(1) <= 4
-    assert 0.78 < inside.mean() < 0.95  # 2-sigma ellipse holds 86%
-    with pytest.raises(ValueError):
-        sample_posterior(m, lv, 0)
-
-
-def test_nearest_matches_brute_force(enc):
-    z = enc["z_mean"]
-    q = z[123]
-    idx, dist = nearest(q, z, 5, exclude=123)
-    brute = np.argsort(np.linalg.norm(z - q, axis=1), kind="stable")
-    brute = brute[brute != 123][:5]
-    np.testing.assert_array_equal(idx, brute)
-    assert np.all(np.diff(dist) >= 0)
-    np.testing.assert_allclose(dist, np.linalg.norm(z[idx] - q, axis=1), rtol=1e-6)
-    idx2, _ = nearest([0.0, 0.0], [[1, 0], [0, 1], [-1, 0]], 2)
-    np.testing.assert_array_equal(idx2, [0, 1])  # ties broken by index
-    with pytest.raises(ValueError):
-        nearest([0.0], z, 3)
-
-
-def test_overlay_traces():
-    s = star_trace([1.5, -2.0])
-    assert s.name == STAR_NAME and s.marker.symbol == "star" and (s.x[0], s.y[0]) == (1.5, -2.0)
-    p = path_trace(interpolate([0, 0], [1, 2], 5))
-    assert len(p.x) == 5 and p.y[-1] == pytest.approx(2.0)
-    e = ellipse_traces([0, 0], [0, 0])
-    assert [t.name for t in e] == ["posterior 1σ (39%)", "posterior 2σ (86%)", "posterior mean"]
-
-
 # ---- the panels (AppTest on the harness app) ---------------------------------
+
 
 @pytest.fixture
 def harness():
@@ -455,6 +174,7 @@ def test_uncertainty_for_the_drawing(harness, model):
 
 
 # ---- in the real app ---------------------------------------------------------
+
 
 def test_features_in_the_app(model, enc, monkeypatch, tmp_path):
     """app.py shows the panels below the manifold and their layers on its scatter; the drawn

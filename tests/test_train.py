@@ -1,15 +1,13 @@
-"""Training on real MNIST (a slice, to stay fast) and the latent helpers."""
+"""cvae.train: training on real MNIST (a slice, to stay fast)."""
 
 import importlib
 import math
 import os
 
-import numpy as np
 import pytest
 import torch
 
-from cvae import CVAE, TrainConfig, decode_grid, decode_points, encode_dataset, evaluate, load_checkpoint, load_mnist, train
-from cvae.latent import grid_points
+from cvae import CVAE, TrainConfig, evaluate, load_checkpoint, load_mnist, train
 from helpers import DATA_DIR, needs_data
 
 pytestmark = needs_data
@@ -20,15 +18,6 @@ def data():
     train_x, _ = load_mnist("train", DATA_DIR, download=False, limit=3000)
     test_x, test_y = load_mnist("test", DATA_DIR, download=False)
     return train_x, test_x[:1000], test_y[:1000]
-
-
-def test_mnist_loads_as_floats_in_unit_range():
-    x, y = load_mnist("test", DATA_DIR, download=False)
-    assert x.shape == (10_000, 1, 28, 28) and x.dtype == torch.float32
-    assert x.min() == 0 and x.max() == 1
-    assert y.shape == (10_000,) and set(y.tolist()) == set(range(10))
-    # pixel/255, not binarised
-    assert len(torch.unique(x[:10])) > 2
 
 
 def test_short_training_lowers_the_test_loss(data, tmp_path):
@@ -79,26 +68,6 @@ def test_early_stopping_stops_after_patience_and_keeps_the_best_epoch(data):
     assert res.stop_reason == "early_stopping"
     assert len(res.history) == 3 and res.best_epoch == 1
     assert evaluate(res.model, test_x)["loss"] == pytest.approx(res.history[0]["val_loss"], rel=1e-6)
-
-
-def test_latent_helpers(data):
-    _, test_x, _ = data
-    m = CVAE().eval()
-    mu, lv = encode_dataset(m, test_x[:300], batch_size=128)
-    assert mu.shape == lv.shape == (300, 2) and mu.dtype == np.float32
-    imgs = decode_points(m, mu[:5])
-    assert imgs.shape == (5, 28, 28) and imgs.min() >= 0 and imgs.max() <= 1
-    grid = decode_grid(m, n=4, z1_range=(-2, 2), z2_range=(-1, 3))
-    assert grid.shape == (112, 112)
-    gx, gy = grid_points(4, (-2, 2), (-1, 3))
-    # Row 0 is the highest z2, column 0 the lowest z1, as in the tutorial's figure.
-    assert np.allclose(grid[:28, :28], decode_points(m, [[gx[0], gy[0]]])[0])
-    assert gy[0] == 3 and gx[0] == -2
-    assert np.allclose(grid[-28:, 28:56], decode_points(m, [[gx[1], gy[-1]]])[0])
-    with pytest.raises(ValueError):
-        decode_grid(m, n=0)
-    with pytest.raises(ValueError):
-        decode_points(m, [[float("nan"), 0.0]])
 
 
 def test_ema_keeps_the_moving_average_of_the_raw_trajectory(data):
@@ -197,44 +166,6 @@ def test_split_batch_gives_the_whole_batch_gradient(data, channels_last):
         after.append([p.detach().clone() for p in copy.parameters()])
     for a, b in zip(*after):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
-
-
-def _centre_distance(img: torch.Tensor) -> torch.Tensor:
-    """Intensity-weighted distance of each image's pixels from the image centre."""
-    h, w = img.shape[-2:]
-    yy, xx = torch.meshgrid(torch.arange(h) - (h - 1) / 2, torch.arange(w) - (w - 1) / 2, indexing="ij")
-    r = (yy.square() + xx.square()).sqrt()
-    return (img[:, 0] * r).sum((1, 2)) / img[:, 0].sum((1, 2))
-
-
-def test_random_affine_turns_and_zooms_the_chosen_share():
-    from cvae.augment import random_affine
-
-    gen = lambda seed=0: torch.Generator().manual_seed(seed)  # noqa: E731
-    # A blob 6 px right of the centre: turning keeps its distance from the centre, zooming scales it.
-    x = torch.zeros(400, 1, 28, 28)
-    x[:, 0, 13:15, 19:21] = 1.0
-    d0 = _centre_distance(x)
-    turned = random_affine(x, gen(), p=1.0, degrees=90, zoom=0.0)
-    assert not torch.equal(turned, x)
-    torch.testing.assert_close(_centre_distance(turned), d0, atol=0.15, rtol=0)
-    dy = turned[:, 0].sum(2).argmax(1).float()  # the row the blob went to: spread by the turn
-    assert dy.std() > 2
-    zoomed = random_affine(x, gen(), p=1.0, degrees=0.0, zoom=0.2)
-    ratio = _centre_distance(zoomed) / d0
-    assert 0.78 < ratio.min() < 0.9 and 1.1 < ratio.max() < 1.22, (ratio.min(), ratio.max())
-    # Nothing to do: the same images back.
-    assert random_affine(x, gen(), p=0.0, degrees=10, zoom=0.1) is x
-    torch.testing.assert_close(random_affine(x, gen(), p=1.0, degrees=0, zoom=0), x, atol=1e-5, rtol=0)
-    # The share p of images is changed; the rest are left exactly as they were.
-    out = random_affine(x, gen(1), p=0.3, degrees=10, zoom=0.05)
-    changed = (out != x).flatten(1).any(1).float().mean().item()
-    assert 0.25 < changed < 0.35
-    # Seeded: repeatable; another seed, other draws.
-    assert torch.equal(out, random_affine(x, gen(1), p=0.3, degrees=10, zoom=0.05))
-    assert not torch.equal(out, random_affine(x, gen(2), p=0.3, degrees=10, zoom=0.05))
-    with pytest.raises(ValueError):
-        random_affine(x, gen(), p=1.5, degrees=10, zoom=0.05)
 
 
 def test_augmented_training_scores_the_augmented_images(data):
