@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from cvae import assets
+from cvae import assets, plots
 
 from helpers import REPO
 from conftest import data_dir
@@ -61,13 +61,20 @@ def plotly_spec(at, key: str) -> dict:
     raise AssertionError(f"no plotly chart with key {key!r}")
 
 
-def marker_xy(at) -> tuple[float, float]:
-    ring = [t for t in plotly_spec(at, "scatter")["data"] if t.get("name") == "current point"]
-    assert len(ring) == 1, "the scatter must show exactly one current-point marker"
-    return float(ring[0]["x"][0]), float(ring[0]["y"][0])
+def explorer_data(at) -> dict:
+    """What Python sends the browser's explorer in this run (the component's JSON data)."""
+    found = [json.loads(n.proto.json) for n in walk(at._tree)
+             if getattr(getattr(n, "proto", None), "component_name", "") == "cvae_explorer"]
+    assert len(found) == 1, f"{len(found)} explorer components on the page"
+    return found[0]
+
+
+def committed(at) -> tuple[float, float]:
+    return tuple(explorer_data(at)["z"])
 
 
 def digit_image(at):
+    """The server-rendered fallback digit (the browser hides it while it decodes itself)."""
     imgs = [i for i in images(at) if i.caption.startswith("decoded at z")]
     assert len(imgs) == 1, [i.caption for i in images(at)]
     return imgs[0]
@@ -82,19 +89,27 @@ def test_runs_on_the_shipped_model(env):
     at = run_app()
     no_errors(at)
     assert at.sidebar.selectbox(key="model_path").value == str(assets.SHIPPED_CHECKPOINT)
-    z1, z2 = at.slider(key="z1"), at.slider(key="z2")
+    data = explorer_data(at)
     enc = assets.read_encodings()
-    # The slider range covers every encoding, with a margin.
-    assert z1.min < enc["z_mean"][:, 0].min() and z1.max > enc["z_mean"][:, 0].max()
-    assert z2.min < enc["z_mean"][:, 1].min() and z2.max > enc["z_mean"][:, 1].max()
+    # The sliders' range covers every encoding, with a margin.
+    lo1, hi1, lo2, hi2 = data["bounds"]
+    assert lo1 < enc["z_mean"][:, 0].min() and hi1 > enc["z_mean"][:, 0].max()
+    assert lo2 < enc["z_mean"][:, 1].min() and hi2 > enc["z_mean"][:, 1].max()
+    assert data["z"] == [0.0, 0.0] and data["selected"] is None
+    assert data["palette"] == list(plots.DIGIT_COLORS)
+    # Assets go by hash; nothing is sent before the browser asks for it.
+    assert set(data["assets"]) == {"code", "style", "weights", "points"}
+    assert all(set(ref) == {"hash"} for ref in data["assets"].values())
     spec = plotly_spec(at, "scatter")
     digit_traces = [t for t in spec["data"] if t.get("type") == "scattergl"]
     assert sorted(t["name"] for t in digit_traces) == [str(d) for d in range(10)]
+    assert len(spec["data"]) == 10, "the scatter holds the digits only; the browser draws the point"
     assert spec["layout"]["yaxis"]["scaleanchor"] == "x"
-    assert marker_xy(at) == pytest.approx((z1.value, z2.value))
+    assert spec["layout"]["dragmode"] is False  # a drag moves the point, not the view
     assert "z = (0.000, 0.000)" in digit_image(at).caption
     # The manifold, the summary and the how-it-works code (read from cvae) are there.
     assert plotly_spec(at, "manifold")["data"][0]["type"] == "image"
+    assert data["manifold"]["inside"] == [-2.0, 2.0, -1.0, 3.0]
     tables = [c.value for c in at.sidebar.code]
     assert len(tables) == 2
     assert 'Model: "encoder"' in tables[0] and "Total params: 69,076" in tables[0]
@@ -105,59 +120,89 @@ def test_runs_on_the_shipped_model(env):
     assert len(at.latex) == 3
 
 
-def test_slider_changes_digit_and_marker(env):
+def test_a_commit_moves_the_point_the_fallback_digit_and_the_url(env):
     at = run_app()
     no_errors(at)
-    before_url, before_xy = digit_image(at).url, marker_xy(at)
-    at.slider(key="z1").set_value(1.5)
-    at.slider(key="z2").set_value(-0.75)
+    before_url = digit_image(at).url
+    at.session_state["z1"], at.session_state["z2"] = 1.5, -0.75  # what a commit's callback sets
     at.run()
     no_errors(at)
     after = digit_image(at)
     assert after.url != before_url, "the decoded digit did not change"
     assert "z = (1.500, -0.750)" in after.caption
-    assert marker_xy(at) == pytest.approx((1.5, -0.75))
-    assert marker_xy(at) != before_xy
-    # The manifold marks the current point (it lies inside the default ranges).
-    man = plotly_spec(at, "manifold")["data"]
-    assert any(t.get("name") == "current point" for t in man)
+    assert committed(at) == pytest.approx((1.5, -0.75))
+    assert (at.query_params["z1"], at.query_params["z2"]) == ("1.500", "-0.750")
+
+
+def test_a_link_opens_at_its_point_and_junk_in_it_is_ignored(env):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["z1"], at.query_params["z2"] = "-1.25", "0.5"
+    at.run()
+    no_errors(at)
+    assert committed(at) == pytest.approx((-1.25, 0.5))
+    lo1, hi1, lo2, hi2 = explorer_data(at)["bounds"]
+    for z1, z2, want in [("banana", "1e9", (0.0, hi2)), ("nan", "-inf", (0.0, 0.0)), ("-1e9", "", (lo1, 0.0))]:
+        at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+        at.query_params["z1"], at.query_params["z2"] = z1, z2
+        at.run()
+        no_errors(at)
+        assert committed(at) == pytest.approx(want), (z1, z2)
+
+
+def test_the_commit_callback_clamps_selects_and_reruns_only_the_fragments(monkeypatch):
+    """ui.explorer.parse_commit and ui.explore.commit: what the browser sends, as Python takes it."""
+    from ui import explore
+    from ui.explorer import parse_commit
+
+    b = (-1.0, 1.0, -2.0, 3.0)
+    assert parse_commit({"z1": 5, "z2": -9}, b, 10) == (1.0, -2.0, None)
+    assert parse_commit({"z1": 0.5, "z2": 0.25, "select": 3}, b, 10) == (0.5, 0.25, 3)
+    assert parse_commit({"z1": 0.5, "z2": 0.25, "select": 10}, b, 10) == (0.5, 0.25, None)
+    assert parse_commit({"z1": 0.5, "z2": 0.25, "select": True}, b, 10) == (0.5, 0.25, None)
+    for junk in (None, [], {"z1": "x", "z2": 0}, {"z1": float("nan"), "z2": 0}, {"z2": 1}):
+        assert parse_commit(junk, b, 10) is None
+    reruns = []
+    monkeypatch.setattr(explore.st, "rerun", lambda scope: reruns.append(scope))
+    monkeypatch.setattr(explore.st, "session_state", {"_latent_bounds": b})
+    explore.commit(0.5, 0.25, 3)
+    assert explore.st.session_state["z1"] == 0.5 and explore.st.session_state["selected_index"] == 3
+    assert reruns == [["decoder", "panels"]]
 
 
 def _set_latent_script():
     import streamlit as st
 
-    import app
+    from ui.latent import set_latent
 
     st.session_state["_latent_bounds"] = (-1.0, 1.0, -2.0, 3.0)
-    st.session_state["result"] = app.set_latent(5.0, -9.0)
-    st.slider("z1", -1.0, 1.0, key="z1")
-    st.slider("z2", -2.0, 3.0, key="z2")
+    st.session_state["result"] = set_latent(5.0, -9.0)
 
 
-def test_set_latent_clamps_to_the_slider_range():
+def test_set_latent_clamps_to_the_bounds():
     at = AppTest.from_function(_set_latent_script, default_timeout=TIMEOUT).run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.session_state["result"] == (1.0, -2.0)
-    assert (at.slider(key="z1").value, at.slider(key="z2").value) == (1.0, -2.0)
+    assert (at.session_state["z1"], at.session_state["z2"]) == (1.0, -2.0)
 
 
 def test_selection_moves_the_point_and_shows_original_and_reconstruction(env):
     enc = assets.read_encodings()
     idx = 1234
     at = run_app()
-    at.session_state["selected_index"] = idx  # what a click on the scatter sets
+    at.session_state["selected_index"] = idx  # what a click on a test digit sets
     at.run()
     no_errors(at)
     z = enc["z_mean"][idx]
-    assert (at.slider(key="z1").value, at.slider(key="z2").value) == pytest.approx((z[0], z[1]), abs=1e-5)
-    assert marker_xy(at) == pytest.approx((z[0], z[1]), abs=1e-5)
+    assert committed(at) == pytest.approx((z[0], z[1]), abs=1e-5)
+    assert explorer_data(at)["selected"] == idx
     caps = [i.caption for i in images(at)]
     assert any(c.startswith(f"original #{idx} (label {enc['label'][idx]})") for c in caps), caps
     assert any(c.startswith("reconstruction at z_mean") for c in caps), caps
-    assert any(f"test digit #{idx}, a {enc['label'][idx]}" in h.value for h in at.subheader)
-    # A slider move after a click keeps the new point (the selection is applied once).
-    at.slider(key="z1").set_value(0.5).run()
-    assert at.slider(key="z1").value == pytest.approx(0.5)
+    assert any(f"test digit #{idx}, a {enc['label'][idx]}" in m.value for m in at.markdown)
+    # A move after a click keeps the new point (the selection is applied once).
+    at.session_state["z1"] = 0.5
+    at.run()
+    assert committed(at)[0] == pytest.approx(0.5)
 
 
 def test_offline_uses_shipped_encodings(monkeypatch, tmp_path):

@@ -1,4 +1,4 @@
-"""The latent pad's Python side: the decoder payload, the map payload, and the widget."""
+"""cvae.webexport: the decoder payload (the layer list and the weights) and the encodings payload."""
 
 import base64
 import json
@@ -6,12 +6,12 @@ import json
 import numpy as np
 import pytest
 import torch
-from streamlit.testing.v1 import AppTest
 
 from cvae import CVAE, decode_points, load_checkpoint
 from cvae.assets import SHIPPED_CHECKPOINT
-from cvae.webexport import TENSORS, decoder_payload, numpy_decode, payload_tensors, points_payload
-from ui.pad import parse_release
+from cvae.model import decoder_spec
+from cvae.webexport import decoder_payload, payload_tensors, points_payload, tensor_names
+from webdecode import numpy_decode
 
 Z_POINTS = np.array([[0, 0], [1.5, -2], [-3, 2.5], [0.25, 0.75], [4, 4], [-4, -4]], np.float32)
 
@@ -35,8 +35,9 @@ def test_payload_is_compact_json_and_round_trips_exactly():
     assert len(base64.b64decode(p["b64"])) == 4 * n  # float32: ~260 KB
     back = payload_tensors(p)
     state = model.decoder.state_dict()
-    assert list(back) == list(TENSORS)
-    for name in TENSORS:
+    assert p["layers"] == decoder_spec(model.config)  # the one declaration travels with the weights
+    assert list(back) == tensor_names(p["layers"]) == list(state)
+    for name in back:
         assert back[name].dtype == np.float32
         assert list(back[name].shape) == p["tensors"][name]["shape"] == list(state[name].shape)
         np.testing.assert_array_equal(back[name], state[name].numpy())
@@ -112,60 +113,3 @@ def test_points_payload_rejects_bad_input(bad):
     args = dict(z=np.zeros((5, 2)), labels=np.zeros(5), z1_range=(-1, 1), z2_range=(-1, 1)) | bad
     with pytest.raises(ValueError):
         points_payload(**args)
-
-
-def test_parse_release():
-    r = ((-4.0, 4.0), (-3.0, 3.0))
-    assert parse_release({"z1": 1.5, "z2": -0.25}, *r) == (1.5, -0.25)
-    assert parse_release({"z1": 9, "z2": -9}, *r) == (4.0, -3.0)  # clipped to the pad
-    for bad in (None, 3, {"z1": 1}, {"z1": "x", "z2": 0}, {"z1": float("nan"), "z2": 0}, [1, 2]):
-        assert parse_release(bad, *r) is None
-
-
-def _pad_app():
-    import numpy as np
-    import streamlit as st
-    import torch
-
-    from cvae import CVAE
-    from ui.pad import latent_pad_ui
-
-    @st.cache_resource  # why: one model for all runs of this test app
-    def model(latent_dim):
-        torch.manual_seed(0)
-        return CVAE(latent_dim=latent_dim)
-
-    m = model(st.session_state.get("latent_dim", 2))
-    z = np.random.default_rng(0).normal(size=(100, 2))
-    released = latent_pad_ui(m, (0.5, -0.5), z1_range=(-3, 3), z2_range=(-3, 3),
-                             encodings=z, labels=np.arange(100) % 10)
-    st.text(f"released={released}")
-
-
-def _pad_data(at):
-    (el,) = at.get("bidi_component")
-    return json.loads(el.proto.mixed.json or el.proto.json)
-
-
-def test_widget_sends_weights_once_per_session():
-    at = AppTest.from_function(_pad_app, default_timeout=120).run()
-    assert not at.exception
-    assert at.text[0].value == "released=None"
-    first = _pad_data(at)
-    assert first["z"] == [0.5, -0.5] and first["z1_range"] == [-3.0, 3.0]
-    assert set(first["weights"]) == {"hash", "payload"}
-    assert first["weights"]["payload"]["hash"] == first["weights"]["hash"]
-    assert first["points"]["payload"]["n"] == 100
-    at.run()
-    second = _pad_data(at)
-    assert second["weights"] == {"hash": first["weights"]["hash"]}  # only the hash after the first run
-    assert second["points"] == {"hash": first["points"]["hash"]}
-
-
-def test_widget_explains_non_2d_models():
-    at = AppTest.from_function(_pad_app, default_timeout=120)
-    at.session_state["latent_dim"] = 3
-    at.run()
-    assert not at.exception
-    assert not at.get("bidi_component")
-    assert "2-D latent space" in at.caption[0].value
