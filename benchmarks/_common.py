@@ -1,0 +1,84 @@
+"""Bits shared by the browser benchmarks (interaction_cost.py, load_test.py): the server
+(tests/helpers.start_server, the one copy), the server's CPU time from /proc, and the test
+hooks the explorer exposes with CVAE_TEST_HOOKS=1."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO / "tests") not in sys.path:
+    sys.path.insert(0, str(REPO / "tests"))
+
+from helpers import CHROMIUM, CHROMIUM_ARGS, Server, data_dir, start_server  # noqa: E402,F401
+
+BARE_PAGE = "benchmarks/bare_page.py"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+# The explorer is ready: decoder loaded, digit painted, the scatter hooked.
+READY_JS = ("() => globalThis.cvaeExplorer && cvaeExplorer.stats().some("
+            "s => s.hasModel && s.paints > 0 && s.scatter)")
+# The bare page is ready: the scatter drawn, the image loaded, the slider there.
+BARE_READY_JS = """() => { const gd = document.querySelector('.st-key-scatter .js-plotly-plot');
+  const img = document.querySelector('[data-testid="stImage"] img');
+  return !!(gd && gd._fullLayout && gd.querySelector('canvas') && img && img.complete && img.naturalWidth > 0
+            && document.querySelector('.st-key-z1 input[type=range]')); }"""
+IDLE_JS = ("() => { const a = document.querySelector('[data-testid=\"stApp\"]'); "
+           "return !!a && a.getAttribute('data-test-script-state') === 'notRunning'; }")
+
+
+def app_env(runs: Path) -> dict:
+    """The app's environment: MNIST from ../shared/mnist ($CVAE_DATA), runs in a temp folder,
+    the test hooks on."""
+    return {"CVAE_DATA": str(data_dir()), "CVAE_RUNS": str(runs), "CVAE_TEST_HOOKS": "1"}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (including threads that have
+    ended: Streamlit runs each script run on a thread of its own), from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def pct(xs, q: float) -> float:
+    """The q-quantile (0..1) by nearest rank; NaN for no values."""
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    return xs[min(len(xs) - 1, max(0, int(round(q * (len(xs) - 1)))))]
+
+
+def med(xs) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def summary(xs, unit: str = "s", scale: float = 1.0, fmt: str = "{:.2f}") -> str:
+    if not xs:
+        return "n/a"
+    f = lambda v: fmt.format(v * scale)  # noqa: E731
+    return f"p50 {f(med(xs))}{unit}  p90 {f(pct(xs, 0.9))}{unit}  max {f(max(xs))}{unit}  (n={len(xs)})"
+
+
+class Quiet:
+    """Waits until a server and a page have gone quiet: the server's CPU counter and the
+    number of websocket frames both unchanged for ``hold`` seconds (polled every 50 ms),
+    bounded by ``timeout``. Returns False when the deadline came first."""
+
+    def __init__(self, pid: int, frames):
+        self.pid, self.frames = pid, frames  # frames(): a count that grows with every frame
+
+    def wait(self, hold: float = 0.5, timeout: float = 60.0) -> bool:
+        deadline = time.monotonic() + timeout
+        last = (cpu_seconds(self.pid), self.frames())
+        since = time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.05)  # a polling interval, not a synchronisation: the loop ends on the condition
+            now = (cpu_seconds(self.pid), self.frames())
+            if now != last:
+                last, since = now, time.monotonic()
+            elif time.monotonic() - since >= hold:
+                return True
+        return False
