@@ -41,7 +41,6 @@ KILL_AFTER_S = 5.0  # then this long after terminate() before kill()
 KEEP_FINISHED = 3  # finished jobs a registry keeps (the page reads the last one's result)
 CHILD_NICE = 10  # the trainer yields the CPU to the server's sessions (POSIX; ignored elsewhere)
 STEP_POINTS_PER_EPOCH = 50  # points of the live loss curve per epoch
-POLL_S = 0.2  # the reader's wake-up interval while no message arrives (hard-stop deadlines)
 
 
 class JobBusyError(RuntimeError):
@@ -52,7 +51,8 @@ class JobBusyError(RuntimeError):
 
 def _child_main(cfg: "TrainConfig", out: str, data: str, conn, stop) -> None:
     """Entry point of the training process. Every message is a ``(tag, payload)`` tuple:
-    ("status", text), ("event", callback event), then ("result", dict) or ("error", dict)."""
+    ("status", text), ("event", callback event), then ("result", dict) or ("error", dict).
+    ``stop`` is a shared byte the server sets to 1 to ask for a stop."""
 
     def send(tag: str, payload: Any) -> None:
         # Raises BrokenPipeError once the server is gone: the callback then stops the run,
@@ -71,7 +71,7 @@ def _child_main(cfg: "TrainConfig", out: str, data: str, conn, stop) -> None:
 
         train_x, _ = cvae_data.load_mnist("train", data, download=False)
         test_x, test_y = cvae_data.load_mnist("test", data, download=False)
-        if stop.is_set():
+        if stop.value:
             send("result", {"stop_reason": "stopped", "message": "training stopped by request before it began",
                             "best_epoch": None})
             return
@@ -79,7 +79,7 @@ def _child_main(cfg: "TrainConfig", out: str, data: str, conn, stop) -> None:
 
         def callback(event: dict) -> bool:
             send("event", event)
-            return not stop.is_set()
+            return not stop.value
 
         res = train(cfg, train_x, test_x, test_y=test_y, callback=callback, out=out)  # test_y: the film
         send("result", {"stop_reason": res.stop_reason, "message": res.message, "best_epoch": res.best_epoch})
@@ -121,6 +121,8 @@ class TrainJob:
         self.traceback: str | None = None  # the child's, for an unexpected exception
         self._stop_requested_at: float | None = None
         self._terminated_at: float | None = None
+        self._stop_lock = threading.Lock()
+        self._hard_stop_timer: threading.Timer | None = None
         self._done = threading.Event()
         self._proc = None
         self._conn = None
@@ -144,12 +146,16 @@ class TrainJob:
 
     def stop(self) -> None:
         """Ask the run to stop after its current step; it is ended by force ``grace_s`` later."""
-        if not self.running or self._stop is None:
-            return
-        self._stop.set()
-        if self._stop_requested_at is None:
+        with self._stop_lock:
+            if not self.running or self._stop is None or self._stop_requested_at is not None:
+                return
+            self._stop.value = 1
             self._stop_requested_at = time.monotonic()
             self.message = "stopping after the current step..."
+            # A timer of its own, so the hard stop comes on time whatever the pipe carries.
+            self._hard_stop_timer = threading.Timer(self.grace_s, self._hard_stop)
+            self._hard_stop_timer.daemon = True
+            self._hard_stop_timer.start()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the job has ended (True) or ``timeout`` seconds passed (False)."""
@@ -159,7 +165,9 @@ class TrainJob:
 
     def _start(self, ctx) -> None:
         reader_end, writer_end = ctx.Pipe(duplex=False)
-        self._stop = ctx.Event()
+        # A lock-free shared byte, not an Event: an Event's lock, held by a child that is killed
+        # or frozen inside is_set(), would block stop() in the server for ever.
+        self._stop = ctx.RawValue("b", 0)
         self._proc = ctx.Process(target=_child_main, name=f"cvae-train-{self.id}", daemon=True,
                                  args=(self.cfg, str(self.out), self.data, writer_end, self._stop))
         try:
@@ -185,17 +193,14 @@ class TrainJob:
         final: tuple[str, dict] | None = None
         try:
             while True:
-                if self._conn.poll(POLL_S):
-                    try:
-                        tag, payload = self._conn.recv()
-                    except (EOFError, OSError):
-                        break  # the child's end is closed: it has ended
-                    if tag in ("result", "error"):
-                        final = (tag, payload)
-                        break
-                    self._handle(tag, payload)
-                else:
-                    self._enforce_stop()
+                try:
+                    tag, payload = self._conn.recv()
+                except (EOFError, OSError):
+                    break  # the child's end is closed: it has ended (or died)
+                if tag in ("result", "error"):
+                    final = (tag, payload)
+                    break
+                self._handle(tag, payload)
         except Exception as exc:  # a malformed message must not leave the job "running" forever
             final = ("error", {"message": f"lost the training process's messages: {type(exc).__name__}: {exc}"})
             self._proc.kill()
@@ -228,22 +233,20 @@ class TrainJob:
         elif kind == "snapshot":
             self.snapshots.append(ev)
 
-    def _enforce_stop(self) -> None:
-        """The hard stop: terminate ``grace_s`` after a stop request, kill ``KILL_AFTER_S`` later."""
-        if self._stop_requested_at is None or not self._proc.is_alive():
+    def _hard_stop(self) -> None:
+        """``grace_s`` after a stop request: terminate the child if it still runs, kill it if
+        that has not ended it ``KILL_AFTER_S`` later (a stopped or hung process ignores SIGTERM)."""
+        if self._done.is_set() or not self._proc.is_alive():
             return
-        now = time.monotonic()
-        if self._terminated_at is None and now - self._stop_requested_at >= self.grace_s:
-            self._terminated_at = now
-            self._proc.terminate()
-        elif self._terminated_at is not None and now - self._terminated_at >= KILL_AFTER_S:
+        self._terminated_at = time.monotonic()
+        self._proc.terminate()
+        self._proc.join(KILL_AFTER_S)
+        if self._proc.is_alive():
             self._proc.kill()
 
     def _reap(self) -> None:
         """Wait for the child to exit (it has sent its last message or closed the pipe)."""
-        deadline = time.monotonic() + self.grace_s + KILL_AFTER_S
-        while self._proc.is_alive() and time.monotonic() < deadline:
-            self._proc.join(POLL_S)
+        self._proc.join(self.grace_s + KILL_AFTER_S)
         if self._proc.is_alive():  # ended its work but does not exit: not worth waiting for
             self._proc.kill()
             self._proc.join(KILL_AFTER_S)
@@ -279,6 +282,8 @@ class TrainJob:
             message = f"the training process ended unexpectedly ({_describe_exit(self.exitcode)})" + kept
         if status == "done":
             self.progress = 1.0
+        if self._hard_stop_timer is not None:
+            self._hard_stop_timer.cancel()
         self.message, self.finished = message, time.time()
         self.status = status  # last: a reader that sees it finished sees every other field final
         if self._on_finish is not None:

@@ -173,6 +173,24 @@ def test_a_child_that_does_not_stop_is_ended_after_the_grace_period(data, tmp_pa
     assert reg.active() is None
 
 
+def test_a_hung_child_is_terminated_then_killed_after_the_grace_period(data, tmp_path):
+    """A child frozen mid-training (SIGSTOP: it reads no stop flag and SIGTERM waits until it
+    would continue) is ended by the hard stop: terminate after the grace period, then kill."""
+    reg = JobRegistry(grace_s=0.5)
+    job = reg.start(config(epochs=50, batch_size=32), tmp_path / "hung.pt", data)
+    wait_for(lambda: job.steps, TIMEOUT, "the first steps", job)
+    os.kill(job.pid, signal.SIGSTOP)
+    asked = time.monotonic()
+    job.stop()
+    assert job.running and job.stop_requested
+    finished(job, 60)
+    assert time.monotonic() - asked >= 0.5
+    assert job.status == "stopped", job.message
+    assert "did not stop within 0.5 s of the request and was ended" in job.message, job.message
+    assert job.exitcode == -signal.SIGKILL
+    assert reg.active() is None
+
+
 # --------------------------------------------------------------------------- failures
 
 def test_missing_mnist_is_a_failed_job_with_the_reason(tmp_path):
