@@ -9,7 +9,10 @@ from __future__ import annotations
 import importlib
 import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +22,7 @@ import cvae
 from cvae import load_checkpoint
 from cvae.jobs import JobBusyError, JobRegistry, TrainJob
 
-from helpers import require_data
+from helpers import REPO, require_data
 
 cvae_train = importlib.import_module("cvae.train")  # the module (``cvae.train`` is also the function)
 TIMEOUT = 240  # a whole small run on a busy 2-core machine (the test-set evaluation is ~10 s an epoch)
@@ -225,6 +228,44 @@ def test_a_killed_child_is_a_failed_job_not_a_hang(data, tmp_path):
     assert "ended unexpectedly (killed by SIGKILL" in job.message, job.message
     assert "nothing was saved" in job.message and not job.saved
     assert job.exitcode == -signal.SIGKILL
+
+
+ORPHAN_SCRIPT = """
+import sys
+import cvae
+from cvae.jobs import JobRegistry
+cfg = cvae.TrainConfig.from_recipe(cvae.DEFAULT_RECIPE, epochs=50, batch_size=32, limit=256, device="cpu")
+job = JobRegistry().start(cfg, sys.argv[1], sys.argv[2])
+print(job.pid, flush=True)
+while not job.steps and job.running:
+    job.wait(0.05)
+print(job.status, flush=True)
+sys.stdin.read()  # until killed
+"""
+
+
+def _alive(pid: int) -> bool:
+    """A process that has not exited (a zombie waiting for its reaper counts as ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads process states from /proc (Linux)")
+def test_a_killed_server_leaves_no_training_behind(data, tmp_path):
+    """The server dies (SIGKILL: no clean-up runs); its training child notices at its next
+    message (the pipe is broken) and exits instead of training on, unseen, for ever."""
+    server = subprocess.Popen([sys.executable, "-c", ORPHAN_SCRIPT, str(tmp_path / "orphan.pt"), data],
+                              cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(server.stdout.readline())
+        assert server.stdout.readline().strip() == "running", "the run did not reach its first steps"
+        assert _alive(child)
+    finally:
+        server.kill()
+        server.wait()
+    wait_for(lambda: not _alive(child), 60, f"the training process {child} to exit after its server died")
 
 
 # --------------------------------------------------------------------------- the registry
