@@ -77,7 +77,8 @@ def streamlit_server(tmp_path):
 def app_server(tmp_path_factory):
     """app.py on MNIST ($CVAE_DATA or ../shared/mnist), models trained into a temporary runs/."""
     tmp = tmp_path_factory.mktemp("app_server")
-    server = start_server("app.py", {"CVAE_DATA": str(data_dir()), "CVAE_RUNS": str(tmp / "runs")},
+    server = start_server("app.py", {"CVAE_DATA": str(data_dir()), "CVAE_RUNS": str(tmp / "runs"),
+                                     "CVAE_TEST_HOOKS": "1"},  # the page's globalThis.cvaeExplorer
                           log=tmp / "streamlit.log")
     yield server
     server.stop()

@@ -15,7 +15,7 @@ import re
 import numpy as np
 import pytest
 
-from cvae import assets
+from cvae import assets, decode_points, load_checkpoint
 from conftest import REPO
 
 pytestmark = pytest.mark.skipif(not assets.SHIPPED_CHECKPOINT.is_file(), reason="no shipped model in assets/")
@@ -23,30 +23,18 @@ pytestmark = pytest.mark.skipif(not assets.SHIPPED_CHECKPOINT.is_file(), reason=
 MAIN = '[data-testid="stMain"]'
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 CAPTION = f'{MAIN} [data-testid="stImageCaption"]'
-SCATTER = f'{MAIN} [data-testid="stPlotlyChart"] .js-plotly-plot'
-SLIDER_THUMB = f'{MAIN} [data-testid="stSlider"] input[type="range"]'
-
-# Screen position of latent (x, y) on the scatter: Plotly's own axis mapping.
-POINT_PX_JS = """([x, y]) => {
-  const gds = [...document.querySelectorAll('[data-testid="stMain"] .js-plotly-plot')];
-  const gd = gds.find(g => g.data && g.data.some(t => t.name === 'current point'));
-  const fl = gd._fullLayout, r = gd.getBoundingClientRect();
-  return [r.left + fl.xaxis._offset + fl.xaxis.l2p(x), r.top + fl.yaxis._offset + fl.yaxis.l2p(y)];
-}"""
-DIGIT_SRC_JS = """() => { const caps = [...document.querySelectorAll('[data-testid="stMain"] [data-testid="stImageCaption"]')];
-  const c = caps.find(e => e.textContent.startsWith('decoded at z'));
-  const img = c && c.closest('[data-testid="stImageContainer"], [data-testid="stImage"]')?.querySelector('img');
-  return img ? img.currentSrc || img.src : null; }"""
+READY_JS = ("() => globalThis.cvaeExplorer && cvaeExplorer.stats().some("
+            "s => s.hasModel && s.paints > 0 && s.scatter && s.manifold)")
 
 
-def digit_caption(page) -> str:
-    return page.locator(CAPTION, has_text="decoded at z").first.inner_text()
+def committed(page) -> tuple[float, float]:
+    return tuple(page.evaluate("cvaeExplorer.stats()[0].committed"))
 
 
-def caption_z(text: str) -> tuple[float, float]:
-    m = re.search(r"z = \((-?[\d.]+), (-?[\d.]+)\)", text)
-    assert m, text
-    return float(m.group(1)), float(m.group(2))
+def canvas_pixels(page) -> np.ndarray:
+    rgba = page.locator("canvas.digit").evaluate(
+        "c => Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)")
+    return np.array(rgba, np.uint8).reshape(28, 28, 4)[..., 0]
 
 
 def wait_idle(page) -> None:
@@ -69,50 +57,55 @@ def save_screenshot(page) -> None:
 
 
 def test_explore_in_chromium(app_server, page):
+    model = load_checkpoint(assets.SHIPPED_CHECKPOINT)
     page.goto(app_server.url)
-    page.wait_for_selector(SCATTER + " .scatterlayer, " + SCATTER + " canvas", timeout=180_000)
-    page.wait_for_selector(CAPTION, timeout=180_000)
+    page.wait_for_function(READY_JS, timeout=180_000)
     wait_idle(page)
     assert page.locator('[data-testid="stException"]').count() == 0
-    cap0, src0 = digit_caption(page), page.evaluate(DIGIT_SRC_JS)
-    assert src0, "the decoded digit is not shown"
-    assert caption_z(cap0) == (0.0, 0.0)
-    # The digit is drawn at least 280 px wide and pixelated (served 280x280, no smoothing).
-    box = page.locator(f"{MAIN} img[src='{src0}']").first.bounding_box()
-    assert box["width"] >= 280
+    assert committed(page) == (0.0, 0.0)
+    # One live digit at the head of the decoder column: >= 280 px, pixelated, the shipped
+    # model's decode; the server's fallback copy is hidden while the browser decodes.
+    digit = page.locator("canvas.digit")
+    box = digit.bounding_box()
+    assert box["width"] >= 280 and box["height"] >= 280
+    assert digit.evaluate("c => getComputedStyle(c).imageRendering") == "pixelated"
+    want = np.rint(decode_points(model, np.zeros((1, 2), np.float32))[0] * 255)
+    assert np.abs(canvas_pixels(page).astype(int) - want).max() <= 1
+    assert not page.locator(CAPTION, has_text="decoded at z").first.is_visible()
+    assert page.locator(f"{MAIN} img:visible").count() == 0 or all(
+        not t.startswith("decoded at z") for t in page.locator(CAPTION).all_inner_texts())
 
-    # Keyboard: focus z1's thumb, press Right 10 times (step 0.01); released -> rerun.
-    thumb = page.locator(SLIDER_THUMB).first
-    thumb.focus(timeout=20_000)
+    # Keyboard: focus z1, press Right 10 times (step 0.01); each key-up commits.
+    z1 = page.get_by_role("slider", name="z1", exact=True)
+    z1.focus()
     for _ in range(10):
         page.keyboard.press("ArrowRight")
-    page.wait_for_function("([src]) => { const f = " + DIGIT_SRC_JS + "; return f() && f() !== src; }",
-                           arg=[src0], timeout=60_000)
+    page.wait_for_function("() => new URLSearchParams(location.search).get('z1') === '0.100'", timeout=60_000)
     wait_idle(page)
-    z = caption_z(digit_caption(page))
-    assert z[0] == pytest.approx(0.10, abs=1e-6) and z[1] == 0.0
+    assert committed(page) == pytest.approx((0.10, 0.0), abs=1e-6)
 
     # Click a digit far from the current point; the latent point jumps to its z_mean.
     enc = assets.read_encodings()
     zm = enc["z_mean"]
-    far = np.linalg.norm(zm - np.array(z), axis=1) > 1.0
+    far = np.linalg.norm(zm - np.array(committed(page)), axis=1) > 1.0
     # An isolated point (fewest neighbours within 0.05) so the click lands on it alone.
     cand = np.flatnonzero(far)[:2000]
     crowd = [(np.linalg.norm(zm - zm[i], axis=1) < 0.05).sum() for i in cand]
     target = int(cand[int(np.argmin(crowd))])
-    x, y = page.evaluate(POINT_PX_JS, [float(zm[target, 0]), float(zm[target, 1])])
-    page.mouse.move(x, y)
+    x, y = page.evaluate("([a, b]) => cvaeExplorer.scatterPx(a, b)", [float(zm[target, 0]), float(zm[target, 1])])
+    page.mouse.move(x - 15, y)
+    page.mouse.move(x, y, steps=5)
     page.mouse.click(x, y)
-    heading = page.locator(f"{MAIN} h3", has_text="Selected: test digit #")
+    heading = page.get_by_text(re.compile(r"Selected: test digit #\d+"))
     heading.wait_for(timeout=60_000)
     wait_idle(page)
     idx = int(re.search(r"#(\d+)", heading.inner_text()).group(1))
-    z_new = caption_z(digit_caption(page))
-    assert z_new == pytest.approx((float(zm[idx, 0]), float(zm[idx, 1])), abs=1e-3)
-    assert np.linalg.norm(np.array(z_new) - np.array(z)) > 0.5, "the latent point did not move"
+    assert np.linalg.norm(zm[idx] - zm[target]) < 0.05
+    assert committed(page) == pytest.approx((float(zm[idx, 0]), float(zm[idx, 1])), abs=1e-3)
     caps = page.locator(CAPTION).all_inner_texts()
-    assert any(c.startswith(f"reconstruction at z_mean") for c in caps)
+    assert any(c.startswith("reconstruction at z_mean") for c in caps)
     assert any(c.startswith(f"original #{idx}") for c in caps)
     assert page.locator('[data-testid="stException"]').count() == 0
+    page.mouse.move(5, 5)
     page.evaluate("window.scrollTo(0, 0)")
     save_screenshot(page)

@@ -43,7 +43,7 @@ def page(browser, app_server):
     errors = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
     pg.goto(app_server.url)
-    wait_for_trace(pg, "current point")  # the scatter is drawn
+    wait_ready(pg)  # the scatter and the browser's decoder are there
     pg.locator("canvas.ink").wait_for(timeout=TIMEOUT_MS)
     yield pg
     ctx.close()
@@ -51,28 +51,23 @@ def page(browser, app_server):
 
 
 def scatter_traces(pg) -> dict:
-    """{name: {"x": [...], "y": [...]}} of the latent scatter, read from Plotly in the page."""
-    return pg.evaluate("""() => {
-        const gd = [...document.querySelectorAll('.js-plotly-plot')]
-            .find(g => (g.data || []).some(t => t.name === 'current point'));
-        const out = {};
-        // _fullData: Plotly's own arrays (numpy data arrives base64-packed in gd.data).
-        for (const t of (gd ? gd._fullData : [])) if (t.name) out[t.name] = {x: Array.from(t.x || []), y: Array.from(t.y || [])};
-        return out;
-    }""")
+    """{name: {"x": [...], "y": [...]}} of the feature layers the browser draws over the scatter."""
+    return pg.evaluate("cvaeExplorer.overlays()")
 
 
 def scatter_chart(pg):
-    """The latent scatter's Streamlit element (the sidebar has charts of its own)."""
-    return pg.locator("[data-testid='stPlotlyChart']").filter(has=pg.locator(".legendtext", has_text="current point")).first
+    """The latent scatter's Streamlit element."""
+    return pg.locator(".st-key-scatter")
 
 
 def wait_for_trace(pg, name: str, present: bool = True) -> None:
-    pg.wait_for_function("""([name, present]) => {
-        const gd = [...document.querySelectorAll('.js-plotly-plot')]
-            .find(g => (g.data || []).some(t => t.name === 'current point'));
-        return !!gd && gd.data.some(t => t.name === name) === present;
-    }""", arg=[name, present], timeout=TIMEOUT_MS)
+    pg.wait_for_function("([name, present]) => globalThis.cvaeExplorer && cvaeExplorer.stats().some(s => s.hasModel)"
+                         " && (name in cvaeExplorer.overlays()) === present", arg=[name, present], timeout=TIMEOUT_MS)
+
+
+def wait_ready(pg) -> None:
+    pg.wait_for_function("() => globalThis.cvaeExplorer && cvaeExplorer.stats().some("
+                         "s => s.hasModel && s.paints > 0 && s.scatter)", timeout=TIMEOUT_MS)
 
 
 def draw(pg, points, steps: int = 12) -> np.ndarray:
@@ -116,9 +111,8 @@ def download(pg, label: str) -> bytes:
 
 
 def decoder_z(pg) -> tuple[float, float]:
-    cap = pg.get_by_text(re.compile(r"decoded at z = \(")).first.inner_text()
-    m = re.search(r"\((-?[\d.]+), (-?[\d.]+)\)", cap)
-    return float(m[1]), float(m[2])
+    """The committed point, as the browser's explorer holds it."""
+    return tuple(pg.evaluate("cvaeExplorer.stats()[0].committed"))
 
 
 def test_draw_a_digit_star_and_explore(page):
@@ -131,8 +125,8 @@ def test_draw_a_digit_star_and_explore(page):
     model = load_checkpoint(SHIPPED_CHECKPOINT)
     want = encode_dataset(model, preprocess_drawing(pixels)[None])[0][0]
     np.testing.assert_allclose([star["x"][0], star["y"][0]], want, atol=1e-3)
-    # It is drawn: a star point and a legend entry in the scatter's SVG.
-    pg.locator(".legendtext", has_text=STAR_NAME).first.wait_for(timeout=TIMEOUT_MS)
+    # It is drawn over the scatter, where the browser puts that latent point.
+    pg.wait_for_function("() => cvaeExplorer.stats()[0].scatterDraws > 0")
     pg.get_by_text("as the model sees it (28x28)").wait_for(timeout=TIMEOUT_MS)
     pg.get_by_text("Nearest test digits in latent space").wait_for(timeout=TIMEOUT_MS)
     pg.get_by_text("as the model sees it (28x28)").scroll_into_view_if_needed()
@@ -141,23 +135,19 @@ def test_draw_a_digit_star_and_explore(page):
     scatter.scroll_into_view_if_needed()
     shot(pg, scatter, "feature-star.png")
     pg.get_by_role("button", name="Explore from here").click()
-    pg.wait_for_function("""([a, b]) => [...document.querySelectorAll('*')].some(e =>
-        e.childElementCount === 0 && e.textContent.startsWith('decoded at z = (' + a + ', ' + b + ')'))""",
-                         arg=[f"{want[0]:.3f}", f"{want[1]:.3f}"], timeout=TIMEOUT_MS)
+    pg.wait_for_function("""([a, b]) => { const z = cvaeExplorer.stats()[0].committed;
+        return Math.abs(z[0] - a) < 2e-3 && Math.abs(z[1] - b) < 2e-3; }""",
+                         arg=[float(want[0]), float(want[1])], timeout=TIMEOUT_MS)
     assert decoder_z(pg) == pytest.approx(tuple(want), abs=2e-3)
     # A second stroke moves the star; Undo takes it back to where the 7 is.
     draw(pg, [(0.2, 0.95), (0.8, 0.95)])
     pg.wait_for_function("""([name, x]) => {
-        const gd = [...document.querySelectorAll('.js-plotly-plot')]
-            .find(g => (g.data || []).some(t => t.name === 'current point'));
-        const t = gd && gd.data.find(t => t.name === name);
+        const t = cvaeExplorer.overlays()[name];
         return !!t && Math.abs(t.x[0] - x) > 1e-4;
     }""", arg=[STAR_NAME, float(want[0])], timeout=TIMEOUT_MS)
     pg.locator(".cvae-draw button.undo").click()
     pg.wait_for_function("""([name, x]) => {
-        const gd = [...document.querySelectorAll('.js-plotly-plot')]
-            .find(g => (g.data || []).some(t => t.name === 'current point'));
-        const t = gd && gd.data.find(t => t.name === name);
+        const t = cvaeExplorer.overlays()[name];
         return !!t && Math.abs(t.x[0] - x) < 1e-3;
     }""", arg=[STAR_NAME, float(want[0])], timeout=TIMEOUT_MS)
     # Clear: the star goes away.

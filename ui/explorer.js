@@ -247,6 +247,7 @@ class Explorer {
     this.listenPad();
     this.onOverlays = (e) => { this.overlays = e.detail; this.drawScatter(); };
     document.addEventListener("cvae:overlays", this.onOverlays);
+    try { this.overlays = JSON.parse(document.documentElement.dataset.cvaeOverlays || "null"); } catch (e) { this.overlays = null; }
     // Streamlit redraws charts on its own schedule: look for them until found, and again
     // when they are replaced (a new model, new manifold settings).
     this.poll = setInterval(() => this.hookPlots(), 400);
@@ -674,6 +675,12 @@ function installHooks() {
       return [r.left + px, r.top + py];
     },
     scatterLatent(clientX, clientY) { return first().scatter.at({ clientX, clientY }).z; },
+    // The feature layers drawn over the scatter: {name: {x, y}}.
+    overlays() {
+      const out = {};
+      for (const L of (first().overlays && first().overlays.layers) || []) out[L.name] = { x: L.x, y: L.y };
+      return out;
+    },
     manifoldRing() {
       const x = first(), m = x.manifoldMap, h = x.manifold, [z1, z2] = x.current();
       const r = h.gd.getBoundingClientRect(), [px, py] = h.toPx(m.x[0] * z1 + m.x[1], m.y[0] * z2 + m.y[1]);

@@ -52,8 +52,10 @@ def _text_asset(name: str) -> dict:
 def _components():
     """Register the two components once per process (not at import time)."""
     boot = (_HERE / "explorer_boot.js").read_text(encoding="utf-8")
+    # The feature layers reach the explorer through the page: kept on <html> (the explorer may
+    # load later) and announced with an event (it may be there already).
     feed = ("export default function ({ data }) {"
-            ""
+            " document.documentElement.dataset.cvaeOverlays = JSON.stringify(data);"
             " document.dispatchEvent(new CustomEvent('cvae:overlays', { detail: data })); }")
     return (st.components.v2.component(COMPONENT, js=boot),
             st.components.v2.component(OVERLAY_COMPONENT, js=feed))
