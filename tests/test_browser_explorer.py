@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from cvae import CVAE, decode_points, save_checkpoint
+from cvae.webexport import decoder_payload
 from helpers import start_server
 
 TIMEOUT_MS = 90_000
@@ -214,24 +215,39 @@ def test_hovering_the_scatter_previews_the_digit_at_the_cursor(page_, model):
     assert_canvas_is(pg, model, committed)
 
 
+ISOLATED_POINT_JS = """() => { const gd = document.querySelector('.st-key-scatter .js-plotly-plot');
+    const pts = []; for (const t of gd._fullData) { if (!t.x || !t.customdata) continue;
+      for (let i = 0; i < t.x.length; i++) pts.push([t.x[i], t.y[i], t.customdata[i]]); }
+    let best = null;  // the point inside [-2.5, 2.5]^2 farthest from its nearest neighbour
+    for (const p of pts) { if (Math.abs(p[0]) > 2.5 || Math.abs(p[1]) > 2.5) continue;
+      let near = Infinity; for (const q of pts) if (q !== p) near = Math.min(near, Math.hypot(p[0] - q[0], p[1] - q[1]));
+      if (!best || near > best[3]) best = [p[0], p[1], p[2], near]; }
+    return best; }"""
+
+WATCH_HOVER_JS = """() => { const gd = document.querySelector('.st-key-scatter .js-plotly-plot');
+    window.__hovered = null; gd.on('plotly_hover', (ev) => { const p = ev.points[0]; window.__hovered = [p.x, p.y, p.customdata]; }); }"""
+
+
+def hover_point(pg, target):
+    """Move onto a test digit until Plotly's own hover reports that digit."""
+    pg.evaluate(WATCH_HOVER_JS)
+    px = pg.evaluate("([a, b]) => cvaeExplorer.scatterPx(a, b)", target[:2])
+    pg.mouse.move(px[0] - 25, px[1] + 25)
+    pg.mouse.move(*px, steps=5)
+    pg.wait_for_function(f"() => window.__hovered && window.__hovered[2] === {target[2]}", timeout=TIMEOUT_MS)
+    return px
+
+
 def test_hover_preview_is_where_plotly_puts_a_point(page_):
     """The cursor's latent point, independently of our axis maths: Plotly's own hover picks
     the test digit under the cursor, and the preview is at that digit's z_mean."""
     pg, _ = page_
-    gd_point = pg.evaluate("""() => { const gd = document.querySelector('.st-key-scatter .js-plotly-plot');
-        const t = gd._fullData.find(t => t.visible === true && t.x && t.x.length > 50);
-        return [t.x[7], t.y[7]]; }""")
-    px = pg.evaluate("([a, b]) => cvaeExplorer.scatterPx(a, b)", gd_point)
-    pg.evaluate("""() => { const gd = document.querySelector('.st-key-scatter .js-plotly-plot');
-        window.__hovered = null; gd.on('plotly_hover', (ev) => { window.__hovered = [ev.points[0].x, ev.points[0].y]; }); }""")
-    pg.mouse.move(px[0] - 30, px[1] - 30)
-    pg.mouse.move(*px, steps=4)
-    pg.wait_for_function("() => window.__hovered !== null", timeout=TIMEOUT_MS)
-    hovered = pg.evaluate("window.__hovered")
+    target = pg.evaluate(ISOLATED_POINT_JS)
+    hover_point(pg, target)
     z = stats(pg)["live"]["z"]
-    xa = pg.evaluate("""() => { const a = document.querySelector('.st-key-scatter .js-plotly-plot')._fullLayout.xaxis;
+    per_px = pg.evaluate("""() => { const a = document.querySelector('.st-key-scatter .js-plotly-plot')._fullLayout.xaxis;
         return (a.range[1] - a.range[0]) / a._length; }""")
-    assert np.allclose(z, hovered, atol=6 * xa), (z, hovered)  # Plotly's pick radius is 6 px
+    assert np.allclose(z, target[:2], atol=1.5 * per_px), (z, target)  # within a pixel and a half
 
 
 def test_drag_on_the_scatter_moves_the_marker_live_and_commits_once(page_, model):
@@ -260,33 +276,25 @@ def test_drag_on_the_scatter_moves_the_marker_live_and_commits_once(page_, model
 
 def test_a_click_on_a_test_digit_selects_it(page_, model):
     pg, _ = page_
-    pg.evaluate("""() => { const gd = document.querySelector('.st-key-scatter .js-plotly-plot');
-        window.__hovered = null; gd.on('plotly_hover', (ev) => {
-          const p = ev.points[0]; window.__hovered = [p.x, p.y, p.customdata]; }); }""")
-    # An isolated point: the one farthest from the centre of the cloud.
-    target = pg.evaluate("""() => { const gd = document.querySelector('.st-key-scatter .js-plotly-plot');
-        let best = null; for (const t of gd._fullData) { if (!t.x || !t.customdata) continue;
-          for (let i = 0; i < t.x.length; i++) { const r = Math.hypot(t.x[i], t.y[i]);
-            if (Math.abs(t.x[i]) < 2.5 && Math.abs(t.y[i]) < 2.5 && (!best || r > best[3])) best = [t.x[i], t.y[i], t.customdata[i], r]; } }
-        return best; }""")
-    px = pg.evaluate("([a, b]) => cvaeExplorer.scatterPx(a, b)", target[:2])
-    pg.mouse.move(px[0] - 20, px[1])
-    pg.mouse.move(*px, steps=5)
-    pg.wait_for_function("() => window.__hovered !== null", timeout=TIMEOUT_MS)
-    assert pg.evaluate("window.__hovered")[2] == target[2]
+    target = pg.evaluate(ISOLATED_POINT_JS)
+    hover_point(pg, target)
     pg.mouse.down()
     pg.mouse.up()
     pg.get_by_text(f"Selected: test digit #{target[2]}").wait_for(timeout=TIMEOUT_MS)
     wait_python_at(pg, target[:2], tol=2e-3)
     assert status(pg)["selected"] == target[2]
+    assert stats(pg)["commits"] == 1
     assert_canvas_is(pg, model, stats(pg)["committed"])
 
 
 def test_after_a_commit_sliders_pad_marker_url_and_canvas_agree(page_, model):
     pg, _ = page_
     target = (1.25, -0.75)
-    pg.mouse.move(*pg.evaluate("([a, b]) => cvaeExplorer.scatterPx(a, b)", list(target)))
+    start = pg.evaluate("([a, b]) => cvaeExplorer.scatterPx(a, b)", [0.25, 0.25])
+    end = pg.evaluate("([a, b]) => cvaeExplorer.scatterPx(a, b)", list(target))
+    pg.mouse.move(*start)
     pg.mouse.down()
+    pg.mouse.move(*end, steps=4)
     pg.mouse.up()
     wait_python_at(pg, target, tol=0.03)
     pg.wait_for_function("() => /z1=/.test(location.search)", timeout=TIMEOUT_MS)
@@ -322,15 +330,22 @@ def test_a_reload_takes_the_weights_from_the_browser(browser, harness, model):
     ctx = browser.new_context(viewport={"width": 1400, "height": 1100})
     try:
         received: list[int] = []
+        payloads: list[bytes] = []
+        weights_b64 = decoder_payload(model)["b64"][1000:1100].encode()
         _, pg, _, errors = open_page(browser, harness, context=ctx)
-        pg.on("websocket", lambda ws: ws.on("framereceived", lambda p: received.append(len(p))))
+        assert pg.evaluate("cvaeExplorer.stats()[0].hasModel")
+
+        def got(p):
+            received.append(len(p))
+            payloads.append(p if isinstance(p, bytes) else p.encode())
+        pg.on("websocket", lambda ws: ws.on("framereceived", got))
         first = pg.evaluate("cvaeExplorer.stats()[0].updates")
         assert first >= 1
         pg.reload()
         ready(pg)
         assert_canvas_is(pg, model, stats(pg)["committed"])
         assert sum(received) < 300_000, f"a reload received {sum(received)} bytes"
-        assert max(received) < 200_000  # no weights payload (350 KB) came again
+        assert not any(weights_b64 in p for p in payloads), "the weights were sent again"
     finally:
         ctx.close()
     assert not errors, errors
