@@ -22,7 +22,7 @@ import streamlit as st
 from cvae.data import has_mnist
 from cvae.plots import latent_bounds
 from ui.common import part
-from ui.explore import explorer_page_ui
+from ui.explore import explorer_page_ui, film_ui
 from ui.how import how_it_works_ui
 from ui.latent import BOUNDS_KEY, current_latent, point_from_url, set_latent
 from ui.models import (configure_torch_threads, data_dir, load_encodings, model_info_ui, model_picker_ui,
@@ -78,6 +78,7 @@ def main() -> None:
         # model, or NaN/junk put in session state).
         set_latent(*current_latent())
         explorer_page_ui(path, stamp, enc, data)
+        film_ui(path, stamp)
     how_it_works_ui()
 
 

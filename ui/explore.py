@@ -23,6 +23,7 @@ from cvae import plots
 from cvae.data import has_mnist
 from ui import features
 from ui.common import part
+from ui.film import film_replay_ui
 from ui.explorer import DIGIT_PX, FALLBACK_KEY, explorer_ui, manifold_map, overlays_ui
 from ui.latent import apply_selection, bounds, current_latent, point_to_url, set_latent
 from ui.models import load_model, manifold_image, test_digit
@@ -170,3 +171,12 @@ def explorer_page_ui(path: str, stamp: tuple, enc: dict, data: str) -> None:
     with right:
         decoder_fragment(path, stamp, enc, data, manifold)
     panels_fragment(path, stamp, enc, data)
+
+
+def film_ui(path: str, stamp: tuple) -> None:
+    """The model's training film, on request (its frames are a few hundred KB: not sent with
+    every page unless asked for)."""
+    st.subheader("The training film")
+    if st.toggle("Show how the latent space formed while this model trained", key="show_film"):
+        with part("The training film"):
+            film_replay_ui(load_model(path, stamp))
