@@ -36,6 +36,18 @@ def app_env(runs: Path) -> dict:
     return {"CVAE_DATA": str(data_dir()), "CVAE_RUNS": str(runs), "CVAE_TEST_HOOKS": "1"}
 
 
+def server_env(pairs) -> dict:
+    """``["KEY=VALUE", ...]`` (the benchmarks' --env) as a dict; Streamlit reads its options from
+    STREAMLIT_<SECTION>_<OPTION> variables, so a setting can be tried without editing config.toml."""
+    out = {}
+    for p in pairs:
+        key, sep, value = p.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--env wants KEY=VALUE, got {p!r}")
+        out[key] = value
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process, all its threads (including threads that have
     ended: Streamlit runs each script run on a thread of its own), from /proc/PID/stat."""

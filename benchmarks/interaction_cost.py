@@ -39,7 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (BARE_PAGE, BARE_READY_JS, CHROMIUM, CHROMIUM_ARGS, IDLE_JS, READY_JS, Quiet,  # noqa: E402
-                     app_env, cpu_seconds, med, start_server)
+                     app_env, cpu_seconds, med, server_env, start_server)
 
 TARGETS = {"move_cpu_s": 0.030, "move_bytes": 20_000, "open_cpu_s": 0.3, "open_bytes": 1_500_000,
            "reload_bytes": 300_000}
@@ -198,8 +198,9 @@ def run(args) -> int:
     failures: list[str] = []
     with tempfile.TemporaryDirectory(prefix="cvae-cost-") as tmp, sync_playwright() as pw:
         tmp = Path(tmp)
-        bare_srv = start_server(BARE_PAGE, {}, log=tmp / "bare.log")
-        app_srv = start_server("app.py", app_env(tmp / "runs"), log=tmp / "app.log")
+        extra = server_env(args.env)
+        bare_srv = start_server(BARE_PAGE, extra, log=tmp / "bare.log")
+        app_srv = start_server("app.py", {**app_env(tmp / "runs"), **extra}, log=tmp / "app.log")
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         res: dict = {}
         try:
@@ -216,6 +217,11 @@ def run(args) -> int:
                 reloads = [bench.open(reload_page=(last["page"], last["wire"], last["errors"]))
                            for _ in range(args.opens)]
                 page, wire = last["page"], last["wire"]
+                # The server's own background rate with one tab open and nothing happening.
+                Quiet(bench.pid, lambda: wire.frames).wait(hold=0.5, timeout=60)
+                c0, t0 = cpu_seconds(bench.pid), time.perf_counter()
+                page.wait_for_timeout(3000)  # an idle window measured, not a synchronisation
+                idle = (cpu_seconds(bench.pid) - c0) / (time.perf_counter() - t0)
                 if name == "app":
                     slider = page.get_by_role("slider", name="z1", exact=True)
                     moves = bench.moves(page, wire, args.moves, slider, APP_LANDED_JS, APP_Z1_JS)
@@ -229,7 +235,7 @@ def run(args) -> int:
                 for e in last["errors"]:
                     failures.append(f"{name}: page error: {e}")
                 last["ctx"].close()
-                res[name] = {"cold": cold, "opens": opens, "reloads": reloads, "moves": moves}
+                res[name] = {"idle": idle, "cold": cold, "opens": opens, "reloads": reloads, "moves": moves}
                 if "Traceback" in srv.log_text():
                     failures.append(f"{name}: the server log has a Traceback ({srv.log})")
         finally:
@@ -259,6 +265,8 @@ def report(res: dict, args, failures: list[str]) -> None:
     print("cached 10k-point scatter, a slider, an image), headless Chromium, one run, one machine.")
     print("Server CPU: the server process's user+system time (/proc). A move on the bare page is a rerun")
     print("from its st.slider; on the app, a commit from the explorer's z1 slider (keyboard).")
+    if args.env:
+        print(f"both servers with {' '.join(args.env)}")
     print()
     print(f"{'':40s} {'app':>11s} {'bare page':>11s} {'target':>11s}  met")
     met_all = []
@@ -275,6 +283,9 @@ def report(res: dict, args, failures: list[str]) -> None:
         if c:
             print(f"first open after the server started ({name}): {fmt_ms(c['cpu'])} CPU, {fmt_b(c['bytes'])}, "
                   f"ready in {c['ready_s']:.1f} s (imports, caches, figure built)")
+    print("server CPU while idle, one tab open: " + ", ".join(
+        f"{n} {res[n]['idle'] * 1000:.0f} ms/s" for n in ("app", "bare") if n in res)
+        + " (the 0.5 s quiet hold after each step adds at most half of that)")
     if res.get("app", {}).get("moves"):
         m = res["app"]["moves"]
         print(f"app per committed move, mean: {fmt_ms(sum(r['cpu'] for r in m) / len(m))} CPU, "
@@ -299,6 +310,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--moves", type=int, default=20, help="committed moves measured (median)")
     ap.add_argument("--opens", type=int, default=3, help="tab opens and reloads measured (median)")
+    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra environment for both servers, e.g. STREAMLIT_RUNNER_POST_SCRIPT_GC=false")
     ap.add_argument("--seconds", type=float, default=3.0, help="seconds of mouse moves per fps figure")
     args = ap.parse_args(argv)
     if args.moves < 1 or args.opens < 1 or args.seconds <= 0:

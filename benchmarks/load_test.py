@@ -46,7 +46,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (BARE_PAGE, BARE_READY_JS, CHROMIUM, CHROMIUM_ARGS, READY_JS, app_env, pct,  # noqa: E402
+from _common import (BARE_PAGE, BARE_READY_JS, CHROMIUM, CHROMIUM_ARGS, READY_JS, app_env, pct, server_env,  # noqa: E402
                      start_server, summary)
 
 VIEWPORT = {"width": 1400, "height": 1000}
@@ -159,7 +159,7 @@ async def start_training(s: Session, epochs: int, limit: int, timeout_ms: float)
     """Session ``s`` starts a small run from the sidebar's form and waits until it runs."""
     side = s.page.locator('[data-testid="stSidebar"]')
     for label, value in (("Epochs", epochs), ("Training images", limit)):
-        box = side.get_by_label(label, exact=False).first
+        box = side.locator(f'input[aria-label^="{label}"]').first
         await box.fill(str(value))
         await box.press("Tab")  # not Enter: in a form, Enter submits it
     await side.get_by_role("button", name="Train", exact=True).click()
@@ -224,7 +224,7 @@ async def run(args) -> tuple[dict, list[str]]:
                 plan = [] if args.no_floor or args.train else [("floor", BARE_PAGE, {})]
                 plan.append(("app", "app.py", app_env(tmp / "runs")))
                 for name, script, env in plan:
-                    srv = start_server(script, env, log=tmp / f"{name}.log")
+                    srv = start_server(script, {**env, **server_env(args.env)}, log=tmp / f"{name}.log")
                     try:
                         res[name] = await run_page(browser, srv.url, name == "app", args, failures,
                                                    train=args.train and name == "app")
@@ -244,6 +244,8 @@ def report(res: dict, args, failures: list[str]) -> None:
     mode = "while session 0 trains" if args.train else ""
     print(f"Load test: {n} Chromium sessions opened at once against one `streamlit run` on "
           f"{os.cpu_count()} CPU cores, each pressing ArrowRight on z1 {args.moves} times {mode}".rstrip())
+    if args.env:
+        print(f"servers run with {' '.join(args.env)}")
     for name in ("floor", "app"):
         r = res.get(name)
         if not r:
@@ -297,6 +299,8 @@ def main(argv=None) -> int:
     ap.add_argument("--train", action="store_true", help="session 0 trains while the others move (no floor)")
     ap.add_argument("--epochs", type=int, default=2, help="--train: epochs of the training run")
     ap.add_argument("--limit", type=int, default=5000, help="--train: training images")
+    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra environment for the servers, e.g. STREAMLIT_RUNNER_POST_SCRIPT_GC=false")
     ap.add_argument("--timeout", type=float, default=240, help="seconds for any one wait")
     args = ap.parse_args(argv)
     if args.sessions < (2 if args.train else 1) or args.moves < 1 or args.timeout <= 0:
