@@ -54,15 +54,21 @@ class Wire:
     def __init__(self, page):
         self.bytes = 0
         self.frames = 0
+        self.received: list = []  # the frames received, for breakdown()
         page.on("websocket", self._ws)
 
     def _ws(self, ws):
         ws.on("framereceived", self._add)
         ws.on("framesent", self._add)
 
+        ws.on("framereceived", self._keep)
+
     def _add(self, payload):
         self.bytes += len(payload)
         self.frames += 1
+
+    def _keep(self, payload):
+        self.received.append(payload)
 
 
 class Bench:
@@ -95,7 +101,7 @@ class Bench:
         else:
             page, wire, errors = reload_page
             Quiet(self.pid, lambda: wire.frames).wait(hold=0.5, timeout=60)
-        b0, c0, t0 = wire.bytes, cpu_seconds(self.pid), time.perf_counter()
+        b0, c0, t0, r0 = wire.bytes, cpu_seconds(self.pid), time.perf_counter(), len(wire.received)
         if reload_page is None:
             page.goto(self.server.url)
         else:
@@ -103,7 +109,8 @@ class Bench:
         page.wait_for_function(self.ready_js, timeout=TIMEOUT_MS, polling=50)
         ready = time.perf_counter() - t0
         self.settle(page, wire, "an open")
-        out = {"cpu": cpu_seconds(self.pid) - c0, "bytes": wire.bytes - b0, "ready_s": ready}
+        out = {"cpu": cpu_seconds(self.pid) - c0, "bytes": wire.bytes - b0, "ready_s": ready,
+               "frames": wire.received[r0:]}
         return {**out, "ctx": ctx, "page": page, "wire": wire, "errors": errors}
 
     def moves(self, page, wire, n: int, slider, landed_js: str, value_js: str) -> list[dict]:
@@ -113,7 +120,7 @@ class Bench:
             Quiet(self.pid, lambda: wire.frames).wait(hold=0.5, timeout=60)
             before = page.evaluate(value_js)
             slider.focus()
-            b0, c0, t0 = wire.bytes, cpu_seconds(self.pid), time.perf_counter()
+            b0, c0, t0, r0 = wire.bytes, cpu_seconds(self.pid), time.perf_counter(), len(wire.received)
             page.keyboard.press("ArrowRight")
             try:
                 page.wait_for_function(landed_js, arg=before, timeout=60_000, polling=20)
@@ -122,7 +129,8 @@ class Bench:
                 continue
             landed = time.perf_counter() - t0
             self.settle(page, wire, f"move {i + 1}")
-            out.append({"cpu": cpu_seconds(self.pid) - c0, "bytes": wire.bytes - b0, "landed_s": landed})
+            out.append({"cpu": cpu_seconds(self.pid) - c0, "bytes": wire.bytes - b0, "landed_s": landed,
+                        "frames": wire.received[r0:]})
         return out
 
 
@@ -130,6 +138,37 @@ APP_Z1_JS = "() => new URLSearchParams(location.search).get('z1')"
 APP_LANDED_JS = "(b) => new URLSearchParams(location.search).get('z1') !== b"
 BARE_VALUE_JS = "() => { const c = [...document.querySelectorAll('[data-testid=\"stImageCaption\"], [data-testid=\"stCaptionContainer\"]')].map(e => e.textContent).find(t => t.startsWith('z1 =')); return c || null; }"
 BARE_LANDED_JS = f"(b) => {{ const v = ({BARE_VALUE_JS})(); return v !== null && v !== b; }}"
+
+
+def breakdown(frames) -> list[tuple[str, int, int]]:
+    """What Streamlit sent, by kind: (kind, messages, bytes), largest first. A kind is the
+    ForwardMsg type, and for a delta the element's type (plus the component's name)."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    out: dict[str, list[int]] = {}
+    for payload in frames:
+        if isinstance(payload, str):
+            continue
+        try:
+            msg = ForwardMsg.FromString(payload)
+        except Exception:  # not a ForwardMsg: counted as such
+            kind = "other"
+        else:
+            kind = msg.WhichOneof("type") or "?"
+            if kind == "delta":
+                d = msg.delta
+                sub = d.WhichOneof("type") or "?"
+                if sub == "new_element":
+                    el = d.new_element.WhichOneof("type") or "?"
+                    comp = getattr(d.new_element, el, None)
+                    name = getattr(comp, "component_name", "") if comp is not None else ""
+                    kind = f"element {el}" + (f" ({name})" if name else "")
+                else:
+                    kind = sub
+        row = out.setdefault(kind, [0, 0])
+        row[0] += 1
+        row[1] += len(payload)
+    return sorted(((k, n, b) for k, (n, b) in out.items()), key=lambda r: -r[2])
 
 
 def stat(page) -> dict:
@@ -291,6 +330,14 @@ def report(res: dict, args, failures: list[str]) -> None:
         print(f"app per committed move, mean: {fmt_ms(sum(r['cpu'] for r in m) / len(m))} CPU, "
               f"{fmt_b(sum(r['bytes'] for r in m) / len(m))}; max {fmt_ms(max(r['cpu'] for r in m))}, "
               f"{fmt_b(max(r['bytes'] for r in m))}")
+    for kind, what in (("moves", "one committed move"), ("reloads", "a reload"), ("opens", "a tab open")):
+        m = res.get("app", {}).get(kind)
+        if m:
+            rows = breakdown(m[-1]["frames"])
+            print(f"what the app's server sends for {what} (the last one; kinds over 1 KB):")
+            for k, n, b in rows:
+                if b >= 1000:
+                    print(f"  {k:44s} {n:3d} message(s) {fmt_b(b):>10s}")
     if res.get("fps"):
         print()
         print(f"In the browser (decode {res.get('decode_ms', float('nan')):.2f} ms per digit, timeDecode(200)); "
