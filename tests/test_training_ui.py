@@ -168,7 +168,6 @@ def test_another_tab_follows_the_run_and_can_stop_it(env):
     assert progress_text(other).startswith("Training: ")
     assert train_button(other).disabled
     assert any("Started from another tab or session." in c.value for c in other.sidebar.caption)
-    assert "_pending_model" not in other.session_state
     stop_button(other).click()
     other.run()
     ended(other, job, 120)
@@ -176,8 +175,21 @@ def test_another_tab_follows_the_run_and_can_stop_it(env):
     assert progress_text(other).startswith("Stopped: ")  # it sees how the run it followed ended
     assert "_pending_model" not in other.session_state  # only the tab that started it switches
     assert not any("another tab" in c.value for c in other.sidebar.caption)
+    assert not train_button(other).disabled
     mine.run()
     assert progress_text(mine).startswith("Stopped: ")
+    # Now the other tab starts a run: the first one shows that run, not its own old one.
+    second = start(other, epochs=50, batch=32, limit=256)
+    mine.run()
+    assert second.running, second.message
+    assert progress_text(mine).startswith("Training: ") and train_button(mine).disabled
+    assert any("Started from another tab or session." in c.value for c in mine.sidebar.caption)
+    stop_button(mine).click()
+    mine.run()
+    ended(mine, second, 120)
+    assert second.status == "stopped", second.message
+    assert progress_text(mine).startswith("Stopped: ")
+    assert mine.session_state["_acknowledged_job"] == job.id  # its own run's end was handled once
 
 
 def test_a_failed_run_shows_its_reason(env):

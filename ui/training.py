@@ -4,9 +4,10 @@ The run itself is a :class:`cvae.jobs.TrainJob` in a child process, so no sessio
 for it and the server keeps its threads. Any tab sees the run in progress (and may stop
 it); the tab that started it switches to the new model when it is saved.
 
-Session state: "train_job_id" (the run this session started), "_acknowledged_job" (its end
-was handled), "_watched_job_id" (a run from another tab this one followed); on success "_pending_model" (the saved checkpoint's path, for the model
-picker) and "_train_notice" (shown once).
+Session state: "train_job_id" (the run this session started) and "_acknowledged_job" (its end
+was handled); "_watched_job_id" and "_acknowledged_watch", the same for a run from another
+tab this one followed; when a run of this session saved a model, "_pending_model" (its path,
+for the model picker) and "_train_notice" (shown once).
 """
 
 from __future__ import annotations
@@ -69,21 +70,38 @@ def train_form_ui(data: str, runs: Path) -> None:
 
 
 def _followed_job() -> TrainJob | None:
-    """This session's run if the registry still has it, else whichever run is going, else the
-    run from another tab this session last watched (so it sees how that one ended)."""
+    """The run this section shows: this session's own while it runs or its end is not handled
+    yet, else whichever run is going (maybe from another tab), else this session's last run,
+    else the run from another tab it last watched (so it sees how that one ended)."""
     reg = job_registry()
-    return (reg.get(st.session_state.get("train_job_id")) or reg.active()
-            or reg.get(st.session_state.get("_watched_job_id")))
+    mine = reg.get(st.session_state.get("train_job_id"))
+    if mine is not None and (mine.running or _end_unhandled(mine)):
+        return mine
+    return reg.active() or mine or reg.get(st.session_state.get("_watched_job_id"))
+
+
+def _ack_key(job: TrainJob) -> str | None:
+    """Where this session records that it handled the end of ``job``: its own run, or the
+    run from another tab it watched (None: neither)."""
+    if job.id == st.session_state.get("train_job_id"):
+        return "_acknowledged_job"
+    if job.id == st.session_state.get("_watched_job_id"):
+        return "_acknowledged_watch"
+    return None
+
+
+def _end_unhandled(job: TrainJob) -> bool:
+    """This session followed ``job`` (started or watched it) and has not reacted to its end."""
+    key = _ack_key(job)
+    return key is not None and st.session_state.get(key) != job.id
 
 
 def training_ui(data: str) -> None:
     """The run in progress or just ended (progress, live loss and film, Stop), polled while it runs."""
-    job_id = st.session_state.get("train_job_id")
     job = _followed_job()
-    mine = job is not None and job.id == job_id
-    unacknowledged = mine and st.session_state.get("_acknowledged_job") != job.id
-    polling = job is not None and (job.running or unacknowledged)
+    polling = job is not None and (job.running or _end_unhandled(job))
     # The tab that started the run polls often, others slowly; with no run, a plain fragment.
+    mine = job is not None and job.id == st.session_state.get("train_job_id")
     every = (TRAIN_POLL_S if mine else WATCH_POLL_S) if polling else None
     st.fragment(_training_status_ui, run_every=every)()
     notice = st.session_state.pop("_train_notice", None)
@@ -118,9 +136,11 @@ def _training_status_ui() -> None:
         st.error(job.message)
     if not mine and job.saved:
         st.caption(f"Saved {job.out.name}: pick it under Model to explore.")
-    if mine and st.session_state.get("_acknowledged_job") != job.id:
-        st.session_state["_acknowledged_job"] = job.id
-        if job.saved:
+    if _end_unhandled(job):
+        st.session_state[_ack_key(job)] = job.id
+        if mine and job.saved:
             st.session_state["_pending_model"] = str(job.out)
             st.session_state["_train_notice"] = f"Saved {job.out.name} and switched to it."
-        st.rerun()  # the whole page: the new model fills the scatter, decoder and sidebar
+        # Once, the whole page: the Train button comes back, the polling ends, the model list
+        # has the new file, and in the tab that started the run the new model fills the page.
+        st.rerun()
