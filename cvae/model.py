@@ -195,7 +195,6 @@ class Encoder(nn.Module):
         self.spec = encoder_spec(cfg)
         for layer in self.spec:
             self.add_module(layer["name"], _build(layer))
-        self.flat_dim = self.dense.in_features
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = x
@@ -219,7 +218,6 @@ class Decoder(nn.Module):
         self.spec = decoder_spec(cfg)
         for layer in self.spec:
             self.add_module(layer["name"], _build(layer))
-        self.side = self.spec[0]["reshape"][-1]
         # NHWC activations run faster on CPU convolution kernels; set by the trainer.
         self.channels_last = False
 
