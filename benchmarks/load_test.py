@@ -50,7 +50,6 @@ from _common import (BARE_PAGE, BARE_READY_JS, CHROMIUM, CHROMIUM_ARGS, READY_JS
                      start_server, summary)
 
 VIEWPORT = {"width": 1400, "height": 1000}
-STEP = 0.01  # the explorer's slider step (ui.explore.SLIDER_STEP); the floor's slider uses the same
 TARGET_RENDER_RATIO = 1.25
 TARGET_DIGIT_S = 0.5
 TARGET_TRAIN_COMMIT_S = 1.0
@@ -147,7 +146,8 @@ async def move(s: Session, app: bool, moves: int, timeout_ms: float) -> None:
     s.commit_s = [t / 1000 for t in lt["commit"]]
     if app:  # every move reached Python: the URL (written by Python) moved by exactly `moves` steps
         try:
-            got, want = float(lt["value"]), float(start) + moves * STEP
+            step = float(await slider.get_attribute("step"))  # Python's step, as the page got it
+            got, want = float(lt["value"]), float(start) + moves * step
         except (TypeError, ValueError):
             s.lost.append(f"session {s.i}: no z1 in the URL ({lt['value']!r})")
             return
