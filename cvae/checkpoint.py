@@ -54,8 +54,11 @@ def _plain(obj):
 
 
 def save_checkpoint(model: CVAE, path: str | os.PathLike, *, train_config: dict | None = None,
-                    history: list[dict] | None = None, extra: dict | None = None) -> Path:
-    """Write ``model`` and its metadata to ``path`` atomically; returns the path."""
+                    history: list[dict] | None = None, extra: dict | None = None, film=None) -> Path:
+    """Write ``model`` and its metadata to ``path`` atomically; returns the path.
+
+    ``film`` (a :class:`cvae.film.Film`, the training snapshots) is stored as plain tensors
+    under ``"film"``; a checkpoint without one is just as valid."""
     path = Path(path)
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     payload = {
@@ -70,6 +73,8 @@ def save_checkpoint(model: CVAE, path: str | os.PathLike, *, train_config: dict 
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "extra": _plain(extra or {}),
     }
+    if film is not None:
+        payload["film"] = film.to_tensors()
     folder = path.parent if str(path.parent) else Path(".")
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -183,6 +188,14 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
             raise CheckpointError(path, f"weight {k} contains NaN or infinite values")
     model = CVAE.from_config(cfg)
     model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
+    film, film_problem = None, None
+    if payload.get("film") is not None:
+        from .film import Film, FilmError
+
+        try:
+            film = Film.from_tensors(payload["film"], latent_dim=cfg.latent_dim)
+        except FilmError as exc:  # the weights are fine: load them, say what is wrong with the film
+            film_problem = str(exc)
     model.meta = {
         "path": str(path),
         "train_config": payload.get("train_config") or {},
@@ -190,5 +203,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         "versions": payload.get("versions") or {},
         "created": payload.get("created"),
         "extra": payload.get("extra") or {},
+        "film": film,  # cvae.film.Film or None
+        "film_problem": film_problem,  # why a stored film was not loaded, or None
     }
     return model.to(device).eval()

@@ -21,6 +21,7 @@ import torch
 
 from .augment import random_affine
 from .checkpoint import save_checkpoint
+from .film import Film, FilmRecorder
 from .gemm import loss_and_grads, native_bf16
 from .latent import evaluate
 from .model import CVAE, ModelConfig, pick_device
@@ -64,6 +65,7 @@ class TrainConfig:
     channels_last: bool = True  # NHWC activations: faster CPU convolutions, same maths
     workers: int = 0  # threads that split each batch (data parallel, CPU); 0: auto (see auto_workers)
     precision: str = "auto"  # CPU: fp32 (stock layers) | bf16 (cvae.gemm products) | auto (bf16 where native)
+    film: bool = True  # record the training film (cvae.film) when the test labels are given
 
     def __post_init__(self) -> None:
         checks = [
@@ -119,6 +121,7 @@ class TrainResult:
     stop_reason: str  # completed | early_stopping | stopped | nan
     message: str
     seconds: float
+    film: Film | None = None  # the run's snapshots (cvae.film), None when not recorded
 
 
 def _lr_factor(cfg: TrainConfig, step: int, total: int) -> float:
@@ -289,12 +292,16 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
           model: CVAE | None = None, model_config: ModelConfig | None = None,
           callback: Callable[[dict], bool | None] | None = None, out: str | Path | None = None,
           progress: bool = False, log: Callable[[str], None] | None = None,
-          meta: dict | None = None) -> TrainResult:
+          meta: dict | None = None, test_y: torch.Tensor | None = None) -> TrainResult:
     """Train a CVAE; returns the model with the best epoch's weights (lowest val_loss).
 
     ``callback(event)`` gets ``{"kind": "step", epoch, step, steps, loss}`` after every
     step and ``{"kind": "epoch", **record}`` after every epoch; returning False (or
     raising StopTraining) stops the run, keeping the best weights so far.
+    With ``test_y`` (the test labels) and ``cfg.film``, it also gets ``{"kind": "snapshot",
+    step, epoch, z, labels, loss, val_loss, manifold, ...}`` at the start, several times in the
+    first epoch and after every epoch (cvae.film.FilmRecorder; its return value is ignored),
+    and the film goes into the checkpoint and ``TrainResult.film``.
     With ``out``, the best model so far is saved (atomically) after every improving
     epoch, so a killed run still leaves its best checkpoint; ``meta`` (plain JSON values,
     e.g. the command line) is stored in the checkpoint's ``extra``.
@@ -330,6 +337,8 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
     # Restored if the loss blows up before any epoch finishes (never return NaN weights).
     initial_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
 
+    film = (FilmRecorder(test_x, test_y, steps_per_epoch=steps, epochs=cfg.epochs, batch_size=cfg.eval_batch_size)
+            if cfg.film and test_y is not None else None)
     history: list[dict] = []
     best_state, best_val, best_epoch = None, math.inf, None
     stale = 0
@@ -345,17 +354,30 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
             snapshot = CVAE.from_config(model.config)
             snapshot.load_state_dict(best_state)
             save_checkpoint(snapshot, out, train_config=cfg.to_dict(), history=history,
+                            film=film.film() if film is not None else None,
                             extra={**(meta or {}), "best_epoch": best_epoch, "best_val_loss": best_val,
                                    "train_images": n, "stop_reason": stop_reason, "device": str(device),
                                    "workers": workers, "arithmetic": describe_precision(cfg.precision, device),
-                                   "wall_seconds": time.perf_counter() - t_start})
+                                   "wall_seconds": time.perf_counter() - t_start,
+                                   **({"film_seconds": film.seconds} if film is not None else {})})
 
     # Created right before the try, whose finally shuts the pool and restores the threads.
     step = _Step(model, workers, cfg.seed, device, (cfg.augment, cfg.rotate, cfg.zoom), dtype)
     threads_before = torch.get_num_threads()
     if workers > 1:
         torch.set_num_threads(1)  # one core per shard during steps
+
+    def snap(epoch_done: float, val_loss: float | None = None) -> None:
+        torch.set_num_threads(threads_before)  # one batch of 2,000 images: all cores on each op
+        ev = film.record(kept, global_step, epoch_done, val_loss)
+        if workers > 1:
+            torch.set_num_threads(1)
+        if callback is not None:
+            callback(ev)
+
     try:
+        if film is not None:
+            snap(0.0)
         for epoch in range(1, cfg.epochs + 1):
             t0 = time.perf_counter()
             model.train()
@@ -386,6 +408,8 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
                 k = len(idx)
                 seen += k
                 sums += torch.tensor([loss_v, recon_v, kl_v], dtype=torch.float64) * k
+                if film is not None:
+                    film.add_loss(loss_v, k)
                 if bar is not None:
                     bar.update(1)
                     if s % 50 == 0:
@@ -394,6 +418,8 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
                                                       "steps": steps, "loss": loss_v}) is False:
                     stop_reason, message = "stopped", "training stopped by request"
                     raise StopTraining
+                if film is not None and film.due_in_step(epoch, s + 1):
+                    snap(epoch - 1 + (s + 1) / steps)
             if bar is not None:
                 bar.close()
                 bar = None
@@ -416,6 +442,8 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
             if not math.isfinite(rec["val_loss"]):
                 stop_reason, message = "nan", f"training stopped: val_loss became {rec['val_loss']} at epoch {epoch}"
                 raise StopTraining
+            if film is not None and film.due_after_epoch(epoch, last=epoch == cfg.epochs):
+                snap(float(epoch), rec["val_loss"])
             if rec["val_loss"] < best_val - cfg.min_delta or best_epoch is None:
                 best_val, best_epoch, stale = rec["val_loss"], epoch, 0
                 best_state = copy.deepcopy({k: v.detach().cpu() for k, v in kept.state_dict().items()})
@@ -451,4 +479,5 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
     model.eval()
     return TrainResult(model=model, history=history, best_epoch=best_epoch,
                        best_val_loss=best_val if best_epoch else None, stop_reason=stop_reason,
-                       message=message, seconds=time.perf_counter() - t_start)
+                       message=message, seconds=time.perf_counter() - t_start,
+                       film=film.film() if film is not None else None)
