@@ -1,4 +1,4 @@
-"""Command line: ``python -m cvae train|evaluate|encode``.
+"""Command line: ``python -m cvae train|evaluate|encode|ship|film``.
 
 Errors a person can fix (missing data, bad checkpoint, bad option) print one clear
 message to stderr and exit with code 2, never a traceback.
@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "a fresh model")
     t.add_argument("--no-download", action="store_true", help="never try to download MNIST")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--no-film", action="store_true",
+                   help="do not record the training film (snapshots of the latent space; on by default)")
 
     e = sub.add_parser("evaluate", help="test-set loss of a checkpoint")
     e.add_argument("checkpoint")
@@ -101,6 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--assets", default="assets")
     s.add_argument("--train-command", help="the command that trained it (default: read from the checkpoint)")
     s.add_argument("--no-download", action="store_true")
+
+    f = sub.add_parser("film", help="render a checkpoint's training film (how its latent space formed) as an "
+                                    "animated GIF")
+    f.add_argument("checkpoint")
+    f.add_argument("--out", help="GIF file to write (one frame per snapshot)")
+    f.add_argument("--frame-ms", type=_positive_int, default=500, help="milliseconds per frame (default 500)")
+    f.add_argument("--ship", action="store_true",
+                   help="also write the film to assets/film.npz as the shipped model's film (a separate run "
+                        "of its recipe; the page says so)")
     return p
 
 
@@ -115,7 +126,8 @@ def _cmd_train(args) -> int:
                                   seed=args.seed, limit=args.limit, device=args.device,
                                   weight_decay=args.weight_decay, ema=args.ema, workers=args.workers,
                                   precision=args.precision,
-                                  augment=args.augment, rotate=args.rotate, zoom=args.zoom)
+                                  augment=args.augment, rotate=args.rotate, zoom=args.zoom,
+                                  film=False if args.no_film else None)
     model, init_from = None, None
     if args.init:
         from .checkpoint import load_checkpoint
@@ -128,7 +140,7 @@ def _cmd_train(args) -> int:
         print(f"Starting from {args.init} ({init_from['epochs']} epochs, "
               f"val_loss {prev.get('best_val_loss')})", flush=True)
     train_x, _ = load_mnist("train", args.data_dir, download=not args.no_download)
-    test_x, _ = load_mnist("test", args.data_dir, download=not args.no_download)
+    test_x, test_y = load_mnist("test", args.data_dir, download=not args.no_download)
     n = min(len(train_x), cfg.limit or len(train_x))
     print(f"Training on {n} images, validating on {len(test_x)}; recipe {cfg.recipe}: "
           f"batch {cfg.batch_size}, lr {cfg.lr}, {cfg.optimizer}, {cfg.schedule}"
@@ -147,8 +159,13 @@ def _cmd_train(args) -> int:
     if init_from:
         meta["init_from"] = init_from
     result = train(cfg, train_x, test_x, model=model, out=args.out, progress=not args.quiet,
-                   log=lambda line: print(line, flush=True), meta=meta)
+                   log=lambda line: print(line, flush=True), meta=meta, test_y=test_y)
     print(result.message)
+    if result.film is not None:
+        secs = result.film.info.get("record_seconds", 0.0)
+        print(f"Film: {len(result.film)} snapshots of {result.film.z.shape[1]} test digits, recorded in "
+              f"{secs:.1f}s ({secs / max(result.seconds, 1e-9):.1%} of the run); replay it in the app or with "
+              f"`python -m cvae film {args.out} --out film.gif`")
     if result.best_epoch is None:
         print(f"error: no epoch finished, nothing saved to {args.out}", file=sys.stderr)
         return 1
@@ -202,13 +219,51 @@ def _cmd_ship(args) -> int:
     return 0
 
 
+def _cmd_film(args) -> int:
+    from .checkpoint import load_checkpoint
+    from .film import film_gif, ship_film
+
+    if not args.out and not args.ship:
+        print("error: say where to write the film: --out FILE.gif (and/or --ship)", file=sys.stderr)
+        return EXIT_USAGE
+    model = load_checkpoint(args.checkpoint)
+    film = model.meta.get("film")
+    if film is None:
+        problem = model.meta.get("film_problem")
+        print(f"error: {args.checkpoint}: " + (f"its film cannot be read ({problem})" if problem else
+              "this checkpoint has no training film (it was trained without snapshots, e.g. "
+              "before films existed or with --no-film); retrain it with `python -m cvae train` to record one"),
+              file=sys.stderr)
+        return EXIT_USAGE
+    if args.ship:
+        path, shipped = ship_film(args.checkpoint)
+        print(f"wrote {path}: {len(shipped)} snapshots, {path.stat().st_size / 1e3:.0f} kB, for the shipped "
+              f"model (sha256 {shipped.info['checkpoint_sha256'][:12]}...)")
+    if not args.out:
+        return 0
+    data = film_gif(film, frame_ms=args.frame_ms)
+    out = Path(args.out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(out)
+    except OSError as exc:
+        print(f"error: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"wrote {out}: {len(film)} frames (epoch {film.epoch[0]:.2f} to {film.epoch[-1]:.2f}), "
+          f"{len(data) / 1e3:.0f} kB")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError
     from .data import DataMissingError
 
     args = build_parser().parse_args(argv)
     try:
-        return {"train": _cmd_train, "evaluate": _cmd_evaluate, "encode": _cmd_encode, "ship": _cmd_ship}[args.command](args)
+        return {"train": _cmd_train, "evaluate": _cmd_evaluate, "encode": _cmd_encode, "ship": _cmd_ship,
+                "film": _cmd_film}[args.command](args)
     except (DataMissingError, CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

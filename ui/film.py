@@ -1,0 +1,72 @@
+"""The training film in the page: live while a model trains, and replayed for a checkpoint.
+
+``live_film_ui(snapshots)`` draws a run in progress from the trainer's snapshot events
+(cvae.film): the latest scatter of the 2,000 film digits on fixed axes, the loss so far and
+the small manifold decoded at that moment. ``film_replay_ui(model)`` replays a checkpoint's
+film as a Plotly animation (play button, slider) with a GIF download, or says that there is
+none. All figures and files come from :mod:`cvae.film`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import streamlit as st
+
+from cvae.film import Film, film_figure, film_gif, frame_caption, live_figure, replay_for
+
+NO_FILM = ("This model has no training film: it was trained without snapshots (before films existed, "
+           "or with `--no-film`). Models trained now record one, in the app and with `python -m cvae train`.")
+
+
+def live_film_ui(snapshots: list[dict], *, key: str = "film_live") -> None:
+    """The latest snapshot of a run in progress (the caller reruns this as snapshots arrive)."""
+    if not snapshots:
+        st.caption("The training film starts with the first snapshot, taken before the first step.")
+        return
+    last = snapshots[-1]
+    st.plotly_chart(live_figure(snapshots), key=key, config={"displaylogo": False})
+    st.caption(f"Snapshot {len(snapshots)}: {frame_caption(last)}. The 2,000 film digits (200 of each) are "
+               "encoded at the start, several times in the first epoch and after every epoch.")
+
+
+def _fingerprint(film: Film) -> str:
+    h = hashlib.sha1(film.z.tobytes())
+    h.update(film.step.tobytes())
+    h.update(film.manifold.tobytes())
+    return h.hexdigest()
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _figure(fingerprint: str, _film: Film):
+    # why: the animation's 2,000 points x every frame take ~0.3 s to build; the page reruns on
+    # every slider move elsewhere, and the film of a model never changes (keyed by its content).
+    return film_figure(_film)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _gif(fingerprint: str, _film: Film) -> bytes:
+    # why: drawing every frame with Pillow is done once per film, and only when someone downloads it.
+    return film_gif(_film)
+
+
+def film_replay_ui(model, *, key: str = "film_replay") -> None:
+    """The training film of ``model`` (a loaded checkpoint): its own, or the shipped film beside
+    the shipped model (with a note), or a line saying it has none."""
+    replay = replay_for(model)
+    if replay.problem:
+        st.warning(f"This checkpoint's film could not be read: {replay.problem}")
+    if replay.film is None:
+        if not replay.problem:
+            st.info(NO_FILM)
+        return
+    film = replay.film
+    if replay.note:
+        st.caption(replay.note)
+    fp = _fingerprint(film)
+    st.plotly_chart(_figure(fp, film), key=key, config={"displaylogo": False})
+    st.caption(f"{len(film)} snapshots of {film.z.shape[1]:,} test digits, from before the first step to "
+               f"epoch {film.epoch[-1]:.0f}. Press ▶ Play, or drag the slider; the loss panel marks the frame.")
+    st.download_button("Download the film (GIF)", data=lambda: _gif(fp, film), file_name="training_film.gif",
+                       mime="image/gif", key=f"{key}_gif", on_click="ignore",
+                       help="An animated GIF, one frame per snapshot (drawn with Pillow).")
