@@ -140,11 +140,11 @@ async def move(s: Session, app: bool, moves: int, timeout_ms: float) -> None:
         except Exception:
             s.lost.append(f"session {s.i}: move {k + 1} did not land in {timeout_ms / 1000:.0f} s "
                           f"(URL z1 {await page.evaluate('() => __lt.value()')!r}, started at {start!r})")
-            return
+            break
     lt = await page.evaluate("() => ({digit: __lt.digit, commit: __lt.commit, value: __lt.value()})")
     s.digit_s = [t / 1000 for t in lt["digit"]]
     s.commit_s = [t / 1000 for t in lt["commit"]]
-    if app:  # every move reached Python: the URL (written by Python) moved by exactly `moves` steps
+    if app and not s.lost:  # every move reached Python: the URL (written by Python) moved by exactly `moves` steps
         try:
             step = float(await slider.get_attribute("step"))  # Python's step, as the page got it
             got, want = float(lt["value"]), float(start) + moves * step
