@@ -269,7 +269,11 @@ def test_a_killed_server_leaves_no_training_behind(data, tmp_path):
     finally:
         server.kill()
         server.wait()
-    wait_for(lambda: not _alive(child), 60, f"the training process {child} to exit after its server died")
+    try:
+        wait_for(lambda: not _alive(child), 60, f"the training process {child} to exit after its server died")
+    finally:
+        if _alive(child):  # do not leave it training for the rest of the session
+            os.kill(child, signal.SIGKILL)
 
 
 # --------------------------------------------------------------------------- the registry
