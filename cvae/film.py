@@ -361,10 +361,9 @@ class Film:
 # Rendering: the shared view (axes, captions), the Plotly animation, the GIF
 
 
-def film_bounds(z: np.ndarray, minimum: float = 1.0) -> tuple[float, float, float, float]:
-    """Axes (x lo, x hi, y lo, y hi), square, that hold the 0.5-99.5 percentile range of every
-    frame's points, so the axes stay the same from frame to frame and a few stray points do not
-    shrink the clouds. ``z``: (N frames, M points, D) or one frame (M, D)."""
+def _percentile_box(z: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(lo, hi) over z1, z2 holding the 0.5-99.5 percentile range of every frame's points;
+    ``z``: (N frames, M points, D) or one frame (M, D). None when no point is finite."""
     a = np.asarray(z, np.float32)
     frames = a.reshape(-1, a.shape[-2], a.shape[-1])[..., :2]
     los, his = [], []
@@ -373,9 +372,17 @@ def film_bounds(z: np.ndarray, minimum: float = 1.0) -> tuple[float, float, floa
         if len(f):
             los.append(np.percentile(f, 0.5, axis=0))
             his.append(np.percentile(f, 99.5, axis=0))
-    if not los:
+    return (np.min(los, axis=0), np.max(his, axis=0)) if los else None
+
+
+def film_bounds(z: np.ndarray, minimum: float = 1.0) -> tuple[float, float, float, float]:
+    """Axes (x lo, x hi, y lo, y hi) for a whole film, square: they hold every frame's points
+    (0.5-99.5 percentiles, so a few stray points do not shrink the clouds), so they stay the
+    same from frame to frame."""
+    box = _percentile_box(z)
+    if box is None:
         return (-minimum, minimum, -minimum, minimum)
-    lo, hi = np.min(los, axis=0), np.max(his, axis=0)
+    lo, hi = box
     centre = (lo + hi) / 2
     half = max(float((hi - lo).max()) / 2 * 1.08, minimum)
     return (float(centre[0] - half), float(centre[0] + half), float(centre[1] - half), float(centre[1] + half))
@@ -423,7 +430,8 @@ def _scatter_traces(z, labels, go, scattergl: bool = False):
     traces = []
     for d in range(10):
         m = labels == d
-        traces.append(cls(x=z[m, 0].astype(float), y=z[m, 1].astype(float), mode="markers", name=str(d),
+        # float32: sent as base64 typed arrays, half the bytes of float64 (z is float16 anyway).
+        traces.append(cls(x=z[m, 0].astype(np.float32), y=z[m, 1].astype(np.float32), mode="markers", name=str(d),
                           marker=dict(size=4, color=DIGIT_COLORS[d], opacity=0.75),
                           hovertemplate=f"digit {d}<br>z1=%{{x:.2f}}<br>z2=%{{y:.2f}}<extra></extra>"))
     return traces
@@ -534,11 +542,11 @@ LIVE_MIN_BOUNDS = 4.0  # the live view's axes: at least the prior's +-4 box, gro
 
 
 def live_bounds(snapshots: list[dict]) -> tuple[float, float, float, float]:
-    """Axes for a run in progress: the same for every frame until points would leave them
-    (the +-4 box, grown to hold every snapshot so far)."""
-    b = film_bounds(np.stack([np.asarray(s["z"], np.float32) for s in snapshots]), minimum=LIVE_MIN_BOUNDS)
-    half = max(LIVE_MIN_BOUNDS, abs(b[0]), abs(b[1]), abs(b[2]), abs(b[3]))
-    half = math.ceil(half)  # whole units: the axes change rarely, by steps
+    """Axes for a run in progress, centred on 0: the prior's +-4 box, grown in whole units
+    (never shrunk) only when the clouds of a snapshot so far leave it."""
+    box = _percentile_box(np.stack([np.asarray(s["z"], np.float32) for s in snapshots]))
+    reach = 0.0 if box is None else float(max(np.abs(box[0]).max(), np.abs(box[1]).max()))
+    half = max(LIVE_MIN_BOUNDS, math.ceil(reach * 1.05))
     return (-half, half, -half, half)
 
 
