@@ -445,16 +445,18 @@ def _manifold_image(img, go):
 
 
 def _layout(fig, bounds, loss_rng, x_max, manifold: bool, height: int, box=None):
-    fig.update_xaxes(range=list(bounds[:2]), title_text="z1", row=1, col=1, zeroline=False)
+    # constrain="domain": equal scales shrink the plot, never widen the fixed range.
+    fig.update_xaxes(range=list(bounds[:2]), title_text="z1", row=1, col=1, zeroline=False, constrain="domain")
     fig.update_yaxes(range=list(bounds[2:]), title_text="z2", row=1, col=1, zeroline=False,
-                     scaleanchor="x", scaleratio=1)
+                     scaleanchor="x", scaleratio=1, constrain="domain")
     fig.update_xaxes(range=[0, x_max], title_text="epoch", row=1, col=2)
-    fig.update_yaxes(range=list(loss_rng), type="log", title_text="-ELBO per image", row=1, col=2)
+    fig.update_yaxes(range=list(loss_rng), type="log", row=1, col=2)
     if manifold:
         fig.update_xaxes(visible=False, row=2, col=2)
         fig.update_yaxes(visible=False, row=2, col=2, scaleanchor="x3")
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=50, b=10), hovermode="closest",
-                      legend=dict(title="digit", itemsizing="constant", x=0.6, xanchor="right"),
+                      legend=dict(title="digit", itemsizing="constant", orientation="h", x=0, xanchor="left",
+                                  y=1.0, yanchor="bottom"),
                       uirevision="film", showlegend=True)
     return fig
 
@@ -462,13 +464,15 @@ def _layout(fig, bounds, loss_rng, x_max, manifold: bool, height: int, box=None)
 def _subplots(manifold: bool, box):
     from plotly.subplots import make_subplots
 
-    box_txt = (f"manifold, z1 {box[0]:g}..{box[1]:g}, z2 {box[2]:g}..{box[3]:g}" if box is not None else "manifold")
+    box_txt = (f"decoded manifold, z1 {box[0]:g}..{box[1]:g}, z2 {box[2]:g}..{box[3]:g}" if box is not None
+               else "decoded manifold")
     if manifold:
+        # The scatter's title row holds the digit legend instead.
         return make_subplots(rows=2, cols=2, column_widths=[0.6, 0.4], row_heights=[0.38, 0.62],
                              specs=[[{"rowspan": 2}, {}], [None, {}]], horizontal_spacing=0.08,
-                             vertical_spacing=0.12, subplot_titles=("2,000 test digits (z_mean)", "loss", box_txt))
+                             vertical_spacing=0.16, subplot_titles=("", "loss (-ELBO per image, log)", box_txt))
     return make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4], horizontal_spacing=0.08,
-                         subplot_titles=("2,000 test digits (z_mean)", "loss"))
+                         subplot_titles=("", "loss (-ELBO per image, log)"))
 
 
 def film_figure(film: Film, *, height: int = 620, frame_ms: int = 600, transition_ms: int = 450):
@@ -525,8 +529,8 @@ def film_figure(film: Film, *, height: int = 620, frame_ms: int = 600, transitio
                                    dict(label="❚❚ Pause", method="animate",
                                         args=[[None], dict(frame=dict(duration=0, redraw=False),
                                                            transition=dict(duration=0), mode="immediate")])])],
-        sliders=[dict(active=0, x=0.16, len=0.84, y=-0.02, yanchor="top", pad=dict(t=30),
-                      currentvalue=dict(prefix="snapshot ", visible=True),
+        sliders=[dict(active=0, x=0.2, len=0.8, y=-0.02, yanchor="top", pad=dict(t=30),
+                      currentvalue=dict(visible=False),  # the title names the frame
                       transition=dict(duration=transition_ms, easing="cubic-in-out"),
                       steps=[dict(label=f"{film.epoch[i]:.2f}", method="animate",
                                   args=[[str(i)], dict(anim, frame=dict(duration=transition_ms, redraw=True))])
