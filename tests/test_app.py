@@ -120,7 +120,7 @@ def test_runs_on_the_shipped_model(env):
     assert len(at.latex) == 3
 
 
-def test_a_commit_moves_the_point_the_fallback_digit_and_the_url(env):
+def test_a_commit_moves_the_point_and_the_fallback_digit(env):
     at = run_app()
     no_errors(at)
     before_url = digit_image(at).url
@@ -131,7 +131,8 @@ def test_a_commit_moves_the_point_the_fallback_digit_and_the_url(env):
     assert after.url != before_url, "the decoded digit did not change"
     assert "z = (1.500, -0.750)" in after.caption
     assert committed(at) == pytest.approx((1.5, -0.75))
-    assert (at.query_params["z1"], at.query_params["z2"]) == ("1.500", "-0.750")
+    # The current digit's download sits in the decoder column (which every commit reruns).
+    assert "Current digit (PNG)" in [b.label for b in at.get("download_button")]
 
 
 def test_a_link_opens_at_its_point_and_junk_in_it_is_ignored(env):
@@ -149,7 +150,7 @@ def test_a_link_opens_at_its_point_and_junk_in_it_is_ignored(env):
         assert committed(at) == pytest.approx(want), (z1, z2)
 
 
-def test_the_commit_callback_clamps_selects_and_reruns_only_the_fragments(monkeypatch):
+def test_the_commit_callback_clamps_selects_and_reruns_only_what_follows_the_point(monkeypatch):
     """ui.explorer.parse_commit and ui.explore.commit: what the browser sends, as Python takes it."""
     from ui import explore
     from ui.explorer import parse_commit
@@ -161,12 +162,22 @@ def test_the_commit_callback_clamps_selects_and_reruns_only_the_fragments(monkey
     assert parse_commit({"z1": 0.5, "z2": 0.25, "select": True}, b, 10) == (0.5, 0.25, None)
     for junk in (None, [], {"z1": "x", "z2": 0}, {"z1": float("nan"), "z2": 0}, {"z2": 1}):
         assert parse_commit(junk, b, 10) is None
+    from ui import features
+
     reruns = []
+    state = {"_latent_bounds": b}
     monkeypatch.setattr(explore.st, "rerun", lambda scope: reruns.append(scope))
-    monkeypatch.setattr(explore.st, "session_state", {"_latent_bounds": b})
-    explore.commit(0.5, 0.25, 3)
-    assert explore.st.session_state["z1"] == 0.5 and explore.st.session_state["selected_index"] == 3
-    assert reruns == [["decoder", "panels"]]
+    monkeypatch.setattr(explore.st, "session_state", state)
+    monkeypatch.setattr(features.st, "session_state", state)
+    explore.commit(0.5, 0.25, None)  # a move: the panels show nothing that depends on it, so the
+    assert (state["z1"], state["z2"]) == (0.5, 0.25) and reruns == []  # component's own fragment reruns
+    explore.commit(0.5, 0.25, 3)  # a new selection: the posterior of the clicked digit follows
+    assert state["selected_index"] == 3 and reruns.pop() == ["decoder", "panels"]
+    explore.commit(0.75, 0.25, 3)  # the same digit again: nothing new for the panels
+    assert reruns == []
+    state[features.K_A_KIND] = features.CURRENT  # a morph from the current point follows every move
+    explore.commit(0.1, 0.2, None)
+    assert reruns.pop() == ["decoder", "panels"]
 
 
 def _set_latent_script():
@@ -211,7 +222,7 @@ def test_offline_uses_shipped_encodings(monkeypatch, tmp_path):
     at = run_app()
     no_errors(at)
     spec = plotly_spec(at, "scatter")
-    n = sum(len(t["customdata"]["bdata"]) > 0 for t in spec["data"] if t.get("type") == "scattergl")
+    n = sum(len(t["x"]["bdata"]) > 0 for t in spec["data"] if t.get("type") == "scattergl")
     assert n == 10
     at.session_state["selected_index"] = 7
     at.run()

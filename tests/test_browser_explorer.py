@@ -21,6 +21,7 @@ from cvae.webexport import decoder_payload
 from helpers import start_server
 
 TIMEOUT_MS = 90_000
+HARNESS_LABELS = np.random.default_rng(1).integers(0, 10, 3000).astype(np.uint8)
 
 
 def random_model(seed=0) -> CVAE:
@@ -43,7 +44,7 @@ def harness(model, tmp_path_factory):
     save_checkpoint(model, d / "model.pt")
     rng = np.random.default_rng(0)
     np.savez(d / "enc.npz", z_mean=rng.normal(size=(3000, 2)).astype(np.float32),
-             z_log_var=np.zeros((3000, 2), np.float32), label=rng.integers(0, 10, 3000).astype(np.uint8))
+             z_log_var=np.zeros((3000, 2), np.float32), label=HARNESS_LABELS)
     server = start_server("tests/apps/explorer_harness.py",
                           {"CVAE_EXPLORER_CKPT": str(d / "model.pt"), "CVAE_EXPLORER_ENC": str(d / "enc.npz"),
                            "CVAE_TEST_HOOKS": "1"}, log=d / "streamlit.log")
@@ -215,9 +216,12 @@ def test_hovering_the_scatter_previews_the_digit_at_the_cursor(page_, model):
     assert_canvas_is(pg, model, committed)
 
 
-ISOLATED_POINT_JS = """() => { const gd = document.querySelector('.st-key-scatter .js-plotly-plot');
-    const pts = []; for (const t of gd._fullData) { if (!t.x || !t.customdata) continue;
-      for (let i = 0; i < t.x.length; i++) pts.push([t.x[i], t.y[i], t.customdata[i]]); }
+# The test-set index of a scatter point, from the harness's encodings (trace "d" holds the
+# digits labelled d in test-set order; the page sends no indices).
+ISOLATED_POINT_JS = """(labels) => { const gd = document.querySelector('.st-key-scatter .js-plotly-plot');
+    const byLabel = {}; labels.forEach((l, i) => (byLabel[l] ||= []).push(i));
+    const pts = []; for (const t of gd._fullData) { if (!t.x || !/^\\d$/.test(t.name)) continue;
+      for (let i = 0; i < t.x.length; i++) pts.push([t.x[i], t.y[i], byLabel[+t.name][i]]); }
     let best = null;  // the point inside [-2.5, 2.5]^2 farthest from its nearest neighbour
     for (const p of pts) { if (Math.abs(p[0]) > 2.5 || Math.abs(p[1]) > 2.5) continue;
       let near = Infinity; for (const q of pts) if (q !== p) near = Math.min(near, Math.hypot(p[0] - q[0], p[1] - q[1]));
@@ -225,7 +229,11 @@ ISOLATED_POINT_JS = """() => { const gd = document.querySelector('.st-key-scatte
     return best; }"""
 
 WATCH_HOVER_JS = """() => { const gd = document.querySelector('.st-key-scatter .js-plotly-plot');
-    window.__hovered = null; gd.on('plotly_hover', (ev) => { const p = ev.points[0]; window.__hovered = [p.x, p.y, p.customdata]; }); }"""
+    window.__hovered = null; gd.on('plotly_hover', (ev) => { const p = ev.points[0]; window.__hovered = [p.x, p.y, +p.data.name, p.pointNumber]; }); }"""
+
+
+def harness_labels() -> list[int]:
+    return HARNESS_LABELS.tolist()
 
 
 def hover_point(pg, target):
@@ -234,7 +242,8 @@ def hover_point(pg, target):
     px = pg.evaluate("([a, b]) => cvaeExplorer.scatterPx(a, b)", target[:2])
     pg.mouse.move(px[0] - 25, px[1] + 25)
     pg.mouse.move(*px, steps=5)
-    pg.wait_for_function(f"() => window.__hovered && window.__hovered[2] === {target[2]}", timeout=TIMEOUT_MS)
+    pg.wait_for_function("([x, y]) => window.__hovered && window.__hovered[0] === x && window.__hovered[1] === y",
+                         arg=[target[0], target[1]], timeout=TIMEOUT_MS)
     return px
 
 
@@ -242,7 +251,7 @@ def test_hover_preview_is_where_plotly_puts_a_point(page_):
     """The cursor's latent point, independently of our axis maths: Plotly's own hover picks
     the test digit under the cursor, and the preview is at that digit's z_mean."""
     pg, _ = page_
-    target = pg.evaluate(ISOLATED_POINT_JS)
+    target = pg.evaluate(ISOLATED_POINT_JS, harness_labels())
     hover_point(pg, target)
     z = stats(pg)["live"]["z"]
     per_px = pg.evaluate("""() => { const a = document.querySelector('.st-key-scatter .js-plotly-plot')._fullLayout.xaxis;
@@ -276,7 +285,7 @@ def test_drag_on_the_scatter_moves_the_marker_live_and_commits_once(page_, model
 
 def test_a_click_on_a_test_digit_selects_it(page_, model):
     pg, _ = page_
-    target = pg.evaluate(ISOLATED_POINT_JS)
+    target = pg.evaluate(ISOLATED_POINT_JS, harness_labels())
     hover_point(pg, target)
     pg.mouse.down()
     pg.mouse.up()

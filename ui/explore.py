@@ -25,11 +25,12 @@ from ui import features
 from ui.common import part
 from ui.film import film_replay_ui
 from ui.explorer import DIGIT_PX, FALLBACK_KEY, explorer_ui, manifold_map, overlays_ui
-from ui.latent import apply_selection, bounds, current_latent, point_to_url, set_latent
+from ui.latent import apply_selection, bounds, current_latent, set_latent
 from ui.models import load_model, manifold_image, test_digit
 
 SLIDER_STEP = 0.01
-FRAGMENTS = ["decoder", "panels"]  # what a commit reruns
+FRAGMENTS = ["decoder"]  # what every commit reruns
+PANELS = "panels"  # rerun too when they show something that depends on the point
 
 
 # Why: building ten Scattergl traces of 10,000 points (plotly's validation) costs ~170 ms;
@@ -37,6 +38,11 @@ FRAGMENTS = ["decoder", "panels"]  # what a commit reruns
 @st.cache_resource(show_spinner=False, max_entries=8)
 def scatter_figure(path: str, stamp: tuple, _enc: dict):
     fig = plots.latent_scatter(_enc["z_mean"], _enc["label"], None)
+    # No per-point indices on the wire (27 KB of 167): the browser takes them from the
+    # encodings it already holds (ui/explorer.js testIndex); the hover shows digit and z.
+    for t in fig.data:
+        t.customdata = None
+        t.hovertemplate = f"digit {t.name}<br>z1=%{{x:.2f}}<br>z2=%{{y:.2f}}<extra></extra>"
     # The browser's drag moves the point (zoom and pan stay in the modebar and the wheel);
     # hover labels only right on a point, so a click selects the digit under the cursor.
     fig.update_layout(dragmode=False, clickmode="event", hoverdistance=6)
@@ -54,18 +60,27 @@ def scatter_ui(path: str, stamp: tuple, enc: dict) -> None:
 
 def commit(z1: float, z2: float, selected: int | None) -> None:
     """The browser committed a point (widget callback): move there, maybe select a digit, and
-    rerun only the decoder column and the panels."""
+    rerun only the decoder column, and the panels if they show something that moved."""
     set_latent(z1, z2)
+    changed = selected is not None and selected != st.session_state.get("selected_index")
     if selected is not None:
         st.session_state["selected_index"] = selected
         st.session_state["_applied_selection"] = selected
-    st.rerun(FRAGMENTS)
+    scope = [*FRAGMENTS, PANELS] if features.panels_follow_point(changed) else list(FRAGMENTS)
+    if scope != ["decoder"]:  # else the trigger's own rerun (its fragment) is all it takes
+        st.rerun(scope)
 
 
 def explore_from_here(z1: float, z2: float) -> None:
     """The feature panels' "Explore from here" (a widget callback)."""
     set_latent(z1, z2)
-    st.rerun(FRAGMENTS)
+    st.rerun([*FRAGMENTS, PANELS])
+
+
+def clear_selection() -> None:
+    st.session_state["selected_index"] = None
+    st.session_state["_applied_selection"] = None
+    st.rerun([*FRAGMENTS, PANELS])
 
 
 def fallback_digit_ui(model, z: tuple[float, float]) -> None:
@@ -103,10 +118,7 @@ def selection_ui(model, enc: dict, data: str) -> None:
             recon = cvae.decode_point(model, float(z[0]), float(z[1]))
             st.image(plots.pixelate(recon, 5), width=140, output_format="PNG",
                      caption=f"reconstruction at z_mean = ({z[0]:.2f}, {z[1]:.2f})")
-    if st.button("Clear selection", key="clear_selection"):
-        st.session_state["selected_index"] = None
-        st.session_state["_applied_selection"] = None
-        st.rerun(scope="fragment")
+    st.button("Clear selection", key="clear_selection", on_click=clear_selection)
 
 
 @st.fragment(key="decoder")
@@ -115,11 +127,14 @@ def decoder_fragment(path: str, stamp: tuple, enc: dict, data: str, manifold: di
     apply_selection(enc["z_mean"])
     model = load_model(path, stamp)
     z = current_latent()
-    point_to_url()
     st.subheader("Decoder")
     explorer_ui(model, enc, z, bounds(), on_commit=commit, selected=st.session_state.get("selected_index"),
                 manifold=manifold, step=SLIDER_STEP)
     fallback_digit_ui(model, z)
+    features.current_digit_download_ui(model, z)
+    # The feature layers over the scatter (the panels send them too, when their widgets change).
+    overlays_ui(features.feature_traces(model, enc, z, st.session_state.get("selected_index")),
+                key="cvae_overlays_commit")
     selection_ui(model, enc, data)
 
 

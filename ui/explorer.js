@@ -12,6 +12,7 @@ const EXPLORERS = new WeakMap(); // host element -> Explorer
 const DECODERS = new Map();      // weights hash -> prepared decoder
 const MAPS = new Map();          // points hash -> prepared points
 const KEEP = 4;
+const RESEND_MS = 2500;
 
 function remember(map, key, make) {
   if (!map.has(key)) {
@@ -279,8 +280,14 @@ class Explorer {
       const s = this.sliders[k];
       [s.min, s.max, s.step] = [lo, hi, this.step];
     });
-    this.committed = [Number(d.z[0]), Number(d.z[1])];
+    if (this.session !== d.session) [this.session, this.seq, this.pending] = [d.session, 0, null];
+    if (this.pending && d.seq >= this.pending.seq) { this.pending = null; clearTimeout(this.resend); }
+    if (!this.pending) {
+      this.committed = [Number(d.z[0]), Number(d.z[1])];
+      pointToUrl(this.committed);
+    }
     this.selected = d.selected;
+    this.nPoints = d.n_points;
     if (!this.live || this.live.source !== "drag") this.live = null; // Python's point wins, except mid-drag
     this.padKey = null;
     this.fitPad(d.pad_px);
@@ -317,13 +324,25 @@ class Explorer {
     this.refresh();
   }
 
+  // Each commit carries a sequence number; Python echoes the last one it applied. Until it
+  // has, the browser keeps its own point (a rerun from an earlier commit does not pull it
+  // back), and a commit not applied within RESEND_MS is sent again: none is lost.
   commit(z, select = null) {
     z = this.clamp(z);
     this.committed = z;
     this.live = null;
     this.stats.commits += 1;
+    this.seq = (this.seq || 0) + 1;
+    this.pending = { z1: z[0], z2: z[1], select, seq: this.seq, session: this.session };
     this.refresh();
-    this.send("commit", { z1: z[0], z2: z[1], select });
+    this.sendPending();
+  }
+
+  sendPending() {
+    clearTimeout(this.resend);
+    if (!this.pending) return;
+    this.send("commit", this.pending);
+    this.resend = setTimeout(() => { this.stats.resent = (this.stats.resent || 0) + 1; this.sendPending(); }, RESEND_MS);
   }
 
   // Paint everything that shows the point: digit, sliders, pad, scatter and manifold overlays.
@@ -499,7 +518,7 @@ class Explorer {
     gd.on("plotly_relayout", () => this.drawScatter());
     gd.on("plotly_hover", (ev) => {
       const p = ev && ev.points && ev.points[0];
-      const idx = p ? (Array.isArray(p.customdata) ? p.customdata[0] : p.customdata) : null;
+      const idx = p ? this.testIndex(p) : null;
       this.hoveredPoint = Number.isInteger(idx) ? { index: idx, z: [p.x, p.y] } : null;
     });
     gd.on("plotly_unhover", () => { this.hoveredPoint = null; });
@@ -539,6 +558,22 @@ class Explorer {
     window.addEventListener("pointerup", up, true);
     this.unhook = () => { window.removeEventListener("pointerup", up, true); window.removeEventListener("pointermove", move, true); };
     this.drawScatter();
+  }
+
+  // The test-set index of a hovered point. The scatter sends no indices (they were a sixth of
+  // its bytes): trace "d" holds the digits labelled d in test-set order, and the encodings
+  // payload has every label in that order, so the k-th point of trace d is the k-th d.
+  testIndex(p) {
+    if (Number.isInteger(p.customdata)) return p.customdata;
+    const d = Number(p.data && p.data.name), k = p.pointNumber;
+    if (!this.points || this.points.n !== this.nPoints || !Number.isInteger(d) || !Number.isInteger(k)) return null;
+    if (!this.byLabel || this.byLabel.points !== this.points) {
+      const lists = Array.from({ length: 256 }, () => []);
+      this.points.label.forEach((l, i) => lists[l].push(i));
+      this.byLabel = { points: this.points, lists };
+    }
+    const list = this.byLabel.lists[d];
+    return list && k < list.length ? list[k] : null;
   }
 
   drawScatter() {
@@ -635,6 +670,18 @@ class Explorer {
     for (const h of [this.scatter, this.manifold]) h.canvas.remove();
     this.root.remove();
   }
+}
+
+// The committed point lives in the page's URL (?z1=..&z2=..), so a link opens the explorer
+// there (Python reads it once per session: ui/latent.py point_from_url). Written here when
+// Python's rerun confirms the point (so the URL is what Python holds), without a history
+// entry per move.
+function pointToUrl(z) {
+  const url = new URL(window.location.href), a = z[0].toFixed(3), b = z[1].toFixed(3);
+  if (url.searchParams.get("z1") === a && url.searchParams.get("z2") === b) return;
+  url.searchParams.set("z1", a);
+  url.searchParams.set("z2", b);
+  window.history.replaceState(window.history.state, "", url);
 }
 
 // The server-rendered digit (ui/explorer.py) is the fallback: hidden while this decoder works.

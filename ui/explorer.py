@@ -48,10 +48,15 @@ def _text_asset(name: str) -> dict:
     return {"text": text, "hash": digest({"file": name}, text.encode())}
 
 
+def _compact(js: str) -> str:
+    """The loader travels with every rerun: without its comment lines and indentation."""
+    return "\n".join(ln.strip() for ln in js.splitlines() if ln.strip() and not ln.strip().startswith("//"))
+
+
 @cache
 def _components():
     """Register the two components once per process (not at import time)."""
-    boot = (_HERE / "explorer_boot.js").read_text(encoding="utf-8")
+    boot = _compact((_HERE / "explorer_boot.js").read_text(encoding="utf-8"))
     # The feature layers reach the explorer through the page: kept on <html> (the explorer may
     # load later) and announced with an event (it may be there already).
     feed = ("export default function ({ data }) {"
@@ -148,6 +153,8 @@ def explorer_ui(model, enc: dict, z: Sequence[float], bounds: Sequence[float], *
     """
     bounds = tuple(float(v) for v in bounds)
     state_key = f"_{key}_send"  # hashes the browser asked for: sent with the next run, once
+    seq_key = f"_{key}_seq"  # the last commit applied (its number, from the browser)
+    session = st.session_state.setdefault(f"_{key}_session", os.urandom(4).hex())
     to_send: set = st.session_state.setdefault(state_key, set())
     weights = _weights(model)
     points = _points(np.asarray(enc["z_mean"], np.float32), np.asarray(enc["label"]), bounds)
@@ -161,7 +168,13 @@ def explorer_ui(model, enc: dict, z: Sequence[float], bounds: Sequence[float], *
             to_send.update(h for h in need.values() if isinstance(h, str) and h in known)
 
     def on_commit_cb() -> None:
-        c = parse_commit((st.session_state.get(key) or {}).get("commit"), bounds, len(enc["z_mean"]))
+        value = (st.session_state.get(key) or {}).get("commit")
+        c = parse_commit(value, bounds, len(enc["z_mean"]))
+        seq = value.get("seq") if isinstance(value, dict) else None
+        if isinstance(seq, int) and seq <= st.session_state.get(seq_key, 0):
+            return  # sent again after it was applied
+        if isinstance(seq, int):
+            st.session_state[seq_key] = seq  # echoed to the browser: it stops resending
         if c is not None:
             on_commit(*c)
 
@@ -178,6 +191,9 @@ def explorer_ui(model, enc: dict, z: Sequence[float], bounds: Sequence[float], *
         "bounds": list(bounds),
         "step": step,
         "selected": selected,
+        "seq": st.session_state.get(seq_key, 0),
+        "session": session,
+        "n_points": int(len(enc["z_mean"])),  # all in the points payload: the scatter's indices come from it
         "palette": list(DIGIT_COLORS),
         "digit_px": DIGIT_PX,
         "pad_px": PAD_PX,

@@ -330,12 +330,33 @@ def _default_grid(_model, model_key: str) -> np.ndarray:
     return decode_grid(_model, GRID_N, GRID_Z1, GRID_Z2)
 
 
+def current_digit_download_ui(model, current) -> None:
+    """The digit at the committed point as a 280x280 PNG (made when clicked, not on every
+    commit). In the decoder column, which reruns with every commit."""
+    point = np.asarray(current, dtype=np.float32)[None]
+    z = ", ".join(f"{v:.2f}" for v in current)
+    st.download_button("Current digit (PNG)", lambda: png_bytes(decode_points(model, point)[0], scale=10),
+                       file_name="digit.png", mime="image/png", on_click="ignore", key="feat_dl_digit",
+                       help=f"The digit decoded at ({z}), 280x280 pixels")
+
+
+def panels_follow_point(selection_changed: bool) -> bool:
+    """Whether the panels show something a commit changes: a morph from the current point, or
+    (when the selection changed) a morph or posterior of the clicked digit. Other commits
+    leave them as they are, and need not rerun them."""
+    kinds = (_get(K_A_KIND), _get(K_B_KIND))
+    if CURRENT in kinds:
+        return True
+    return selection_changed and (CLICKED in kinds or _get(K_U_SOURCE) == CLICKED)
+
+
 def downloads_ui(model, enc: dict, current=None, grid=None, model_key: str = "") -> None:
-    """PNG of the manifold grid and of the current digit; CSV of the encodings.
+    """PNG of the manifold grid; CSV of the encodings (the current digit's PNG is in the
+    decoder column: :func:`current_digit_download_ui`).
 
     ``grid`` is the manifold image as shown (an array, or a callable returning it); without
     it the tutorial's default 15x15 grid is decoded."""
-    c1, c2, c3 = st.columns(3)
+    c1, c3 = st.columns(2)
     with c1:
         try:
             g = grid() if callable(grid) else grid
@@ -347,15 +368,6 @@ def downloads_ui(model, enc: dict, current=None, grid=None, model_key: str = "")
             st.download_button("Manifold grid (PNG)", _grid_png(np.asarray(g)), file_name="manifold.png",
                                mime="image/png", on_click="ignore", key="feat_dl_grid",
                                help="The decoded n x n grid as shown, 2 pixels per model pixel")
-    with c2:
-        if current is not None:
-            point = np.asarray(current, dtype=np.float32)[None]
-            z = ", ".join(f"{v:.2f}" for v in current)
-            # Made when clicked, not on every commit of a new point.
-            st.download_button("Current digit (PNG)", lambda: png_bytes(decode_points(model, point)[0], scale=10),
-                               file_name="digit.png",
-                               mime="image/png", on_click="ignore", key="feat_dl_digit",
-                               help=f"The digit decoded at ({z}), 280x280 pixels")
     with c3:
         st.download_button("Encodings (CSV)", lambda: _csv(enc["z_mean"], enc["z_log_var"], enc["label"]),
                            file_name="encodings.csv", mime="text/csv", on_click="ignore", key="feat_dl_csv",

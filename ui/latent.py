@@ -2,8 +2,9 @@
 
 ``set_latent(z1, z2)`` is the one way to move the point (clamped to the explorer's
 bounds); the browser's commits, a click on a test digit, "Explore from here" and a link
-all go through it. The committed point is mirrored in the URL (``?z1=..&z2=..``), so a
-link opens the explorer there; bad values in a URL are ignored or clamped.
+all go through it. The committed point is mirrored in the URL (``?z1=..&z2=..``) by the
+browser (ui/explorer.js), so a link opens the explorer there: :func:`point_from_url` reads
+it once per session; bad values in a URL are ignored or clamped.
 """
 
 from __future__ import annotations
@@ -53,14 +54,6 @@ def point_from_url() -> None:
         return
     here = current_latent()
     set_latent(_finite_or(z1, here[0]), _finite_or(z2, here[1]))
-
-
-def point_to_url() -> None:
-    """Mirror the committed point in the URL (only when it changed: a tiny message)."""
-    z1, z2 = current_latent()
-    want = {"z1": f"{z1:.3f}", "z2": f"{z2:.3f}"}
-    if any(st.query_params.get(k) != v for k, v in want.items()):
-        st.query_params.update(want)
 
 
 def apply_selection(z_mean) -> None:
