@@ -27,6 +27,8 @@ POINTS_JS = """() => {
   return pts.length ? pts.join(';') : null;
 }"""
 ACTIVE_JS = "() => { const gd = document.querySelector('.js-plotly-plot'); return gd.layout.sliders[0].active; }"
+AXES_JS = ("() => { const L = document.querySelector('.js-plotly-plot')._fullLayout; "
+           "return [L.xaxis.range, L.yaxis.range]; }")
 
 
 @pytest.fixture
@@ -48,6 +50,7 @@ def test_play_moves_the_digits_frame_by_frame(replay, film):
     first = page.evaluate(POINTS_JS)
     assert first.count(";") + 1 == int((film.labels == 0).sum())  # every digit 0 of the film is drawn
     assert page.evaluate(ACTIVE_JS) == 0
+    axes = page.evaluate(AXES_JS)
     page.evaluate("window.__seen = new Set()")
     page.locator(".updatemenu-button", has_text="Play").click()
     # While it plays, the drawn positions change again and again, and the slider runs to the end.
@@ -57,6 +60,7 @@ def test_play_moves_the_digits_frame_by_frame(replay, film):
     }}""", polling=100, timeout=120_000)
     last = page.evaluate(POINTS_JS)
     assert last != first
+    assert page.evaluate(AXES_JS) == axes  # the same axes in every frame
     # At rest on the last frame, the title says that snapshot's step.
     page.wait_for_function(f"() => document.querySelector('.gtitle').textContent.includes('step {int(film.step[-1]):,}')")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
