@@ -97,9 +97,12 @@ def test_runs_on_the_shipped_model(env):
     assert lo2 < enc["z_mean"][:, 1].min() and hi2 > enc["z_mean"][:, 1].max()
     assert data["z"] == [0.0, 0.0] and data["selected"] is None
     assert data["palette"] == list(plots.DIGIT_COLORS)
-    # Assets go by hash; nothing is sent before the browser asks for it.
+    # Assets go by hash. A browser that holds none (no cookie) gets them with its first page,
+    # and later runs send only the hashes.
     assert set(data["assets"]) == {"code", "style", "weights", "points"}
-    assert all(set(ref) == {"hash"} for ref in data["assets"].values())
+    assert all(set(ref) == {"hash", "payload"} for ref in data["assets"].values())
+    at.run()
+    assert all(set(ref) == {"hash"} for ref in explorer_data(at)["assets"].values())
     spec = plotly_spec(at, "scatter")
     digit_traces = [t for t in spec["data"] if t.get("type") == "scattergl"]
     assert sorted(t["name"] for t in digit_traces) == [str(d) for d in range(10)]

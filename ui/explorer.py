@@ -155,7 +155,12 @@ def explorer_ui(model, enc: dict, z: Sequence[float], bounds: Sequence[float], *
     state_key = f"_{key}_send"  # hashes the browser asked for: sent with the next run, once
     seq_key = f"_{key}_seq"  # the last commit applied (its number, from the browser)
     session = st.session_state.setdefault(f"_{key}_session", os.urandom(4).hex())
-    to_send: set = st.session_state.setdefault(state_key, set())
+    if state_key not in st.session_state:
+        # A new session: send up front what the browser does not say it holds (its cookie,
+        # set by the loader), so a first visit needs no round trip and a reload no payload.
+        held = set(str(st.context.cookies.get("cvae_assets") or "").split("."))
+        st.session_state[state_key] = {"first": held}
+    to_send: set = st.session_state[state_key].setdefault("hashes", set())
     weights = _weights(model)
     points = _points(np.asarray(enc["z_mean"], np.float32), np.asarray(enc["label"]), bounds)
     assets = {"code": _text_asset("explorer.js"), "style": _text_asset("explorer.css"),
@@ -178,6 +183,9 @@ def explorer_ui(model, enc: dict, z: Sequence[float], bounds: Sequence[float], *
         if c is not None:
             on_commit(*c)
 
+    held = st.session_state[state_key].pop("first", None)
+    if held is not None:
+        to_send.update(a["hash"] for a in assets.values() if a["hash"] not in held)
     refs = {}
     for name, a in assets.items():
         refs[name] = {"hash": a["hash"]}

@@ -86,6 +86,11 @@ class Host {
     }
     if (gen !== this.gen) return; // a newer update came in meanwhile
     if (Object.keys(need).length) return this.ask(need);
+    // Tell the server what this browser holds, so a later page (a reload, a new tab) gets
+    // only the hashes of these and no round trip for the rest (ui/explorer.py reads it).
+    const held = Object.values(refs).map((r) => r.hash).sort().join(".");
+    if (!document.cookie.includes(`cvae_assets=${held}`))
+      document.cookie = `cvae_assets=${held}; path=/; max-age=31536000; SameSite=Lax`;
     clearTimeout(this.retry);
     try {
       const mod = await loadModule(refs.code.hash, values.code);
