@@ -138,6 +138,13 @@ def decoder_fragment(path: str, stamp: tuple, enc: dict, data: str, manifold: di
     selection_ui(model, enc, data)
 
 
+# Why: the figure (an image and its axes) costs tens of ms to build on every full run; it
+# depends only on the model and the manifold's settings (the ring is drawn by the browser).
+@st.cache_resource(show_spinner=False, max_entries=16)
+def manifold_chart(path: str, stamp: tuple, n: int, z1_range: tuple, z2_range: tuple):
+    return plots.manifold_figure(manifold_image(path, stamp, n, z1_range, z2_range), n, z1_range, z2_range, None)
+
+
 def manifold_ui(path: str, stamp: tuple) -> dict | None:
     """The tutorial's manifold; returns the map the browser uses to ring the current point."""
     st.subheader("Manifold")
@@ -151,8 +158,7 @@ def manifold_ui(path: str, stamp: tuple) -> dict | None:
         st.warning("Each range needs its low end below its high end.")
         return None
     with part("The manifold"):
-        grid = manifold_image(path, stamp, int(n), tuple(z1r), tuple(z2r))
-        st.plotly_chart(plots.manifold_figure(grid, int(n), z1r, z2r, None), key="manifold",
+        st.plotly_chart(manifold_chart(path, stamp, int(n), tuple(z1r), tuple(z2r)), key="manifold",
                         config={"displaylogo": False})
         return manifold_map(int(n), z1r, z2r)
     return None

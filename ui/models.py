@@ -77,6 +77,13 @@ def model_summary(path: str, stamp: tuple) -> dict:
     return {k: {"text": part_text(p), "total": p.total_params} for k, p in parts.items()}
 
 
+# Why: building a Plotly figure (validation) costs tens of ms on every full run, and the
+# training curves depend only on the file.
+@st.cache_resource(show_spinner=False, max_entries=8)
+def history_chart(path: str, stamp: tuple):
+    return plots.history_figure(load_model(path, stamp).meta.get("history", []))
+
+
 # Why: torch's default of one intra-op thread per core makes a 1-image decode 10-50x
 # slower when the cores are busy (other sessions, a training): threads spin-wait on each
 # other. Half the cores (at least one) keeps a decode at milliseconds. $CVAE_TORCH_THREADS
@@ -145,6 +152,6 @@ def model_info_ui(path: str, stamp: tuple) -> None:
             st.code(p["text"], language=None)  # Keras' layout: monospace, scrolls sideways
     with st.expander("Training curves"):
         if hist:
-            st.plotly_chart(plots.history_figure(hist), key="history_chart", config={"displaylogo": False})
+            st.plotly_chart(history_chart(path, stamp), key="history_chart", config={"displaylogo": False})
         else:
             st.info("This checkpoint carries no training history.")
