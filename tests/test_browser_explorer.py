@@ -315,6 +315,13 @@ def test_after_a_commit_sliders_pad_marker_url_and_canvas_agree(page_, model):
     url = parse_qs(urlparse(pg.url).query)
     assert (float(url["z1"][0]), float(url["z2"][0])) == pytest.approx(python_z, abs=1e-3)
     assert_canvas_is(pg, model, s["committed"])
+    # The pad's handle (a red disc) is drawn at that point.
+    lo1, hi1, lo2, hi2 = (float(pg.get_by_role("slider", name=n, exact=True).get_attribute(a))
+                          for n in ("z1", "z2") for a in ("min", "max"))
+    rgba = pg.locator("canvas.pad").evaluate("""(c, [fx, fy]) => Array.from(c.getContext('2d').getImageData(
+        Math.round(fx * c.width), Math.round(fy * c.height), 1, 1).data)""",
+        [(python_z[0] - lo1) / (hi1 - lo1), (hi2 - python_z[1]) / (hi2 - lo2)])
+    assert rgba[0] > 200 and rgba[1] < 120 and rgba[2] < 120, f"no handle at the committed point on the pad: {rgba}"
     # The scatter's marker and the manifold's ring are drawn at that point.
     px = pg.evaluate("([a, b]) => cvaeExplorer.scatterPx(a, b)", list(python_z))
     assert pg.evaluate("([a, b]) => cvaeExplorer.scatterLatent(a, b)", px) == pytest.approx(list(python_z), abs=0.02)
