@@ -455,8 +455,8 @@ def _layout(fig, bounds, loss_rng, x_max, manifold: bool, height: int, box=None)
         fig.update_xaxes(visible=False, row=2, col=2)
         fig.update_yaxes(visible=False, row=2, col=2, scaleanchor="x3")
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=50, b=10), hovermode="closest",
-                      legend=dict(title="digit", itemsizing="constant", orientation="h", x=0, xanchor="left",
-                                  y=1.0, yanchor="bottom"),
+                      legend=dict(title=dict(text="digit", side="left"), itemsizing="constant", orientation="h",
+                                  entrywidth=30, x=0, xanchor="left", y=1.0, yanchor="bottom"),
                       uirevision="film", showlegend=True)
     return fig
 
