@@ -111,3 +111,20 @@ def page(browser):
     pg.set_default_timeout(120_000)
     yield pg
     ctx.close()
+
+
+@pytest.fixture(scope="session")
+def model():
+    """The shipped model (a test module that needs another defines its own ``model``)."""
+    from cvae import load_checkpoint
+    from cvae.assets import SHIPPED_CHECKPOINT
+
+    return load_checkpoint(SHIPPED_CHECKPOINT)
+
+
+@pytest.fixture(scope="session")
+def enc():
+    """The shipped encodings of the test set (z_mean, z_log_var, label)."""
+    from cvae.assets import read_encodings
+
+    return read_encodings()

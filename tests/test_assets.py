@@ -5,18 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from cvae import count_parameters, encode_dataset, evaluate, load_checkpoint, load_mnist
+from cvae import count_parameters, encode_dataset, evaluate, load_mnist
 from cvae.assets import SHIPPED_CHECKPOINT, SHIPPED_ENCODINGS, SHIPPED_RECORD, read_encodings
 from helpers import DATA_DIR, has_data
 
 # Test loss (784*BCE + KL, one z per image, seed 0): issue 4's bar. The shipped model measures
 # 147.74 (147.67-147.75 over z seeds 0-5; README, "The shipped model").
 QUALITY_BAR = 148.0
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_checkpoint(SHIPPED_CHECKPOINT)
 
 
 @pytest.fixture(scope="module")

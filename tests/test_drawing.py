@@ -10,16 +10,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from cvae import load_checkpoint
-from cvae.assets import SHIPPED_CHECKPOINT
 from cvae.drawing import DrawingError, canvas_to_ink, center_of_mass, decode_data_url, preprocess_drawing
 from cvae.latent import encode_dataset
 from helpers import DATA_DIR, SEVEN, data_url, needs_data, stroke_canvas
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_checkpoint(SHIPPED_CHECKPOINT)
 
 
 def test_empty_drawing_is_a_clear_error():

@@ -9,13 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cvae.assets import read_encodings
 from cvae.export import encodings_csv, gif_bytes, png_bytes, tile
-
-
-@pytest.fixture(scope="module")
-def enc():
-    return read_encodings()
 
 
 def test_png_is_valid_and_crisp():

@@ -10,24 +10,12 @@ import json
 import numpy as np
 import pytest
 
-from cvae import load_checkpoint
-from cvae.assets import SHIPPED_CHECKPOINT, read_encodings
 from cvae.drawing import preprocess_drawing
 from cvae.latent import encode_dataset
 from cvae.overlays import STAR_NAME
 from helpers import DATA_DIR, REPO, SEVEN, data_url, stroke_canvas
 
 HARNESS = str(REPO / "tests" / "apps" / "features_harness.py")
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_checkpoint(SHIPPED_CHECKPOINT)
-
-
-@pytest.fixture(scope="module")
-def enc():
-    return read_encodings()
 
 
 # ---- the panels (AppTest on the harness app) ---------------------------------

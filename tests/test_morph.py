@@ -5,20 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cvae import load_checkpoint
-from cvae.assets import SHIPPED_CHECKPOINT, read_encodings
 from cvae.latent import decode_points
 from cvae.morph import interpolate, morph
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_checkpoint(SHIPPED_CHECKPOINT)
-
-
-@pytest.fixture(scope="module")
-def enc():
-    return read_encodings()
 
 
 def test_interpolate_is_a_straight_evenly_spaced_line():

@@ -5,13 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cvae.assets import read_encodings
 from cvae.uncertainty import ellipse, mass_within, nearest, sample_posterior
-
-
-@pytest.fixture(scope="module")
-def enc():
-    return read_encodings()
 
 
 @pytest.mark.parametrize("k", [1.0, 2.0])
