@@ -444,16 +444,24 @@ def _manifold_image(img, go):
     return go.Image(source=_png_uri(pixelate(img, scale)), hoverinfo="skip", name="manifold")
 
 
-def _layout(fig, bounds, loss_rng, x_max, manifold: bool, height: int, box=None):
+# Where the loss and the manifold go: beside the scatter (replay, in the page's width) or under
+# it (live, in the sidebar's narrow column).
+_BESIDE = {"loss": (1, 2), "manifold": (2, 2), "manifold_x": "x3"}
+_BELOW = {"loss": (2, 1), "manifold": (2, 2), "manifold_x": "x3"}
+
+
+def _layout(fig, bounds, loss_rng, x_max, manifold: bool, height: int, box=None, where=_BESIDE):
     # constrain="domain": equal scales shrink the plot, never widen the fixed range.
     fig.update_xaxes(range=list(bounds[:2]), title_text="z1", row=1, col=1, zeroline=False, constrain="domain")
     fig.update_yaxes(range=list(bounds[2:]), title_text="z2", row=1, col=1, zeroline=False,
                      scaleanchor="x", scaleratio=1, constrain="domain")
-    fig.update_xaxes(range=[0, x_max], title_text="epoch", row=1, col=2)
-    fig.update_yaxes(range=list(loss_rng), type="log", row=1, col=2)
+    lr, lc = where["loss"]
+    fig.update_xaxes(range=[0, x_max], title_text="epoch", row=lr, col=lc)
+    fig.update_yaxes(range=list(loss_rng), type="log", row=lr, col=lc)
     if manifold:
-        fig.update_xaxes(visible=False, row=2, col=2)
-        fig.update_yaxes(visible=False, row=2, col=2, scaleanchor="x3")
+        mr, mc = where["manifold"]
+        fig.update_xaxes(visible=False, row=mr, col=mc)
+        fig.update_yaxes(visible=False, row=mr, col=mc, scaleanchor=where["manifold_x"])
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=50, b=10), hovermode="closest",
                       legend=dict(title=dict(text="digit", side="left"), itemsizing="constant", orientation="h",
                                   entrywidth=30, x=0, xanchor="left", y=1.0, yanchor="bottom"),
@@ -461,11 +469,15 @@ def _layout(fig, bounds, loss_rng, x_max, manifold: bool, height: int, box=None)
     return fig
 
 
-def _subplots(manifold: bool, box):
+def _subplots(manifold: bool, box, where=_BESIDE):
     from plotly.subplots import make_subplots
 
     box_txt = (f"decoded manifold, z1 {box[0]:g}..{box[1]:g}, z2 {box[2]:g}..{box[3]:g}" if box is not None
                else "decoded manifold")
+    if where is _BELOW:
+        return make_subplots(rows=2, cols=2, row_heights=[0.68, 0.32], specs=[[{"colspan": 2}, None], [{}, {}]],
+                             horizontal_spacing=0.12, vertical_spacing=0.12,
+                             subplot_titles=("", "loss (log)", "manifold" if manifold else ""))
     if manifold:
         # The scatter's title row holds the digit legend instead.
         return make_subplots(rows=2, cols=2, column_widths=[0.6, 0.4], row_heights=[0.38, 0.62],
@@ -554,7 +566,7 @@ def live_bounds(snapshots: list[dict]) -> tuple[float, float, float, float]:
     return (-half, half, -half, half)
 
 
-def live_figure(snapshots: list[dict], *, height: int = 520):
+def live_figure(snapshots: list[dict], *, height: int = 560):
     """One figure of a run in progress: the latest snapshot's scatter (same axes from frame to
     frame), the loss so far and the small manifold decoded at that moment."""
     import plotly.graph_objects as go
@@ -564,7 +576,7 @@ def live_figure(snapshots: list[dict], *, height: int = 520):
     labels = np.asarray(last["labels"]).astype(np.int64)
     man = last.get("manifold")
     box = tuple(last.get("manifold_range") or MANIFOLD_RANGE)
-    fig = _subplots(man is not None, box)
+    fig = _subplots(man is not None, box, _BELOW)
     for t in _scatter_traces(z, labels, go, scattergl=True):
         fig.add_trace(t, row=1, col=1)
     xs = [s["epoch"] for s in snapshots if s.get("loss") is not None]
@@ -572,15 +584,18 @@ def live_figure(snapshots: list[dict], *, height: int = 520):
     vx = [s["epoch"] for s in snapshots if s.get("val_loss") is not None]
     vy = [s["val_loss"] for s in snapshots if s.get("val_loss") is not None]
     fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name="loss", showlegend=False,
-                             line=dict(color="#1f77b4"), marker=dict(size=5)), row=1, col=2)
+                             line=dict(color="#1f77b4"), marker=dict(size=5)), row=2, col=1)
     fig.add_trace(go.Scatter(x=vx, y=vy, mode="markers", name="val_loss", showlegend=False,
-                             marker=dict(color="#ff7f0e", size=7)), row=1, col=2)
+                             marker=dict(color="#ff7f0e", size=7)), row=2, col=1)
     if man is not None:
         fig.add_trace(_manifold_image(np.asarray(man, np.uint8), go), row=2, col=2)
     epochs = max(float(last.get("epochs") or 1), float(last["epoch"]))
-    _layout(fig, live_bounds(snapshots), _loss_range(np.array(ys + vy, float)), epochs, man is not None, height, box)
-    fig.update_layout(title=dict(text=frame_caption(last), x=0.01, font=dict(size=15)),
-                      uirevision="live-film")
+    _layout(fig, live_bounds(snapshots), _loss_range(np.array(ys + vy, float)), epochs, man is not None, height, box,
+            _BELOW)
+    # Narrow (the sidebar): the caption under the chart names the frame; a compact legend.
+    fig.update_layout(uirevision="live-film", margin=dict(l=10, r=10, t=50, b=10),
+                      legend=dict(title=None, font=dict(size=10), entrywidth=26, orientation="h", x=0, y=1.0,
+                                  yanchor="bottom"))
     return fig
 
 

@@ -350,5 +350,6 @@ def test_cli_train_records_the_film(mnist, tmp_path, capsys):
     film = load_checkpoint(out).meta["film"]
     assert film is not None and list(film.step) == [0, 1, 2, 3, 4] and film.z.shape[1] == 2000
     assert "Film: 5 snapshots" in capsys.readouterr().out
-    assert cli_main(args[:3] + [str(tmp_path / "off.pt")] + args[4:] + ["--no-film"]) == 0
+    assert args[3] == "--out"
+    assert cli_main(args[:4] + [str(tmp_path / "off.pt")] + args[5:] + ["--no-film"]) == 0
     assert load_checkpoint(tmp_path / "off.pt").meta["film"] is None
