@@ -16,23 +16,29 @@ SHIPPED_ENCODINGS = ASSETS_DIR / "test_encodings.npz"
 SHIPPED_RECORD = ASSETS_DIR / "model_card.json"
 
 
-def write_encodings(model, images, labels, path) -> Path:
-    """z_mean, z_log_var (float32) and label (uint8) of each image, atomically to .npz."""
-    z_mean, z_log_var = encode_dataset(model, images)
+def savez_atomic(path, **arrays) -> Path:
+    """``np.savez_compressed`` to a temporary file beside ``path``, then renamed over it: a
+    crash mid-write leaves the old file whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
     os.chmod(tmp, 0o644)
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, z_mean=z_mean.astype(np.float32), z_log_var=z_log_var.astype(np.float32),
-                                label=np.asarray(labels, dtype=np.uint8))
+            np.savez_compressed(fh, **arrays)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def write_encodings(model, images, labels, path) -> Path:
+    """z_mean, z_log_var (float32) and label (uint8) of each image, atomically to .npz."""
+    z_mean, z_log_var = encode_dataset(model, images)
+    return savez_atomic(path, z_mean=z_mean.astype(np.float32), z_log_var=z_log_var.astype(np.float32),
+                        label=np.asarray(labels, dtype=np.uint8))
 
 
 def read_encodings(path=SHIPPED_ENCODINGS) -> dict[str, np.ndarray]:

@@ -18,14 +18,14 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .assets import savez_atomic
 
 FILM_VERSION = 1
 SUBSET_PER_DIGIT = 200  # 10 digits x 200 = 2,000 test digits in every snapshot
@@ -315,23 +315,11 @@ class Film:
 
     def save_npz(self, path, info: dict | None = None) -> Path:
         """Compressed .npz, written atomically; ``info`` (plain JSON) is stored beside the arrays."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {k: getattr(self, k) for k in FILM_KEYS if k not in ("version", "steps_per_epoch")}
         arrays["version"] = np.array(FILM_VERSION, np.int64)
         arrays["steps_per_epoch"] = np.array(self.steps_per_epoch, np.int64)
         arrays["info"] = np.array(json.dumps(info if info is not None else self.info))
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-        os.chmod(tmp, 0o644)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez_compressed(fh, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return path
+        return savez_atomic(path, **arrays)
 
     @classmethod
     def load_npz(cls, path, latent_dim: int | None = None) -> "Film":
