@@ -358,6 +358,8 @@ def test_a_reload_takes_the_weights_from_the_browser(browser, harness, model):
         pg.on("websocket", lambda ws: ws.on("framereceived", got))
         first = pg.evaluate("cvaeExplorer.stats()[0].updates")
         assert first >= 1
+        # The browser names what it keeps once IndexedDB has committed it.
+        pg.wait_for_function("() => document.cookie.includes('cvae_assets=')", timeout=TIMEOUT_MS)
         pg.reload()
         ready(pg)
         assert_canvas_is(pg, model, stats(pg)["committed"])

@@ -5,6 +5,7 @@
 // asks Python for what is missing ("need"), again after a while, at most ASK_MAX times.
 const MEM = new Map();     // hash -> payload (this page)
 const MODULES = new Map(); // code hash -> Promise<module>
+const STORED = new Set();  // hashes known to be in IndexedDB
 const HOSTS = new WeakMap();
 const DB = "cvae-explorer", STORE = "assets", KEEP = 12, ASK_MAX = 3, ASK_AFTER_MS = 4000;
 
@@ -33,11 +34,16 @@ async function dbGet(hash) {
   });
 }
 
+// Resolves true once the write is committed (only then may the cookie name the hash).
 async function dbPut(hash, value) {
   const d = await db();
-  if (!d) return;
+  if (!d) return false;
   try {
-    const store = d.transaction(STORE, "readwrite").objectStore(STORE);
+    const tx = d.transaction(STORE, "readwrite"), store = tx.objectStore(STORE);
+    const done = new Promise((resolve) => {
+      tx.oncomplete = () => resolve(true);
+      tx.onerror = tx.onabort = () => resolve(false);
+    });
     store.put({ value, t: Date.now() }, hash);
     const keys = store.getAllKeys();
     keys.onsuccess = () => {
@@ -47,7 +53,8 @@ async function dbPut(hash, value) {
         for (const [k] of byAge.slice(0, Math.max(0, byAge.length - KEEP))) store.delete(k);
       };
     };
-  } catch (e) { /* a full or blocked store only costs a resend later */ }
+    return await done;
+  } catch (e) { return false; } // a full or blocked store only costs a resend later
 }
 
 function loadModule(hash, payload) {
@@ -79,18 +86,20 @@ class Host {
     const values = {}, need = {};
     for (const [name, ref] of Object.entries(refs)) {
       if (!ref) continue;
-      if (ref.payload && !MEM.has(ref.hash)) { MEM.set(ref.hash, ref.payload); dbPut(ref.hash, ref.payload); }
+      if (ref.payload && !MEM.has(ref.hash)) {
+        MEM.set(ref.hash, ref.payload);
+        dbPut(ref.hash, ref.payload).then((ok) => { if (ok) { STORED.add(ref.hash); this.remember(); } });
+      }
       let v = MEM.get(ref.hash);
-      if (v === undefined) { v = await dbGet(ref.hash); if (v !== undefined) MEM.set(ref.hash, v); }
+      if (v === undefined) {
+        v = await dbGet(ref.hash);
+        if (v !== undefined) { MEM.set(ref.hash, v); STORED.add(ref.hash); }
+      }
       if (v === undefined) need[name] = ref.hash; else values[name] = v;
     }
     if (gen !== this.gen) return; // a newer update came in meanwhile
     if (Object.keys(need).length) return this.ask(need);
-    // Tell the server what this browser holds, so a later page (a reload, a new tab) gets
-    // only the hashes of these and no round trip for the rest (ui/explorer.py reads it).
-    const held = Object.values(refs).map((r) => r.hash).sort().join(".");
-    if (!document.cookie.includes(`cvae_assets=${held}`))
-      document.cookie = `cvae_assets=${held}; path=/; max-age=31536000; SameSite=Lax`;
+    this.remember();
     clearTimeout(this.retry);
     try {
       const mod = await loadModule(refs.code.hash, values.code);
@@ -102,6 +111,17 @@ class Host {
     } catch (e) {
       this.fail(`The explorer failed to start: ${e && e.message ? e.message : e}`);
     }
+  }
+
+  // Tell the server what this browser keeps (in IndexedDB, written and committed), so a
+  // later page (a reload, a new tab) gets only their hashes (ui/explorer.py reads it).
+  remember() {
+    const refs = (this.component && this.component.data.assets) || {};
+    const hashes = Object.values(refs).filter(Boolean).map((r) => r.hash);
+    if (!hashes.length || !hashes.every((h) => STORED.has(h))) return;
+    const held = hashes.sort().join(".");
+    if (!document.cookie.includes(`cvae_assets=${held}`))
+      document.cookie = `cvae_assets=${held}; path=/; max-age=31536000; SameSite=Lax`;
   }
 
   // Component styles live in the component's own (shadow) root, not the page's.
