@@ -94,3 +94,16 @@ class Quiet:
             elif time.monotonic() - since >= hold:
                 return True
         return False
+
+
+def add_env_option(ap) -> None:
+    """``--env KEY=VALUE`` (repeatable): extra environment for the servers a benchmark starts."""
+    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra environment for the servers, e.g. STREAMLIT_RUNNER_POST_SCRIPT_GC=false")
+
+
+def print_failures(failures) -> None:
+    if failures:
+        print("FAILURES:")
+        for f in failures:
+            print("  -", f)

@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (BARE_PAGE, BARE_READY_JS, CHROMIUM, CHROMIUM_ARGS, IDLE_JS, READY_JS, Quiet,  # noqa: E402
+from _common import (add_env_option, print_failures, BARE_PAGE, BARE_READY_JS, CHROMIUM, CHROMIUM_ARGS, IDLE_JS, READY_JS, Quiet,  # noqa: E402
                      app_env, cpu_seconds, med, server_env, start_server)
 
 TARGETS = {"move_cpu_s": 0.030, "move_bytes": 20_000, "open_cpu_s": 0.3, "open_bytes": 1_500_000,
@@ -347,18 +347,14 @@ def report(res: dict, args, failures: list[str]) -> None:
             print(f"{r['what']:28s} {r['events']:15.1f} {r['paints']:15.1f} {r['raf']:15.1f} {r['draws']:15.1f}")
     print()
     print(f"targets met: {sum(met_all)} of {len(met_all)}")
-    if failures:
-        print("FAILURES:")
-        for f in failures:
-            print("  -", f)
+    print_failures(failures)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--moves", type=int, default=20, help="committed moves measured (median)")
     ap.add_argument("--opens", type=int, default=3, help="tab opens and reloads measured (median)")
-    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                    help="extra environment for both servers, e.g. STREAMLIT_RUNNER_POST_SCRIPT_GC=false")
+    add_env_option(ap)
     ap.add_argument("--seconds", type=float, default=3.0, help="seconds of mouse moves per fps figure")
     args = ap.parse_args(argv)
     if args.moves < 1 or args.opens < 1 or args.seconds <= 0:

@@ -46,7 +46,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (BARE_PAGE, BARE_READY_JS, CHROMIUM, CHROMIUM_ARGS, READY_JS, app_env, pct, server_env,  # noqa: E402
+from _common import (add_env_option, print_failures, BARE_PAGE, BARE_READY_JS, CHROMIUM, CHROMIUM_ARGS, READY_JS, app_env, pct, server_env,  # noqa: E402
                      start_server, summary)
 
 VIEWPORT = {"width": 1400, "height": 1000}
@@ -285,10 +285,7 @@ def report(res: dict, args, failures: list[str]) -> None:
               f"{'met' if met[-1] else 'NOT met'}")
     moved = len(app["commit_s"]) if app else 0
     print(f"  nothing lost: {moved} commits reached Python" + (" and no errors" if not failures else ""))
-    if failures:
-        print("FAILURES:")
-        for f in failures:
-            print("  -", f)
+    print_failures(failures)
 
 
 def main(argv=None) -> int:
@@ -299,8 +296,7 @@ def main(argv=None) -> int:
     ap.add_argument("--train", action="store_true", help="session 0 trains while the others move (no floor)")
     ap.add_argument("--epochs", type=int, default=2, help="--train: epochs of the training run")
     ap.add_argument("--limit", type=int, default=5000, help="--train: training images")
-    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                    help="extra environment for the servers, e.g. STREAMLIT_RUNNER_POST_SCRIPT_GC=false")
+    add_env_option(ap)
     ap.add_argument("--timeout", type=float, default=240, help="seconds for any one wait")
     args = ap.parse_args(argv)
     if args.sessions < (2 if args.train else 1) or args.moves < 1 or args.timeout <= 0:
