@@ -7,8 +7,10 @@ What the browser does and what Python does:
   current point, the hover preview and the feature layers over them (ui/explorer.js).
 - The decoder column is the fragment "decoder": the live canvas, sliders and pad
   (ui/explorer.py), the server-rendered fallback digit and the selected digit.
-- The feature panels are the fragment "panels"; they send the scatter's feature layers.
-- A commit from the browser reruns these two fragments and nothing else.
+- The feature panels are the fragment "panels"; they and the decoder column send the
+  scatter's feature layers.
+- A commit from the browser reruns the decoder column, and the panels only when they show
+  something that depends on the point (:func:`ui.features.panels_follow_point`).
 """
 
 from __future__ import annotations

@@ -4,10 +4,11 @@ and the hooks that make the scatter a 2-D slider and move the manifold's ring.
 One ``st.components.v2`` component. Its inline JavaScript is only a small loader
 (``ui/explorer_boot.js``); the explorer module (``ui/explorer.js``), its styles, the
 decoder's weights and the encodings are content-addressed assets: each rerun sends their
-hashes, and a payload travels only when the browser asks for it ("need"): the first time a
-browser sees it (it keeps them in IndexedDB across reloads). The browser decodes while
-anything moves; Python hears only commits ("commit": a release, a key-up, a click) and
-then reruns the fragments named in ``rerun``.
+hashes. The browser keeps the payloads in IndexedDB across reloads and names them in a
+cookie; a new session gets up front what the browser lacks, and anything still missing is
+asked for ("need"). The browser decodes while anything moves; Python hears only commits
+("commit": a release, a key-up, a click; numbered, and the number echoed back) and the
+caller's ``on_commit`` decides what reruns.
 """
 
 from __future__ import annotations
