@@ -370,3 +370,61 @@ def test_a_reload_takes_the_weights_from_the_browser(browser, harness, model):
     finally:
         ctx.close()
     assert not errors, errors
+
+
+def test_rapid_keys_on_a_slow_server_lose_nothing_and_never_step_back(browser, model, tmp_path):
+    """Twenty key presses, in pairs, faster than the server applies them: a rerun of the first
+    of a pair arrives while the second is pending. The browser keeps its own point until its last commit is
+    echoed, so every step builds on the one before, and Python ends on the twentieth."""
+    save_checkpoint(model, tmp_path / "model.pt")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "enc.npz", z_mean=rng.normal(size=(300, 2)).astype(np.float32),
+             z_log_var=np.zeros((300, 2), np.float32), label=HARNESS_LABELS[:300])
+    server = start_server("tests/apps/explorer_harness.py",
+                          {"CVAE_EXPLORER_CKPT": str(tmp_path / "model.pt"), "CVAE_EXPLORER_ENC": str(tmp_path / "enc.npz"),
+                           "CVAE_TEST_HOOKS": "1", "CVAE_HARNESS_SLOW_COMMIT": "0.3"}, log=tmp_path / "streamlit.log")
+    try:
+        ctx, pg, _, errors = open_page(browser, server.url)
+        z0 = stats(pg)["committed"]
+        pg.get_by_role("slider", name="z1", exact=True).focus()
+        seen = []
+        for k in range(10):
+            updates = stats(pg)["updates"]
+            pg.keyboard.press("ArrowRight")
+            pg.keyboard.press("ArrowRight")
+            seen += [stats(pg)["committed"][0]]
+            if k < 9:  # a rerun (of the first press) arrives while the second is still pending
+                pg.wait_for_function(f"() => cvaeExplorer.stats()[0].updates > {updates}", timeout=TIMEOUT_MS)
+        assert seen == sorted(seen) and len(set(seen)) == 10, f"the point stepped back: {seen}"
+        want = (round(z0[0] + 0.20, 2), z0[1])
+        wait_python_at(pg, want)
+        pg.wait_for_function(f"() => new URLSearchParams(location.search).get('z1') === '{want[0]:.3f}'",
+                             timeout=TIMEOUT_MS)
+        assert stats(pg)["committed"] == pytest.approx(list(want))
+        ctx.close()
+        assert not errors, errors
+    finally:
+        server.stop()
+
+
+def test_a_commit_lost_on_its_way_is_sent_again(browser, model, tmp_path):
+    """The server loses the first commit (the harness drops it): Python never echoes its
+    number, so the browser sends it again and it lands."""
+    save_checkpoint(model, tmp_path / "model.pt")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "enc.npz", z_mean=rng.normal(size=(300, 2)).astype(np.float32),
+             z_log_var=np.zeros((300, 2), np.float32), label=HARNESS_LABELS[:300])
+    server = start_server("tests/apps/explorer_harness.py",
+                          {"CVAE_EXPLORER_CKPT": str(tmp_path / "model.pt"), "CVAE_EXPLORER_ENC": str(tmp_path / "enc.npz"),
+                           "CVAE_TEST_HOOKS": "1", "CVAE_HARNESS_LOSE_FIRST_COMMIT": "1"}, log=tmp_path / "streamlit.log")
+    try:
+        ctx, pg, _, errors = open_page(browser, server.url)
+        z0 = stats(pg)["committed"]
+        pg.get_by_role("slider", name="z1", exact=True).focus()
+        pg.keyboard.press("ArrowRight")
+        wait_python_at(pg, (z0[0] + 0.01, z0[1]))
+        assert stats(pg)["resent"] >= 1
+        ctx.close()
+        assert not errors, errors
+    finally:
+        server.stop()

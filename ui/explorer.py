@@ -177,12 +177,11 @@ def explorer_ui(model, enc: dict, z: Sequence[float], bounds: Sequence[float], *
         value = (st.session_state.get(key) or {}).get("commit")
         c = parse_commit(value, bounds, len(enc["z_mean"]))
         seq = value.get("seq") if isinstance(value, dict) else None
-        if isinstance(seq, int) and seq <= st.session_state.get(seq_key, 0):
-            return  # sent again after it was applied
+        if c is None or (isinstance(seq, int) and seq <= st.session_state.get(seq_key, 0)):
+            return  # not a commit, or sent again after it was applied
         if isinstance(seq, int):
             st.session_state[seq_key] = seq  # echoed to the browser: it stops resending
-        if c is not None:
-            on_commit(*c)
+        on_commit(*c)
 
     held = st.session_state[state_key].pop("first", None)
     if held is not None:

@@ -13,13 +13,51 @@ from cvae import assets
 from cvae.plots import latent_bounds
 from ui.common import file_stamp
 import ui.explore
+import ui.explorer
 from ui.explore import explorer_page_ui
 from ui.latent import BOUNDS_KEY, current_latent, point_from_url, set_latent
 from ui.models import data_dir
 
 st.set_page_config(layout="wide")
-if "status" not in ui.explore.FRAGMENTS:  # a commit reruns the status line too
-    ui.explore.FRAGMENTS.append("status")
+# The status line is printed inside the decoder column, so the app's own commit path (the
+# component's fragment, nothing added) shows Python's state after each commit.
+if not getattr(ui.explore.selection_ui, "with_status", False):
+    _selection_ui = ui.explore.selection_ui
+
+    def _selection_ui_with_status(*args):
+        z1, z2 = current_latent()
+        st.text(f"full_runs={st.session_state['_full_runs']} z1={z1:.4f} z2={z2:.4f} "
+                f"selected={st.session_state.get('selected_index')}")
+        _selection_ui(*args)
+
+    _selection_ui_with_status.with_status = True
+    ui.explore.selection_ui = _selection_ui_with_status
+# $CVAE_HARNESS_SLOW_COMMIT (seconds): a server slow to apply each commit, so that reruns of
+# earlier commits reach the browser while later ones are still on their way.
+if os.environ.get("CVAE_HARNESS_SLOW_COMMIT") and not getattr(ui.explore.commit, "slowed", False):
+    import time
+
+    _commit, _delay = ui.explore.commit, float(os.environ["CVAE_HARNESS_SLOW_COMMIT"])
+
+    def _slow_commit(*args):
+        time.sleep(_delay)
+        _commit(*args)
+
+    _slow_commit.slowed = True
+    ui.explore.commit = _slow_commit
+# $CVAE_HARNESS_LOSE_FIRST_COMMIT=1: the first commit of the server is lost on its way (as if
+# its message never arrived), so the browser must send it again.
+if os.environ.get("CVAE_HARNESS_LOSE_FIRST_COMMIT") and not getattr(ui.explorer.parse_commit, "lossy", False):
+    _parse, _lost = ui.explorer.parse_commit, []
+
+    def _lossy_parse(*args):
+        if not _lost:
+            _lost.append(True)
+            return None
+        return _parse(*args)
+
+    _lossy_parse.lossy = True
+    ui.explorer.parse_commit = _lossy_parse
 ckpt = os.environ.get("CVAE_EXPLORER_CKPT") or str(assets.SHIPPED_CHECKPOINT)
 enc = assets.read_encodings(os.environ.get("CVAE_EXPLORER_ENC") or assets.SHIPPED_ENCODINGS)
 enc["source"] = "harness"
@@ -29,12 +67,3 @@ set_latent(*current_latent())
 st.session_state["_full_runs"] = st.session_state.get("_full_runs", 0) + 1
 explorer_page_ui(ckpt, file_stamp(ckpt), enc, data_dir())
 
-
-@st.fragment(key="status")
-def status() -> None:
-    z1, z2 = current_latent()
-    st.text(f"full_runs={st.session_state['_full_runs']} z1={z1:.4f} z2={z2:.4f} "
-            f"selected={st.session_state.get('selected_index')}")
-
-
-status()
