@@ -124,6 +124,9 @@ class TrainJob:
         self._stop_lock = threading.Lock()
         self._hard_stop_timer: threading.Timer | None = None
         self._done = threading.Event()
+        # Set once the reader thread has reaped the child. Only that thread waits for the
+        # process: two threads joining one process race on waitpid (one may read no exit code).
+        self._reaped = threading.Event()
         self._proc = None
         self._conn = None
         self._stop = None
@@ -236,12 +239,11 @@ class TrainJob:
     def _hard_stop(self) -> None:
         """``grace_s`` after a stop request: terminate the child if it still runs, kill it if
         that has not ended it ``KILL_AFTER_S`` later (a stopped or hung process ignores SIGTERM)."""
-        if self._done.is_set() or not self._proc.is_alive():
+        if self._done.is_set() or self._reaped.is_set():
             return
         self._terminated_at = time.monotonic()
         self._proc.terminate()
-        self._proc.join(KILL_AFTER_S)
-        if self._proc.is_alive():
+        if not self._reaped.wait(KILL_AFTER_S):
             self._proc.kill()
 
     def _reap(self) -> None:
@@ -251,6 +253,7 @@ class TrainJob:
             self._proc.kill()
             self._proc.join(KILL_AFTER_S)
         self.exitcode = self._proc.exitcode
+        self._reaped.set()
 
     def _written_by_this_run(self) -> bool:
         try:
