@@ -372,17 +372,22 @@ def test_a_reload_takes_the_weights_from_the_browser(browser, harness, model):
     assert not errors, errors
 
 
-def test_rapid_keys_on_a_slow_server_lose_nothing_and_never_step_back(browser, model, tmp_path):
-    """Twenty key presses, in pairs, faster than the server applies them: a rerun of the first
-    of a pair arrives while the second is pending. The browser keeps its own point until its last commit is
-    echoed, so every step builds on the one before, and Python ends on the twentieth."""
+def own_harness(model, tmp_path, env: dict):
+    """A harness server of the test's own, with ``env`` (the harness's fault switches)."""
     save_checkpoint(model, tmp_path / "model.pt")
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "enc.npz", z_mean=rng.normal(size=(300, 2)).astype(np.float32),
              z_log_var=np.zeros((300, 2), np.float32), label=HARNESS_LABELS[:300])
-    server = start_server("tests/apps/explorer_harness.py",
-                          {"CVAE_EXPLORER_CKPT": str(tmp_path / "model.pt"), "CVAE_EXPLORER_ENC": str(tmp_path / "enc.npz"),
-                           "CVAE_TEST_HOOKS": "1", "CVAE_HARNESS_SLOW_COMMIT": "0.3"}, log=tmp_path / "streamlit.log")
+    return start_server("tests/apps/explorer_harness.py",
+                        {"CVAE_EXPLORER_CKPT": str(tmp_path / "model.pt"), "CVAE_EXPLORER_ENC": str(tmp_path / "enc.npz"),
+                         "CVAE_TEST_HOOKS": "1", **env}, log=tmp_path / "streamlit.log")
+
+
+def test_rapid_keys_on_a_slow_server_lose_nothing_and_never_step_back(browser, model, tmp_path):
+    """Twenty key presses, in pairs, faster than the server applies them: a rerun of the first
+    of a pair arrives while the second is pending. The browser keeps its own point until its last commit is
+    echoed, so every step builds on the one before, and Python ends on the twentieth."""
+    server = own_harness(model, tmp_path, {"CVAE_HARNESS_SLOW_COMMIT": "0.3"})
     try:
         ctx, pg, _, errors = open_page(browser, server.url)
         z0 = stats(pg)["committed"]
@@ -410,13 +415,7 @@ def test_rapid_keys_on_a_slow_server_lose_nothing_and_never_step_back(browser, m
 def test_a_commit_lost_on_its_way_is_sent_again(browser, model, tmp_path):
     """The server loses the first commit (the harness drops it): Python never echoes its
     number, so the browser sends it again and it lands."""
-    save_checkpoint(model, tmp_path / "model.pt")
-    rng = np.random.default_rng(0)
-    np.savez(tmp_path / "enc.npz", z_mean=rng.normal(size=(300, 2)).astype(np.float32),
-             z_log_var=np.zeros((300, 2), np.float32), label=HARNESS_LABELS[:300])
-    server = start_server("tests/apps/explorer_harness.py",
-                          {"CVAE_EXPLORER_CKPT": str(tmp_path / "model.pt"), "CVAE_EXPLORER_ENC": str(tmp_path / "enc.npz"),
-                           "CVAE_TEST_HOOKS": "1", "CVAE_HARNESS_LOSE_FIRST_COMMIT": "1"}, log=tmp_path / "streamlit.log")
+    server = own_harness(model, tmp_path, {"CVAE_HARNESS_LOSE_FIRST_COMMIT": "1"})
     try:
         ctx, pg, _, errors = open_page(browser, server.url)
         z0 = stats(pg)["committed"]
