@@ -217,13 +217,15 @@ def _forward(model: CVAE, x: torch.Tensor, generator: torch.Generator | None, dt
 
 
 def loss_and_grads(model: CVAE, x: torch.Tensor, generator: torch.Generator | None = None,
-                   dtype: torch.dtype = torch.float32, weight: float = 1.0):
+                   dtype: torch.dtype = torch.float32, weight: float = 1.0, trace: dict | None = None):
     """The batch's mean loss parts and ``weight`` times the gradient of its mean loss.
 
     ``x``: (B, 1, 28, 28) in [0, 1], any memory format. Returns ``(LossParts, grads)`` with
     ``grads`` in the order of ``model.parameters()``. The noise of z is drawn like
     :func:`cvae.model.reparameterize` (``torch.randn`` of z_mean's shape with ``generator``),
-    so a seeded step draws the same z as the stock path.
+    so a seeded step draws the same z as the stock path. ``trace``, if a dict, receives every
+    intermediate tensor of both passes by its name below (activations, weights as multiplied,
+    gradients), so each layer can be checked on its own inputs (tests/test_gemm.py does).
     """
     v = SimpleNamespace(**_forward(model, x, generator, dtype))
     bsz, side, f1, f2, s2, s4, dt = v.bsz, v.side, v.f1, v.f2, v.s2, v.s4, v.dt
@@ -290,4 +292,8 @@ def loss_and_grads(model: CVAE, x: torch.Tensor, generator: torch.Generator | No
         gp = grads[name]
         # The fused optimizers read .grad with the parameter's own strides.
         out.append(gp if gp.stride() == p.stride() else torch.empty_like(p).copy_(gp))
+    if trace is not None:
+        backward = dict(locals())  # this function's tensors; the forward pass's are in v
+        trace.update(vars(v))
+        trace.update((k, t) for k, t in backward.items() if isinstance(t, torch.Tensor))
     return v.parts, out
