@@ -13,6 +13,9 @@ import pytest
 from cvae import assets, plots
 
 from helpers import REPO
+from ui.explore import MANIFOLD_TAB, SCATTER_TAB, VIEW_KEY
+from ui.how import HOW_KEY
+from ui.models import CURVES_KEY, SUMMARY_KEY
 from conftest import data_dir
 
 from streamlit.testing.v1 import AppTest
@@ -110,9 +113,23 @@ def test_runs_on_the_shipped_model(env):
     assert spec["layout"]["yaxis"]["scaleanchor"] == "x"
     assert spec["layout"]["dragmode"] is False  # a drag moves the point, not the view
     assert "z = (0.000, 0.000)" in digit_image(at).caption
-    # The manifold, the summary and the how-it-works code (read from cvae) are there.
+    # The manifold, the model summary, the training curves and how it works are drawn only once
+    # opened (each costs every browser that opens the page its drawing).
+    assert not at.sidebar.code and not at.code and not at.latex and data["manifold"] is None
+    with pytest.raises(AssertionError, match="no plotly chart"):
+        plotly_spec(at, "manifold")
+    with pytest.raises(AssertionError, match="no plotly chart"):
+        plotly_spec(at, "history_chart")
+    for key, value in ((VIEW_KEY, MANIFOLD_TAB), (HOW_KEY, True), (SUMMARY_KEY, True), (CURVES_KEY, True)):
+        at.session_state[key] = value
+    at.run()
+    no_errors(at)
+    data = explorer_data(at)
+    # Opened, they are there: the manifold (and the ring's map), the layer tables, the curves,
+    # and the how-it-works code (read from cvae).
     assert plotly_spec(at, "manifold")["data"][0]["type"] == "image"
     assert data["manifold"]["inside"] == [-2.0, 2.0, -1.0, 3.0]
+    assert [t["name"] for t in plotly_spec(at, "history_chart")["data"]][:2] == ["loss", "val_loss"]
     tables = [c.value for c in at.sidebar.code]
     assert len(tables) == 2
     assert 'Model: "encoder"' in tables[0] and "Total params: 69,076" in tables[0]
@@ -121,6 +138,25 @@ def test_runs_on_the_shipped_model(env):
     assert any("def reparameterize" in c.value for c in at.code)
     assert any("def kl_divergence" in c.value for c in at.code)
     assert len(at.latex) == 3
+
+
+def test_the_manifold_keeps_its_settings_while_its_tab_is_closed(env):
+    at = run_app(**{VIEW_KEY: MANIFOLD_TAB})
+    at.slider(key="grid_n").set_value(7)
+    at.slider(key="grid_z1").set_value((-1.5, 1.0))
+    at.run()
+    assert explorer_data(at)["manifold"]["inside"] == [-1.5, 1.0, -1.0, 3.0]
+    at.session_state[VIEW_KEY] = SCATTER_TAB
+    at.run()
+    no_errors(at)
+    assert explorer_data(at)["manifold"] is None
+    with pytest.raises(KeyError):
+        at.slider(key="grid_n")  # not drawn
+    at.session_state[VIEW_KEY] = MANIFOLD_TAB
+    at.run()
+    no_errors(at)
+    assert at.slider(key="grid_n").value == 7 and at.slider(key="grid_z1").value == (-1.5, 1.0)
+    assert len(plotly_spec(at, "manifold")["layout"]["xaxis"]["tickvals"]) == 7
 
 
 def test_a_commit_moves_the_point_and_the_fallback_digit(env):

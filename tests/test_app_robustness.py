@@ -15,6 +15,7 @@ from cvae import assets
 from cvae.latent import MAX_GRID_N
 
 from helpers import DATA_DIR, REPO, hostile_files
+from ui.explore import MANIFOLD_TAB, VIEW_KEY
 
 from streamlit.testing.v1 import AppTest
 
@@ -54,7 +55,9 @@ def _image_captions(at) -> list[str]:
 def test_hostile_checkpoints_are_one_message_and_the_app_keeps_its_model(env):
     runs, pwned = env / "runs", env / "pwned.txt"
     files = hostile_files(runs, pwned)
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state[VIEW_KEY] = MANIFOLD_TAB
+    at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.sidebar.selectbox(key="model_path").value == SHIPPED
     assert digit_caption(at)
@@ -148,7 +151,9 @@ def test_out_of_range_selection_is_refused(env, index):
 
 
 def test_out_of_range_manifold_settings_are_clamped_or_refused(env):
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state[VIEW_KEY] = MANIFOLD_TAB
+    at.run()
     for n in (10_000, -3, 0):
         at.session_state["grid_n"] = n
         at.run()

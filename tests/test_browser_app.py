@@ -24,7 +24,7 @@ MAIN = '[data-testid="stMain"]'
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 CAPTION = f'{MAIN} [data-testid="stImageCaption"]'
 READY_JS = ("() => globalThis.cvaeExplorer && cvaeExplorer.stats().some("
-            "s => s.hasModel && s.paints > 0 && s.scatter && s.manifold)")
+            "s => s.hasModel && s.paints > 0 && s.scatter)")
 
 
 def committed(page) -> tuple[float, float]:

@@ -75,7 +75,7 @@ def open_page(browser, url, viewport=(1400, 1100), context=None):
 
 def ready(pg):
     pg.wait_for_function("() => globalThis.cvaeExplorer && cvaeExplorer.stats().some("
-                         "s => s.hasModel && s.paints > 0 && s.scatter && s.manifold)", timeout=TIMEOUT_MS)
+                         "s => s.hasModel && s.paints > 0 && s.scatter)", timeout=TIMEOUT_MS)
 
 
 @pytest.fixture
@@ -325,6 +325,50 @@ def test_after_a_commit_sliders_pad_marker_url_and_canvas_agree(page_, model):
     # The scatter's marker and the manifold's ring are drawn at that point.
     px = pg.evaluate("([a, b]) => cvaeExplorer.scatterPx(a, b)", list(python_z))
     assert pg.evaluate("([a, b]) => cvaeExplorer.scatterLatent(a, b)", px) == pytest.approx(list(python_z), abs=0.02)
+
+
+def ring_row(pg) -> tuple[float, list[int]]:
+    """Along the manifold overlay's row through the point the ring should circle: that point's
+    x and the x of every red pixel (canvas pixels)."""
+    return pg.evaluate("""() => {
+        const [cx, cy] = cvaeExplorer.manifoldRing();
+        const c = document.querySelector('.st-key-manifold canvas.cvae-overlay'), r = c.getBoundingClientRect();
+        const k = c.width / r.width, row = c.getContext('2d').getImageData(0, Math.round((cy - r.top) * k), c.width, 1).data;
+        const red = [];
+        for (let i = 0; i < c.width; i++) if (row[4 * i] > 200 && row[4 * i + 1] < 120 && row[4 * i + 3] > 200) red.push(i);
+        return [(cx - r.left) * k, red];
+    }""")
+
+
+def assert_ring_around_point(pg) -> float:
+    x0, red = ring_row(pg)
+    left, right = [i for i in red if i < x0], [i for i in red if i > x0]
+    assert left and right, f"no ring around x={x0:.1f}: red at {red}"
+    inner = (max(left) + min(right)) / 2
+    assert abs(inner - x0) <= 1.5, f"the ring is centred at {inner}, the point at {x0:.1f}"
+    return x0
+
+
+def test_the_manifold_tab_rings_the_point_and_follows_a_drag_live(page_):
+    pg, wire = page_
+    assert not stats(pg)["manifold"], "the manifold is drawn before its tab is opened"
+    pg.get_by_role("tab", name="Manifold").click()
+    pg.wait_for_function("() => { const s = cvaeExplorer.stats()[0]; return s.manifold && s.manifoldDraws > 0; }",
+                         timeout=TIMEOUT_MS)
+    x0 = assert_ring_around_point(pg)
+    # A slider drag, not released: the ring follows the live point, nothing goes to the server.
+    z0 = stats(pg)["committed"]
+    start = thumb_x(pg, "z1", z0[0])
+    pg.mouse.move(*start)
+    pg.mouse.down()
+    sent, draws = len(wire.sent), stats(pg)["manifoldDraws"]
+    pg.mouse.move(start[0] + 60, start[1])
+    s = stats(pg)
+    assert s["manifoldDraws"] > draws and s["live"]["z"][0] > z0[0] + 0.3
+    assert assert_ring_around_point(pg) > x0 + 10
+    assert len(wire.sent) == sent
+    pg.mouse.up()
+    wait_commits(pg, 1)
 
 
 def test_a_link_opens_the_explorer_at_its_point_and_junk_is_ignored(browser, harness, model):

@@ -14,6 +14,7 @@ from cvae.drawing import preprocess_drawing
 from cvae.latent import encode_dataset
 from cvae.overlays import STAR_NAME
 from helpers import DATA_DIR, REPO, SEVEN, data_url, stroke_canvas
+from ui.features import K_TAB, TAB_DOWNLOADS, TAB_DRAW, TAB_MORPH, TAB_UNC
 
 HARNESS = str(REPO / "tests" / "apps" / "features_harness.py")
 
@@ -56,6 +57,14 @@ def overlay_layers(at, component: str = "cvae_overlays") -> list[dict]:
     raise AssertionError(f"no {component} component on the page")
 
 
+def open_tab(at, label: str):
+    """The user opens a panel's tab (lazy tabs: only the open one, and Draw, is drawn)."""
+    at.session_state[K_TAB] = label
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
 def captions_of(at) -> list[str]:
     return [c for img in at.get("image") for c in img.captions]
 
@@ -75,11 +84,32 @@ def trace(at, name) -> dict:
 def test_panels_start_clean(harness):
     st_ = status(harness)
     assert STAR_NAME not in st_["traces"]
+    assert "morph path" in st_["traces"]  # the default morph's layer, though its panel is not drawn
     assert any("Nothing drawn yet" in i.value for i in harness.info)
-    labels = [b.label for b in harness.get("download_button")]
-    for want in ("Download strip (PNG)", "Download animation (GIF)", "Manifold grid (PNG)", "Encodings (CSV)"):
-        assert want in labels
-    assert "Current digit (PNG)" not in labels  # it is in the decoder column, which follows every commit
+    # Only the drawing pad is drawn until another tab is opened.
+    assert not harness.get("download_button") and not harness.slider
+    labels = [b.label for b in open_tab(harness, TAB_MORPH).get("download_button")]
+    assert labels == ["Download strip (PNG)", "Download animation (GIF)"]
+    labels = [b.label for b in open_tab(harness, TAB_DOWNLOADS).get("download_button")]
+    assert labels == ["Manifold grid (PNG)", "Encodings (CSV)"]
+    # The current digit's PNG is in the decoder column, which follows every commit.
+
+
+def test_hidden_panels_keep_their_settings_and_layers(harness, enc):
+    at = open_tab(harness, TAB_MORPH)
+    at.number_input(key="feat_morph_a_index").set_value(3)
+    at.slider(key="feat_morph_steps").set_value(5).run()
+    at = open_tab(at, TAB_UNC)
+    assert not at.get("download_button")  # the morph panel is not drawn
+    at.slider(key="feat_unc_n").set_value(3).run()
+    at.session_state["selected_index"] = 42
+    at = open_tab(at, TAB_DRAW)
+    path = trace(at, "morph path")  # still test #3 -> #1 in 5 steps
+    assert len(path["x"]) == 5
+    np.testing.assert_allclose([path["x"][0], path["y"][0]], enc["z_mean"][3], atol=1e-5)
+    assert len(trace(at, "posterior samples")["x"]) == 3
+    at = open_tab(at, TAB_MORPH)
+    assert at.slider(key="feat_morph_steps").value == 5 and at.number_input(key="feat_morph_a_index").value == 3
 
 
 def test_drawing_appears_as_a_star_and_explore_moves_there(harness, model):
@@ -113,7 +143,7 @@ def test_empty_or_broken_drawing_gets_a_clear_message(harness, url, msg):
 
 
 def test_morph_path_strip_animation(harness, enc):
-    at = harness
+    at = open_tab(harness, TAB_MORPH)
     at.number_input(key="feat_morph_a_index").set_value(3)
     at.number_input(key="feat_morph_b_index").set_value(10)
     at.slider(key="feat_morph_steps").set_value(6).run()
@@ -137,14 +167,14 @@ def test_morph_path_strip_animation(harness, enc):
 
 
 def test_morph_from_a_missing_drawing_says_so(harness):
-    at = harness
+    at = open_tab(harness, TAB_MORPH)
     at.selectbox(key="feat_morph_a_kind").set_value("Your drawing").run()
     assert any("Cannot morph" in w.value and "draw a digit" in w.value for w in at.warning)
     assert "morph path" not in status(at)["traces"]
 
 
 def test_uncertainty_for_a_clicked_digit(harness, enc):
-    at = harness
+    at = open_tab(harness, TAB_UNC)
     at.session_state["selected_index"] = 42
     at.run()
     assert not at.exception
@@ -164,7 +194,7 @@ def test_uncertainty_for_a_clicked_digit(harness, enc):
 
 
 def test_uncertainty_for_the_drawing(harness, model):
-    at = harness
+    at = open_tab(harness, TAB_UNC)
     at.radio(key="feat_unc_source").set_value("Your drawing").run()
     assert any("draw a digit first" in i.value for i in at.info)
     canvas = stroke_canvas([(140, 40), (140, 240)], width=24)
@@ -204,7 +234,7 @@ def test_features_in_the_app(model, enc, monkeypatch, tmp_path):
 
 
 def test_morph_to_the_clicked_digit(harness, enc):
-    at = harness
+    at = open_tab(harness, TAB_MORPH)
     at.selectbox(key="feat_morph_b_kind").set_value("Clicked test digit").run()
     assert any("click a digit on the scatter" in w.value for w in at.warning)
     at.session_state["selected_index"] = 25

@@ -2,9 +2,10 @@
 feature panels.
 
 What the browser does and what Python does:
-- The scatter (``st.plotly_chart``, keyed "scatter") and the manifold (keyed "manifold") are
-  drawn in the full run only: a latent move never re-sends them. The browser draws the
-  current point, the hover preview and the feature layers over them (ui/explorer.js).
+- The scatter (``st.plotly_chart``, keyed "scatter") and the manifold (keyed "manifold", in a
+  tab beside it, drawn only while that tab is open) are drawn in the full run only: a latent
+  move never re-sends them. The browser draws the current point, the hover preview and the
+  feature layers over them (ui/explorer.js).
 - The decoder column is the fragment "decoder": the live canvas, sliders and pad
   (ui/explorer.py), the server-rendered fallback digit and the selected digit.
 - The feature panels are the fragment "panels"; they and the decoder column send the
@@ -52,7 +53,6 @@ def scatter_figure(path: str, stamp: tuple, _enc: dict):
 
 
 def scatter_ui(path: str, stamp: tuple, enc: dict) -> None:
-    st.subheader("Encoded test digits")
     st.plotly_chart(scatter_figure(path, stamp, enc), key="scatter",
                     config={"displaylogo": False, "scrollZoom": True})
     st.caption(f"z_mean of {len(enc['z_mean']):,} test digits ({enc['source']}). Hover to preview the digit "
@@ -147,15 +147,23 @@ def manifold_chart(path: str, stamp: tuple, n: int, z1_range: tuple, z2_range: t
     return plots.manifold_figure(manifold_image(path, stamp, n, z1_range, z2_range), n, z1_range, z2_range, None)
 
 
+def grid_settings() -> tuple[int, tuple, tuple]:
+    """The manifold's n, z1 range and z2 range: the user's (kept while the manifold is not
+    shown), else the tutorial's."""
+    get = st.session_state.get
+    return (int(get("grid_n", cvae_latent.GRID_N)), tuple(get("grid_z1", cvae_latent.GRID_Z1)),
+            tuple(get("grid_z2", cvae_latent.GRID_Z2)))
+
+
 def manifold_ui(path: str, stamp: tuple) -> dict | None:
     """The tutorial's manifold; returns the map the browser uses to ring the current point."""
-    st.subheader("Manifold")
     st.caption("Digits decoded on an n x n grid of latent points (the tutorial's figure); "
                "the red ring follows the current point when it lies inside.")
     c1, c2, c3 = st.columns(3)
-    n = c1.slider("n", 2, cvae_latent.MAX_GRID_N, cvae_latent.GRID_N, key="grid_n")
-    z1r = c2.slider("z1 range", -6.0, 6.0, cvae_latent.GRID_Z1, step=0.1, key="grid_z1")
-    z2r = c3.slider("z2 range", -6.0, 6.0, cvae_latent.GRID_Z2, step=0.1, key="grid_z2")
+    # persist_state: the settings are kept while the manifold's tab is closed (not drawn).
+    n = c1.slider("n", 2, cvae_latent.MAX_GRID_N, cvae_latent.GRID_N, key="grid_n", persist_state="page")
+    z1r = c2.slider("z1 range", -6.0, 6.0, cvae_latent.GRID_Z1, step=0.1, key="grid_z1", persist_state="page")
+    z2r = c3.slider("z2 range", -6.0, 6.0, cvae_latent.GRID_Z2, step=0.1, key="grid_z2", persist_state="page")
     if z1r[0] >= z1r[1] or z2r[0] >= z2r[1]:
         st.warning("Each range needs its low end below its high end.")
         return None
@@ -178,19 +186,28 @@ def panels_fragment(path: str, stamp: tuple, enc: dict, data: str) -> None:
             model, enc, z, explore_from_here,
             test_image=lambda i: test_digit(data, i)[0] if has_mnist(data) else None,
             selected_index=selected,
-            grid=lambda: manifold_image(path, stamp, int(st.session_state["grid_n"]),
-                                        tuple(st.session_state["grid_z1"]), tuple(st.session_state["grid_z2"])),
+            grid=lambda: manifold_image(path, stamp, *grid_settings()),
             model_key=f"{path}:{stamp}")
         overlays_ui(features.feature_traces(model, enc, z, selected))
 
 
+VIEW_KEY = "view"
+SCATTER_TAB, MANIFOLD_TAB = "Encoded test digits", "Manifold"
+
+
 def explorer_page_ui(path: str, stamp: tuple, enc: dict, data: str) -> None:
-    """The scatter beside the decoder column, the manifold, the feature panels."""
+    """The scatter (or the manifold, in a tab) beside the decoder column; the feature panels."""
     left, right = st.columns([3, 2], gap="large")
     with left:
-        with part("The scatter"):
+        # The manifold is drawn only while its tab is open: a second chart costs every browser
+        # that opens the page ~0.5 s of CPU (benchmarks/load_test.py, a class at once).
+        t_scatter, t_manifold = st.tabs([SCATTER_TAB, MANIFOLD_TAB], key=VIEW_KEY, on_change="rerun")
+        with t_scatter, part("The scatter"):
             scatter_ui(path, stamp, enc)
-        manifold = manifold_ui(path, stamp)
+        manifold = None
+        if t_manifold.open:
+            with t_manifold:
+                manifold = manifold_ui(path, stamp)
     with right:
         decoder_fragment(path, stamp, enc, data, manifold)
     panels_fragment(path, stamp, enc, data)

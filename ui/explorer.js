@@ -159,9 +159,13 @@ class PlotHook {
     Object.assign(this.canvas.style, { position: "absolute", left: "0", top: "0", pointerEvents: "none" });
   }
 
+  attached() {
+    return !!(this.gd && this.gd.isConnected && this.gd._fullLayout && this.canvas.isConnected);
+  }
+
   // The graph div, (re)attached when Streamlit has drawn a new one; null until then.
   find() {
-    if (this.gd && this.gd.isConnected && this.gd._fullLayout && this.canvas.isConnected) return this.gd;
+    if (this.attached()) return this.gd;
     const gd = document.querySelector(this.selector);
     if (!gd || !gd._fullLayout || !gd._fullLayout.xaxis || typeof gd.on !== "function") return null;
     const box = gd.querySelector(".svg-container");
@@ -250,8 +254,12 @@ class Explorer {
     document.addEventListener("cvae:overlays", this.onOverlays);
     try { this.overlays = JSON.parse(document.documentElement.dataset.cvaeOverlays || "null"); } catch (e) { this.overlays = null; }
     // Streamlit redraws charts on its own schedule: look for them until found, and again
-    // when they are replaced (a new model, new manifold settings).
+    // when they are replaced (a new model, new manifold settings, the manifold's tab opened).
     this.poll = setInterval(() => this.hookPlots(), 400);
+    // Until the scatter is hooked, also look at every change to the page: on a busy machine
+    // (a class opening the page at once) the poll alone lagged seconds behind Plotly.
+    this.watch = new MutationObserver(() => this.hookPlots());
+    this.watching = false;
   }
 
   // ---- data from Python (every rerun) ----
@@ -509,6 +517,12 @@ class Explorer {
   hookPlots() {
     if (this.scatter.selector) this.scatter.find();
     if (this.manifold.selector) this.manifold.find();
+    const waiting = !!this.scatter.selector && !this.scatter.attached();
+    if (waiting !== this.watching) {
+      this.watching = waiting;
+      if (waiting) this.watch.observe(document.body, { childList: true, subtree: true });
+      else this.watch.disconnect();
+    }
   }
 
   hookScatter(gd) {
@@ -665,6 +679,7 @@ class Explorer {
 
   unmount() {
     clearInterval(this.poll);
+    this.watch.disconnect();
     document.removeEventListener("cvae:overlays", this.onOverlays);
     if (this.unhook) this.unhook();
     for (const h of [this.scatter, this.manifold]) h.canvas.remove();

@@ -209,13 +209,13 @@ def _strip_png(frames: np.ndarray) -> bytes:
 
 def _endpoint_ui(prefix: str, n_test: int) -> None:
     kind_key, index_key = (K_A_KIND, K_A_INDEX) if prefix == "A" else (K_B_KIND, K_B_INDEX)
-    kind = st.selectbox(f"Endpoint {prefix}", ENDPOINT_KINDS, key=kind_key,
+    kind = st.selectbox(f"Endpoint {prefix}", ENDPOINT_KINDS, key=kind_key, persist_state="page",
                         index=ENDPOINT_KINDS.index(DEFAULTS[kind_key]),
                         help="A test digit by index, the digit last clicked on the scatter, "
                              "the current latent point, or your drawing")
     if kind == TEST_DIGIT:
         st.number_input(f"Test digit index ({prefix})", min_value=0, max_value=max(0, n_test - 1), step=1,
-                        value=DEFAULTS[index_key], key=index_key)
+                        value=DEFAULTS[index_key], key=index_key, persist_state="page")
 
 
 def morph_ui(model, enc: dict, current=None, selected_index: int | None = None):
@@ -229,8 +229,9 @@ def morph_ui(model, enc: dict, current=None, selected_index: int | None = None):
     with c2:
         _endpoint_ui("B", n_test)
     with c3:
-        st.slider("Steps", 2, MAX_STEPS, DEFAULTS[K_STEPS], key=K_STEPS)
-        st.checkbox("Show the path on the scatter", value=DEFAULTS[K_SHOW_PATH], key=K_SHOW_PATH)
+        st.slider("Steps", 2, MAX_STEPS, DEFAULTS[K_STEPS], key=K_STEPS, persist_state="page")
+        st.checkbox("Show the path on the scatter", value=DEFAULTS[K_SHOW_PATH], key=K_SHOW_PATH,
+                    persist_state="page")
     try:
         path, frames, la, lb = morph_path(model, enc, current, selected_index)
     except ValueError as e:
@@ -240,9 +241,10 @@ def morph_ui(model, enc: dict, current=None, selected_index: int | None = None):
     st.image(pixelate(strip, 3), caption=f"{la} → {lb}, {len(frames)} steps", width="stretch")
     p1, p2, p3 = st.columns([1, 1, 2])
     with p1:
-        play = st.toggle(":material/play_arrow: Play animation", value=DEFAULTS[K_PLAY], key=K_PLAY)
+        play = st.toggle(":material/play_arrow: Play animation", value=DEFAULTS[K_PLAY], key=K_PLAY,
+                         persist_state="page")
     with p2:
-        fps = st.slider("Frames per second", 2, 30, DEFAULTS[K_FPS], key=K_FPS)
+        fps = st.slider("Frames per second", 2, 30, DEFAULTS[K_FPS], key=K_FPS, persist_state="page")
     gif = _gif(frames, int(fps))
     if play:
         st.image(gif, caption=f"morph {la} → {lb} (looping, forward and back)", width=224)
@@ -285,15 +287,15 @@ def uncertainty_ui(model, enc: dict, selected_index: int | None = None):
     with c1:
         sources = (CLICKED, TEST_DIGIT, DRAWN)
         src = st.radio("Posterior of", sources, index=sources.index(DEFAULTS[K_U_SOURCE]), key=K_U_SOURCE,
-                       horizontal=True)
+                       persist_state="page", horizontal=True)
         if src == TEST_DIGIT:
             st.number_input("Test digit index", 0, max(0, len(enc["z_mean"]) - 1), DEFAULTS[K_U_INDEX], 1,
-                            key=K_U_INDEX)
+                            key=K_U_INDEX, persist_state="page")
     with c2:
-        n = st.slider("Samples", 1, 16, DEFAULTS[K_U_N], key=K_U_N)
+        n = st.slider("Samples", 1, 16, DEFAULTS[K_U_N], key=K_U_N, persist_state="page")
     with c3:
-        seed = st.number_input("Seed", 0, 2**31 - 1, DEFAULTS[K_U_SEED], 1, key=K_U_SEED)
-    st.checkbox("Show the posterior on the scatter", value=DEFAULTS[K_U_SHOW], key=K_U_SHOW)
+        seed = st.number_input("Seed", 0, 2**31 - 1, DEFAULTS[K_U_SEED], 1, key=K_U_SEED, persist_state="page")
+    st.checkbox("Show the posterior on the scatter", value=DEFAULTS[K_U_SHOW], key=K_U_SHOW, persist_state="page")
     try:
         zm, lv, label = posterior_source(model, enc, selected_index)
     except ValueError as e:
@@ -404,16 +406,27 @@ def feature_traces(model, enc: dict, current=None, selected_index: int | None = 
     return traces
 
 
+K_TAB = "feat_tab"
+TAB_DRAW, TAB_MORPH, TAB_UNC, TAB_DOWNLOADS = (":material/draw: Draw a digit", ":material/swap_horiz: Morph",
+                                               ":material/blur_on: Uncertainty", ":material/download: Downloads")
+
+
 def features_ui(model, enc: dict, current=None, set_latent=None, test_image: TestImage | None = None,
                 selected_index: int | None = None, grid=None, model_key: str = "") -> None:
-    """All four panels in tabs (every tab runs, so the scatter's layers stay consistent)."""
-    t_draw, t_morph, t_unc, t_dl = st.tabs([":material/draw: Draw a digit", ":material/swap_horiz: Morph",
-                                           ":material/blur_on: Uncertainty", ":material/download: Downloads"])
+    """All four panels in tabs. The drawing pad runs in every run (the drawing lives in its
+    component's state); the other panels are drawn only while their tab is open: each costs
+    every browser that opens the page its drawing. Their widgets keep their values while
+    hidden (persist_state), so the scatter's layers (:func:`feature_traces`) stay as set."""
+    t_draw, t_morph, t_unc, t_dl = st.tabs([TAB_DRAW, TAB_MORPH, TAB_UNC, TAB_DOWNLOADS], key=K_TAB,
+                                           on_change="rerun")
     with t_draw:
         draw_ui(model, enc, test_image, set_latent)
-    with t_morph:
-        morph_ui(model, enc, current, selected_index)
-    with t_unc:
-        uncertainty_ui(model, enc, selected_index)
-    with t_dl:
-        downloads_ui(model, enc, current, grid, model_key)
+    if t_morph.open:
+        with t_morph:
+            morph_ui(model, enc, current, selected_index)
+    if t_unc.open:
+        with t_unc:
+            uncertainty_ui(model, enc, selected_index)
+    if t_dl.open:
+        with t_dl:
+            downloads_ui(model, enc, current, grid, model_key)

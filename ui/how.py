@@ -9,8 +9,17 @@ import streamlit as st
 from cvae import model as cvae_model
 
 
+HOW_KEY = "how_open"
+
+
+# A fragment: opening or closing the section reruns only this function.
+@st.fragment
 def how_it_works_ui() -> None:
-    with st.expander("How it works", expanded=False):
+    """Collapsed, the section is only its label: its formulas (KaTeX) and code (syntax
+    highlighting) cost the browser ~0.3 s of CPU to draw, so they are sent when it is opened."""
+    with st.expander("How it works", key=HOW_KEY, on_change="rerun") as section:
+        if not section.open:
+            return
         st.markdown("The **encoder** maps a digit x to a Gaussian q(z|x) = N(mu, sigma^2) over the 2-D latent "
                     "space; the **decoder** maps a latent point z back to 784 pixel probabilities. Training "
                     "samples z with the *reparameterisation trick*, so gradients flow through mu and sigma:")

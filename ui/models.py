@@ -146,12 +146,26 @@ def model_info_ui(path: str, stamp: tuple) -> None:
         bits.append(f"batch {tc.get('batch_size')}, lr {tc.get('lr')}, seed {tc.get('seed')}"
                     + (f", {tc['limit']} training images" if tc.get("limit") else ""))
     st.caption(" · ".join(bits))
-    with st.expander("Model summary"):
-        for name, p in model_summary(path, stamp).items():
-            st.markdown(f"**{name.capitalize()}**: {p['total']:,} parameters")
-            st.code(p["text"], language=None)  # Keras' layout: monospace, scrolls sideways
-    with st.expander("Training curves"):
-        if hist:
+    model_details_ui(path, stamp)
+
+
+SUMMARY_KEY, CURVES_KEY = "summary_open", "curves_open"
+
+
+# A fragment: opening or closing a section reruns only this function. Collapsed, each section
+# is only its label (a chart in a closed expander still costs the browser its drawing).
+@st.fragment
+def model_details_ui(path: str, stamp: tuple) -> None:
+    """The layer tables and the training curves, each drawn when its section is opened."""
+    with st.expander("Model summary", key=SUMMARY_KEY, on_change="rerun") as section:
+        if section.open:
+            for name, p in model_summary(path, stamp).items():
+                st.markdown(f"**{name.capitalize()}**: {p['total']:,} parameters")
+                st.code(p["text"], language=None)  # Keras' layout: monospace, scrolls sideways
+    with st.expander("Training curves", key=CURVES_KEY, on_change="rerun") as section:
+        if not section.open:
+            return
+        if load_model(path, stamp).meta.get("history"):
             st.plotly_chart(history_chart(path, stamp), key="history_chart", config={"displaylogo": False})
         else:
             st.info("This checkpoint carries no training history.")
