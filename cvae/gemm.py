@@ -15,8 +15,10 @@ other layers, so those stay matrix products. With float32 products :func:`loss_a
 returns what ``model.loss(x).loss.backward()`` computes, to float rounding;
 tests/test_gemm.py checks that for every parameter (within 1e-5 relative; measured 2.4e-6),
 and that bfloat16 products stay within their measured error and as close to it as PyTorch's
-bfloat16 autocast does. The layers implemented here are the model's declaration
-(``cvae.model.encoder_spec``/``decoder_spec``) as :data:`LAYOUT` spells it out;
+bfloat16 autocast does; and, layer by layer on the inputs this module fed it (``trace``), that
+every activation and gradient is what the model's own layer gives in float64, rounded where
+this module rounds (tests/gemm_reference.py). The layers implemented here are the model's
+declaration (``cvae.model.encoder_spec``/``decoder_spec``) as :data:`LAYOUT` spells it out;
 :func:`check_layout` refuses a model declared otherwise. The loss itself is the model's
 (:func:`cvae.model.reconstruction_loss`, :func:`cvae.model.kl_divergence`).
 

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from cvae.gemm import native_bf16
 from cvae.model import _apply, kl_divergence, reconstruction_loss, reparameterize
 
 F64 = torch.float64
@@ -37,6 +38,22 @@ F64 = torch.float64
 S2_GROUPS = (((0, 0), (0, 1), (1, 0), (1, 1)), ((0, 2), (1, 2)), ((2, 0), (2, 1)), ((2, 2),))
 # The last (stride-1) layer's taps in the order cvae.gemm sums them: the centre, then row-major.
 S1_GROUPS = (((1, 1),),) + tuple(((ky, kx),) for ky in range(3) for kx in range(3) if (ky, kx) != (1, 1))
+
+# What cvae.gemm takes from PyTorch's own convolution with bfloat16 tensors and whose rounding
+# depends on the CPU (see onednn_bf16_convolutions): the second transposed convolution's
+# output and the two weight gradients oneDNN computes.
+TORCH_CONVOLUTIONS = ("decoder.deconv2: a6", "decoder.deconv2: dweight", "decoder.deconv3: dweight")
+
+
+def onednn_bf16_convolutions() -> bool:
+    """Whether PyTorch runs bfloat16 convolutions with oneDNN on this CPU (AVX-512 and newer):
+    each output summed in float32 and rounded once, as the reference assumes. Elsewhere (AVX2
+    only; ``ONEDNN_MAX_CPU_ISA=AVX2`` shows it) ATen's own kernels add a transposed convolution's
+    taps and the weight gradient's images in bfloat16, one rounding each."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # the check's private name may change
+        return native_bf16()
 
 
 def rnd(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -14,7 +14,7 @@ import torch
 from cvae import CVAE, TrainConfig, train
 from cvae.gemm import loss_and_grads
 from cvae.train import _Step, matmul_dtype
-from gemm_reference import layer_references, rounding_error
+from gemm_reference import TORCH_CONVOLUTIONS, layer_references, onednn_bf16_convolutions, rounding_error
 from helpers import DATA_DIR, needs_data
 
 
@@ -117,19 +117,29 @@ LAYER_TOL = 1e-5
 # the other side of a rounding boundary (gemm_reference.rounding_error). Measured over CASES
 # and 20 other seeds: at most 34 of 401,408 elements (deconv2's input gradient, batch 32) and
 # 1 of 288 (deconv3's weight gradient, batch 7), 6.4e-4 of any tensor over 1,000 elements;
-# each flip within one unit in the last place of the tensor's largest element (a6; the fold's
-# partial sums can be larger than its result); the other elements equal (the bias added in
+# each flip at most one unit in the last place of the tensor's largest element (a6, batch 32: a
+# flip before a bias add or inside a scatter is a unit of a partial sum, which can be larger
+# than any result, hence FLIP_ULPS = 2); the other elements equal (the bias added in
 # float32 after conv2's product: relative error 3.3e-8, float32's rounding of the sum). A 0.1%
-# error before the rounding flips 13-26% of the elements (bfloat16's unit is 0.4-0.8%); after
-# it (a float32 tensor of bfloat16 values scaled), it moves every element by a tenth to a
-# quarter of a unit: a relative error of 1e-3 among the elements that did not flip.
+# error before the rounding flips 10-18% of the elements (bfloat16's unit is 0.4-0.8%; measured
+# with dwt1, dh6, dx5 and dcols2 scaled inside their products); after it (a float32 tensor of
+# bfloat16 values scaled) it moves every element by a tenth to a quarter of a unit: a relative
+# error of 1e-3 among the elements that did not flip. (Scaling a bfloat16 tensor by 1.001 in
+# bfloat16 changes nothing: every element rounds back to itself.)
 FLIP_TOL = 0.002  # flips allowed: FLIP_TOL of the elements, plus two (a small tensor's one flip)
 FLIP_ULPS = 2.0  # the largest flip, in units in the last place of the tensor's largest element
 REST_TOL = 1e-7  # relative error of the elements that did not flip
+# Where PyTorch's bfloat16 convolutions are not oneDNN's (CPUs without AVX-512, where the
+# trainer's precision "auto" never picks bfloat16), ATen's own kernels round more often: the
+# three TORCH_CONVOLUTIONS tensors are then off by up to 7.5e-3 (relative; 10 seeds under
+# ONEDNN_MAX_CPU_ISA=AVX2) and are held only to CONV_FALLBACK_TOL there; everything the fast
+# path multiplies itself keeps the bounds above (they hold under that emulation too).
+CONV_FALLBACK_TOL = 0.015
 
 
 def _layer_check(case, dtype):
-    """``{"layer: tensor": error}`` for every layer of the fast path, and the failures."""
+    """``{"layer: tensor": error}`` for every layer of the fast path (the figures quoted above),
+    and the failures."""
     model, x = _case(case)
     trace = {}
     _, grads = loss_and_grads(model, x, torch.Generator().manual_seed(5), dtype, weight=0.25, trace=trace)
@@ -137,12 +147,14 @@ def _layer_check(case, dtype):
     checks = layer_references(model, x, trace, dict(zip(names, grads)), dtype, weight=0.25)
     # every parameter's gradient is among them
     assert {"{}: d{}".format(*n.rsplit(".", 1)) for n in names} <= set(checks)
+    assert set(TORCH_CONVOLUTIONS) <= set(checks)
+    fallback = set() if dtype is torch.float32 or onednn_bf16_convolutions() else set(TORCH_CONVOLUTIONS)
     errors, failures = {}, []
     for name, (got, want, at) in checks.items():
         assert got.shape == want.shape, (name, got.shape, want.shape)
-        if at is None or dtype is torch.float32:
+        if at is None or dtype is torch.float32 or name in fallback:
             errors[name] = err = _rel(got, want)
-            if err > LAYER_TOL:
+            if err > (CONV_FALLBACK_TOL if name in fallback else LAYER_TOL):
                 failures.append(f"{name}: relative error {err:.2e}")
         else:
             errors[name] = flips, n, worst, rest = rounding_error(got, want, at, dtype)
