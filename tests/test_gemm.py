@@ -75,16 +75,18 @@ def test_float32_products_give_autograds_gradients(case, channels_last):
 
 # bfloat16 keeps 8 significant bits (relative rounding 2^-9 = 0.2%), so its gradients differ
 # from float32's by far more than 0.1%; the reference is autograd in float32 and each bound is
-# 1.5x the largest error measured over CASES (this CPU, native bfloat16), per parameter. A
-# wrong index, layout or missing term is O(1); the maths shared with float32 is held to 1e-5
-# above.
+# 1.5x the largest error measured over CASES, per parameter, on a CPU with native bfloat16 and
+# with ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 (most laptops: PyTorch's own
+# convolutions round more often there; decoder.deconv3.weight 2.9e-3 vs 5.9e-3). A wrong
+# index, layout or missing term is O(1); a 0.1% error in any layer is caught by the
+# layer-by-layer test below.
 BF16_TOL = {
     "encoder.conv1.weight": 0.037, "encoder.conv1.bias": 0.026, "encoder.conv2.weight": 0.028,
     "encoder.conv2.bias": 0.027, "encoder.dense.weight": 0.01, "encoder.dense.bias": 0.0097,
     "encoder.z_mean.weight": 0.014, "encoder.z_mean.bias": 0.013, "encoder.z_log_var.weight": 0.11,
-    "encoder.z_log_var.bias": 0.093, "decoder.dense.weight": 0.096, "decoder.dense.bias": 0.088,
-    "decoder.deconv1.weight": 0.051, "decoder.deconv1.bias": 0.03, "decoder.deconv2.weight": 0.021,
-    "decoder.deconv2.bias": 0.012, "decoder.deconv3.weight": 0.0043, "decoder.deconv3.bias": 0.00039,
+    "encoder.z_log_var.bias": 0.093, "decoder.dense.weight": 0.11, "decoder.dense.bias": 0.093,
+    "decoder.deconv1.weight": 0.056, "decoder.deconv1.bias": 0.033, "decoder.deconv2.weight": 0.024,
+    "decoder.deconv2.bias": 0.012, "decoder.deconv3.weight": 0.0088, "decoder.deconv3.bias": 0.0004,
 }
 
 
