@@ -27,7 +27,7 @@ from ui.how import how_it_works_ui
 from ui.latent import BOUNDS_KEY, current_latent, point_from_url, set_latent
 from ui.models import (configure_torch_threads, data_dir, load_encodings, model_info_ui, model_picker_ui,
                        runs_dir, usable_model_ui)
-from ui.training import train_form_ui, training_ui
+from ui.training import TRAIN_FORM_KEY, train_form_ui, training_ui
 
 
 def sidebar_ui(data: str) -> tuple[str | None, tuple | None]:
@@ -41,9 +41,13 @@ def sidebar_ui(data: str) -> tuple[str | None, tuple | None]:
                 path, stamp = usable_model_ui(path)
             if path:
                 model_info_ui(path, stamp)
-        st.header("Train a new model")
         with part("Training"):
-            train_form_ui(data, runs_dir())
+            # Collapsed, the form is only its label (its inputs cost every browser that opens
+            # the page their drawing); open at once when there is no model yet.
+            with st.expander("Train a new model", expanded=not path, key=TRAIN_FORM_KEY, on_change="rerun",
+                             icon=":material/model_training:") as section:
+                if section.open:
+                    train_form_ui(data, runs_dir())
             training_ui(data)
     return path, stamp
 

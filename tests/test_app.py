@@ -16,6 +16,7 @@ from helpers import REPO
 from ui.explore import MANIFOLD_TAB, SCATTER_TAB, VIEW_KEY
 from ui.how import HOW_KEY
 from ui.models import CURVES_KEY, SUMMARY_KEY
+from ui.training import TRAIN_FORM_KEY
 from conftest import data_dir
 
 from streamlit.testing.v1 import AppTest
@@ -116,11 +117,13 @@ def test_runs_on_the_shipped_model(env):
     # The manifold, the model summary, the training curves and how it works are drawn only once
     # opened (each costs every browser that opens the page its drawing).
     assert not at.sidebar.code and not at.code and not at.latex and data["manifold"] is None
+    assert not at.sidebar.number_input  # the training form, in its collapsed expander
     with pytest.raises(AssertionError, match="no plotly chart"):
         plotly_spec(at, "manifold")
     with pytest.raises(AssertionError, match="no plotly chart"):
         plotly_spec(at, "history_chart")
-    for key, value in ((VIEW_KEY, MANIFOLD_TAB), (HOW_KEY, True), (SUMMARY_KEY, True), (CURVES_KEY, True)):
+    for key, value in ((VIEW_KEY, MANIFOLD_TAB), (HOW_KEY, True), (SUMMARY_KEY, True), (CURVES_KEY, True),
+                       (TRAIN_FORM_KEY, True)):
         at.session_state[key] = value
     at.run()
     no_errors(at)
@@ -130,6 +133,8 @@ def test_runs_on_the_shipped_model(env):
     assert plotly_spec(at, "manifold")["data"][0]["type"] == "image"
     assert data["manifold"]["inside"] == [-2.0, 2.0, -1.0, 3.0]
     assert [t["name"] for t in plotly_spec(at, "history_chart")["data"]][:2] == ["loss", "val_loss"]
+    assert {n.key for n in at.sidebar.number_input} == {"train_epochs", "train_batch", "train_lr", "train_seed",
+                                                          "train_limit"}
     tables = [c.value for c in at.sidebar.code]
     assert len(tables) == 2
     assert 'Model: "encoder"' in tables[0] and "Total params: 69,076" in tables[0]
@@ -271,6 +276,8 @@ def test_offline_uses_shipped_encodings(monkeypatch, tmp_path):
     assert not any(c.startswith("original #") for c in caps)
     assert any("MNIST test set" in i.value and "CVAE_DATA" in i.value for i in at.info)
     # Training says what it needs instead of failing somewhere deep.
+    at.session_state[TRAIN_FORM_KEY] = True
+    at.run()
     at.sidebar.number_input(key="train_limit").set_value(256)
     at.sidebar.button[0].click().run()
     assert any("Training needs MNIST" in e.value for e in at.error)

@@ -16,6 +16,7 @@ from cvae.latent import MAX_GRID_N
 
 from helpers import DATA_DIR, REPO, hostile_files
 from ui.explore import MANIFOLD_TAB, VIEW_KEY
+from ui.training import TRAIN_FORM_KEY
 
 from streamlit.testing.v1 import AppTest
 
@@ -172,7 +173,9 @@ def test_out_of_range_manifold_settings_are_clamped_or_refused(env):
 def test_bad_training_inputs_never_reach_the_app(env, key, value):
     """Out-of-range training values are refused by the form's inputs: the app only ever sees
     values inside their bounds (which TrainConfig accepts). Nothing starts, nothing is written."""
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state[TRAIN_FORM_KEY] = True  # the user opened the form
+    at.run()
     box = at.sidebar.number_input(key=key)
     lo, hi = box.proto.min, box.proto.max
     box.set_value(value)

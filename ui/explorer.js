@@ -279,6 +279,7 @@ class Explorer {
     try {
       this.model = remember(DECODERS, d.assets.weights.hash, () => prepareDecoder(values.weights));
       this.points = values.points ? remember(MAPS, d.assets.points.hash, () => preparePoints(values.points)) : null;
+      this.pointsHash = this.points ? d.assets.points.hash : null;
       this.failed = null;
     } catch (e) {
       this.fail(`The decoder could not be prepared: ${e.message}`);
@@ -297,7 +298,6 @@ class Explorer {
     this.selected = d.selected;
     this.nPoints = d.n_points;
     if (!this.live || this.live.source !== "drag") this.live = null; // Python's point wins, except mid-drag
-    this.padKey = null;
     this.fitPad(d.pad_px);
     this.hookPlots();
     this.refresh();
@@ -464,7 +464,8 @@ class Explorer {
       this.pad.width = this.pad.height = px;
       this.pad.style.width = this.pad.style.height = `${s}px`;
     }
-    const key = JSON.stringify([s, dpr, this.bounds, this.points ? this.points.n : 0, this.palette]);
+    // The encodings drawn faintly: redrawn only when what they show changes (10,000 rects).
+    const key = JSON.stringify([s, dpr, this.bounds, this.pointsHash, this.palette]);
     if (key !== this.padKey) { this.padKey = key; this.padBg = this.padBackground(s, dpr); }
     const g = this.pad.getContext("2d");
     g.setTransform(1, 0, 0, 1, 0, 0);

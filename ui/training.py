@@ -35,6 +35,9 @@ def job_registry() -> JobRegistry:
     return JobRegistry()
 
 
+TRAIN_FORM_KEY = "train_form_open"  # the app's expander around the form
+
+
 def train_form_ui(data: str, runs: Path) -> None:
     """The form (the default recipe's values); a valid submit starts a run saving into ``runs``."""
     reg = job_registry()
