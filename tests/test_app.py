@@ -13,7 +13,7 @@ import pytest
 from cvae import assets, plots
 
 from helpers import REPO
-from ui.explore import MANIFOLD_TAB, SCATTER_TAB, VIEW_KEY
+from ui.explore import FILM_KEY, MANIFOLD_TAB, SCATTER_TAB, VIEW_KEY
 from ui.how import HOW_KEY
 from ui.models import CURVES_KEY, SUMMARY_KEY
 from ui.training import TRAIN_FORM_KEY
@@ -122,8 +122,9 @@ def test_runs_on_the_shipped_model(env):
         plotly_spec(at, "manifold")
     with pytest.raises(AssertionError, match="no plotly chart"):
         plotly_spec(at, "history_chart")
+    assert not any("separate run of the default recipe" in c.value for c in at.caption)  # the film, closed
     for key, value in ((VIEW_KEY, MANIFOLD_TAB), (HOW_KEY, True), (SUMMARY_KEY, True), (CURVES_KEY, True),
-                       (TRAIN_FORM_KEY, True)):
+                       (TRAIN_FORM_KEY, True), (FILM_KEY, True)):
         at.session_state[key] = value
     at.run()
     no_errors(at)
@@ -133,6 +134,7 @@ def test_runs_on_the_shipped_model(env):
     assert plotly_spec(at, "manifold")["data"][0]["type"] == "image"
     assert data["manifold"]["inside"] == [-2.0, 2.0, -1.0, 3.0]
     assert [t["name"] for t in plotly_spec(at, "history_chart")["data"]][:2] == ["loss", "val_loss"]
+    assert any("separate run of the default recipe" in c.value for c in at.caption)  # the shipped film
     assert {n.key for n in at.sidebar.number_input} == {"train_epochs", "train_batch", "train_lr", "train_seed",
                                                           "train_limit"}
     tables = [c.value for c in at.sidebar.code]

@@ -213,10 +213,14 @@ def explorer_page_ui(path: str, stamp: tuple, enc: dict, data: str) -> None:
     panels_fragment(path, stamp, enc, data)
 
 
+FILM_KEY = "film_open"
+
+
 def film_ui(path: str, stamp: tuple) -> None:
-    """The model's training film, on request (its frames are a few hundred KB: not sent with
-    every page unless asked for)."""
-    st.subheader("The training film")
-    if st.toggle("Show how the latent space formed while this model trained", key="show_film"):
-        with part("The training film"):
-            film_replay_ui(load_model(path, stamp))
+    """The model's training film, drawn when its section is opened (its frames are a few
+    hundred KB: not sent with every page unless asked for)."""
+    with st.expander("The training film: how the latent space formed while this model trained", key=FILM_KEY,
+                     on_change="rerun", icon=":material/movie:") as section:
+        if section.open:
+            with part("The training film"):
+                film_replay_ui(load_model(path, stamp))
