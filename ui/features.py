@@ -21,7 +21,7 @@ import streamlit as st
 from cvae.drawing import DrawingError, decode_data_url, preprocess_drawing
 from cvae.export import encodings_csv, gif_bytes, png_bytes, tile
 from cvae.latent import GRID_N, GRID_Z1, GRID_Z2, decode_grid, decode_points, encode_dataset
-from cvae.morph import MAX_STEPS, morph
+from cvae.morph import MAX_STEPS, interpolate, morph
 from cvae.overlays import ellipse_traces, path_trace, samples_trace, star_trace
 from cvae.plots import pixelate
 from cvae.uncertainty import decode_samples, nearest, sample_posterior, std
@@ -185,6 +185,13 @@ def _endpoint(prefix: str, model, enc: dict, current, selected_index: int | None
     if not 0 <= i < n:
         raise ValueError(f"test digit index must be between 0 and {n - 1}, got {i}")
     return enc["z_mean"][i], f"test #{i} ({int(enc['label'][i])})"
+
+
+def morph_line(model, enc: dict, current, selected_index: int | None = None) -> np.ndarray:
+    """The path alone (no decoding): the layer on the scatter, drawn on every commit."""
+    za, _ = _endpoint("A", model, enc, current, selected_index)
+    zb, _ = _endpoint("B", model, enc, current, selected_index)
+    return interpolate(za, zb, int(_get(K_STEPS)))
 
 
 def morph_path(model, enc: dict, current, selected_index: int | None = None) -> tuple[np.ndarray, np.ndarray, str, str]:
@@ -396,8 +403,7 @@ def feature_traces(model, enc: dict, current=None, selected_index: int | None = 
             pass
     if _get(K_SHOW_PATH):
         try:
-            path, _, _, _ = morph_path(model, enc, current, selected_index)
-            traces.append(path_trace(path))
+            traces.append(path_trace(morph_line(model, enc, current, selected_index)))
         except ValueError:
             pass
     d = drawn_digit(model)
