@@ -173,9 +173,16 @@ def test_slider_drag_repaints_at_every_move_and_commits_on_release(page_, model)
     assert len(wire.sent) == sent_before, "something was sent to the server before the release"
     assert stats(pg)["commits"] == 0
     pg.mouse.up()
+    backgrounds, updates = stats(pg)["padBackgrounds"], stats(pg)["updates"]
     wait_commits(pg, 1)
     wait_python_at(pg, (seen[-1], z0[1]))
-    assert stats(pg)["commits"] == 1
+    pg.wait_for_function(f"() => cvaeExplorer.stats()[0].updates > {updates}", timeout=TIMEOUT_MS)
+    s = stats(pg)
+    assert s["commits"] == 1
+    # Python's rerun after the commit: the pad's 10,000 faint points are not drawn again, and
+    # the page is no longer watched for the scatter (it was hooked when the page was ready).
+    assert s["padBackgrounds"] == backgrounds == 1
+    assert s["watching"] is False
 
 
 def test_arrow_keys_move_a_slider_and_shift_takes_bigger_steps(page_, model):

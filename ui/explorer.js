@@ -466,7 +466,11 @@ class Explorer {
     }
     // The encodings drawn faintly: redrawn only when what they show changes (10,000 rects).
     const key = JSON.stringify([s, dpr, this.bounds, this.pointsHash, this.palette]);
-    if (key !== this.padKey) { this.padKey = key; this.padBg = this.padBackground(s, dpr); }
+    if (key !== this.padKey) {
+      this.padKey = key;
+      this.padBg = this.padBackground(s, dpr);
+      this.stats.padBackgrounds = (this.stats.padBackgrounds || 0) + 1;
+    }
     const g = this.pad.getContext("2d");
     g.setTransform(1, 0, 0, 1, 0, 0);
     g.drawImage(this.padBg, 0, 0);
@@ -731,7 +735,8 @@ function installHooks() {
     },
     stats: () => [...LIVE].map((x) => ({ ...x.stats, committed: x.committed.slice(), shown: x.shown && x.shown.slice(),
                                           live: x.live && { ...x.live }, hasModel: !!x.model, selected: x.selected,
-                                          scatter: !!x.scatter.gd, manifold: !!x.manifold.gd, failed: x.failed })),
+                                          scatter: !!x.scatter.gd, manifold: !!x.manifold.gd, failed: x.failed,
+                                          watching: x.watching })),
     // Client (page) coordinates of a latent point on the scatter or the manifold.
     scatterPx(z1, z2) {
       const h = first().scatter, r = h.gd.getBoundingClientRect(), [px, py] = h.toPx(z1, z2);
