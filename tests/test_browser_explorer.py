@@ -478,3 +478,69 @@ def test_a_commit_lost_on_its_way_is_sent_again(browser, model, tmp_path):
         assert not errors, errors
     finally:
         server.stop()
+
+
+def test_an_overtaken_call_keeps_the_explorer_and_its_keyboard_focus(page_):
+    """Streamlit (1.67's BidiComponent) runs the cleanup of a call that a newer rerun overtook
+    (its data came while the call was still starting) at once, while the component stays on
+    the page. Under load that tore the explorer down in the middle of a key sequence (CI of
+    2026-11-30: the slider lost focus, the last presses went nowhere, the old explorer resent
+    its last commit every 2.5 s for ever). Here that call and its cleanup are made as
+    Streamlit makes them, between two key presses."""
+    pg, wire = page_
+    z0 = stats(pg)["committed"]
+    slider = pg.get_by_role("slider", name="z1", exact=True)
+    slider.focus()
+    pg.keyboard.press("ArrowRight")
+    wait_python_at(pg, (z0[0] + 0.01, z0[1]))
+    looked = pg.evaluate("cvaeBoot.released()")
+    pg.evaluate("() => cvaeBoot.mount(cvaeBoot.last)()")  # the overtaken call, then its cleanup
+    pg.wait_for_function(f"() => cvaeBoot.released() > {looked}", timeout=TIMEOUT_MS)
+    assert stats(pg)["commits"] == 1  # the same explorer, not a new one
+    assert slider.evaluate("s => s.getRootNode().activeElement === s"), "the slider lost the keyboard focus"
+    for _ in range(9):
+        pg.keyboard.press("ArrowRight")
+    wait_python_at(pg, (round(z0[0] + 0.10, 2), z0[1]))
+    assert stats(pg)["commits"] == 10
+
+
+def test_an_explorer_taken_off_the_page_stops_and_a_new_one_commits(page_):
+    """Off the page, the explorer is gone (no poll, no resend: nothing left running); put back,
+    a new one numbers its commits on from the last Python applied (starting again at 1, Python
+    dropped them as already applied and the point sprang back)."""
+    pg, wire = page_
+    z0 = stats(pg)["committed"]
+    pg.get_by_role("slider", name="z1", exact=True).focus()
+    for k in range(1, 4):
+        pg.keyboard.press("ArrowRight")
+        wait_python_at(pg, (round(z0[0] + 0.01 * k, 2), z0[1]))
+    show = pg.get_by_text("Show the explorer")
+    show.click()
+    pg.wait_for_function("() => cvaeExplorer.stats().length === 0", timeout=TIMEOUT_MS)
+    show.click()
+    ready(pg)
+    assert stats(pg)["commits"] == 0  # a new explorer
+    pg.get_by_role("slider", name="z1", exact=True).focus()
+    pg.keyboard.press("ArrowRight")
+    wait_python_at(pg, (round(z0[0] + 0.04, 2), z0[1]))
+    pg.wait_for_function(f"() => new URLSearchParams(location.search).get('z1') === '{z0[0] + 0.04:.3f}'",
+                         timeout=TIMEOUT_MS)
+
+
+def test_a_decoder_the_browser_cannot_read_says_so_and_the_server_draws_the_digit(page_):
+    """Once a commit says the browser decodes, Python stops drawing (and sending) its own digit.
+    A decoder payload the browser cannot read (here cut short) shows a visible message, and the
+    browser says "failed": the server's digit is drawn again, and shown."""
+    pg, _ = page_
+    server_digit = pg.locator('[data-testid="stImageCaption"]', has_text="decoded at z")
+    z0 = stats(pg)["committed"]
+    pg.get_by_role("slider", name="z1", exact=True).focus()
+    pg.keyboard.press("ArrowRight")
+    wait_python_at(pg, (z0[0] + 0.01, z0[1]))
+    server_digit.first.wait_for(state="detached", timeout=TIMEOUT_MS)
+    pg.get_by_text("Cut the decoder's weights short").click()
+    alert = pg.get_by_role("alert").filter(has_text="The decoder could not be prepared")
+    alert.wait_for(state="visible", timeout=TIMEOUT_MS)
+    assert "bytes, expected" in alert.inner_text()
+    server_digit.first.wait_for(state="visible", timeout=TIMEOUT_MS)
+    assert f"z = ({z0[0] + 0.01:.3f}, {z0[1]:.3f})" in server_digit.first.inner_text()

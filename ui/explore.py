@@ -7,7 +7,8 @@ What the browser does and what Python does:
   move never re-sends them. The browser draws the current point, the hover preview and the
   feature layers over them (ui/explorer.js).
 - The decoder column is the fragment "decoder": the live canvas, sliders and pad
-  (ui/explorer.py), the server-rendered fallback digit and the selected digit.
+  (ui/explorer.py), the server-rendered fallback digit (until the browser says it decodes)
+  and the selected digit.
 - The feature panels are the fragment "panels"; they and the decoder column send the
   scatter's feature layers.
 - A commit from the browser reruns the decoder column, and the panels only when they show
@@ -27,7 +28,7 @@ from cvae.data import has_mnist
 from ui import features
 from ui.common import part
 from ui.film import film_replay_ui
-from ui.explorer import DIGIT_PX, FALLBACK_KEY, explorer_ui, manifold_map, overlays_ui
+from ui.explorer import DIGIT_PX, FALLBACK_KEY, browser_decodes, explorer_ui, manifold_map, overlays_ui
 from ui.latent import apply_selection, bounds, current_latent, set_latent
 from ui.models import load_model, manifold_image, test_digit
 
@@ -87,7 +88,8 @@ def clear_selection() -> None:
 
 def fallback_digit_ui(model, z: tuple[float, float]) -> None:
     """The digit rendered on the server: shown only where the browser cannot decode (the
-    browser hides it while its decoder works), and what AppTest sees."""
+    browser hides it while its decoder works, and once the browser has said so in a commit it
+    is not drawn at all), and what AppTest sees."""
     with st.container(key=FALLBACK_KEY):
         with part("The decoder"):
             digit = cvae.decode_point(model, *z)
@@ -132,7 +134,8 @@ def decoder_fragment(path: str, stamp: tuple, enc: dict, data: str, manifold: di
     st.subheader("Decoder")
     explorer_ui(model, enc, z, bounds(), on_commit=commit, selected=st.session_state.get("selected_index"),
                 manifold=manifold, step=SLIDER_STEP)
-    fallback_digit_ui(model, z)
+    if not browser_decodes():  # the browser shows this digit itself, at display rate
+        fallback_digit_ui(model, z)
     features.current_digit_download_ui(model, z)
     # The feature layers over the scatter (the panels send them too, when their widgets change).
     overlays_ui(features.feature_traces(model, enc, z, st.session_state.get("selected_index")),

@@ -280,6 +280,7 @@ class Explorer {
       this.model = remember(DECODERS, d.assets.weights.hash, () => prepareDecoder(values.weights));
       this.points = values.points ? remember(MAPS, d.assets.points.hash, () => preparePoints(values.points)) : null;
       this.pointsHash = this.points ? d.assets.points.hash : null;
+      if (this.failed) this.error.hidden = true; // what failed before works now
       this.failed = null;
     } catch (e) {
       this.fail(`The decoder could not be prepared: ${e.message}`);
@@ -289,7 +290,9 @@ class Explorer {
       const s = this.sliders[k];
       [s.min, s.max, s.step] = [lo, hi, this.step];
     });
-    if (this.session !== d.session) [this.session, this.seq, this.pending] = [d.session, 0, null];
+    // A new explorer (or a new session) numbers its commits on from the last that Python
+    // applied: starting again at 1 had Python drop them as already applied.
+    if (this.session !== d.session) [this.session, this.seq, this.pending] = [d.session, d.seq, null];
     if (this.pending && d.seq >= this.pending.seq) { this.pending = null; clearTimeout(this.resend); }
     if (!this.pending) {
       this.committed = [Number(d.z[0]), Number(d.z[1])];
@@ -310,6 +313,8 @@ class Explorer {
     this.error.hidden = false;
     this.error.textContent = message;
     setFallbackHidden(false);
+    // Python left its digit out once told that this browser decodes: it is needed again.
+    if (this.told && this.send) { this.told = false; this.send("failed", message); }
   }
 
   // ---- the point ----
@@ -341,7 +346,9 @@ class Explorer {
     this.live = null;
     this.stats.commits += 1;
     this.seq = (this.seq || 0) + 1;
-    this.pending = { z1: z[0], z2: z[1], select, seq: this.seq, session: this.session };
+    // decodes: Python then stops drawing its fallback digit (until "failed").
+    this.told = !this.failed && !!this.model;
+    this.pending = { z1: z[0], z2: z[1], select, seq: this.seq, session: this.session, decodes: this.told };
     this.refresh();
     this.sendPending();
   }
@@ -684,6 +691,7 @@ class Explorer {
 
   unmount() {
     clearInterval(this.poll);
+    clearTimeout(this.resend);
     this.watch.disconnect();
     document.removeEventListener("cvae:overlays", this.onOverlays);
     if (this.unhook) this.unhook();

@@ -8,7 +8,9 @@ hashes. The browser keeps the payloads in IndexedDB across reloads and names the
 cookie; a new session gets up front what the browser lacks, and anything still missing is
 asked for ("need"). The browser decodes while anything moves; Python hears only commits
 ("commit": a release, a key-up, a click; numbered, and the number echoed back) and the
-caller's ``on_commit`` decides what reruns.
+caller's ``on_commit`` decides what reruns. A commit also says whether the browser decodes
+(and "failed" says when it stopped): until it does, the caller draws the server's digit
+(:func:`browser_decodes`).
 """
 
 from __future__ import annotations
@@ -141,6 +143,12 @@ def overlays_ui(traces: Sequence, key: str = "cvae_overlays") -> None:
     _components()[1](key=key, data={"layers": overlay_layers(traces)}, height=0)
 
 
+def browser_decodes(key: str = "explorer") -> bool:
+    """Whether the browser of this session said it decodes (with its last commit, and has not
+    reported a failure since): then the server's fallback digit is not needed."""
+    return st.session_state.get(f"_{key}_decodes") is True
+
+
 def explorer_ui(model, enc: dict, z: Sequence[float], bounds: Sequence[float], *,
                 on_commit: Callable[[float, float, int | None], None], selected: int | None = None,
                 manifold: dict | None = None, step: float = 0.01, key: str = "explorer",
@@ -155,6 +163,7 @@ def explorer_ui(model, enc: dict, z: Sequence[float], bounds: Sequence[float], *
     bounds = tuple(float(v) for v in bounds)
     state_key = f"_{key}_send"  # hashes the browser asked for: sent with the next run, once
     seq_key = f"_{key}_seq"  # the last commit applied (its number, from the browser)
+    decodes_key = f"_{key}_decodes"  # read by browser_decodes()
     session = st.session_state.setdefault(f"_{key}_session", os.urandom(4).hex())
     if state_key not in st.session_state:
         # A new session: send up front what the browser does not say it holds (its cookie,
@@ -173,8 +182,13 @@ def explorer_ui(model, enc: dict, z: Sequence[float], bounds: Sequence[float], *
             known = {a["hash"] for a in assets.values()}
             to_send.update(h for h in need.values() if isinstance(h, str) and h in known)
 
+    def on_failed() -> None:
+        st.session_state[decodes_key] = False
+
     def on_commit_cb() -> None:
         value = (st.session_state.get(key) or {}).get("commit")
+        if isinstance(value, dict) and isinstance(value.get("decodes"), bool):
+            st.session_state[decodes_key] = value["decodes"]
         c = parse_commit(value, bounds, len(enc["z_mean"]))
         seq = value.get("seq") if isinstance(value, dict) else None
         if c is None or (isinstance(seq, int) and seq <= st.session_state.get(seq_key, 0)):
@@ -213,4 +227,4 @@ def explorer_ui(model, enc: dict, z: Sequence[float], bounds: Sequence[float], *
         "hooks": os.environ.get(HOOKS_ENV) == "1",
     }
     _components()[0](key=key, data=data, width="stretch", height="content",
-                     on_commit_change=on_commit_cb, on_need_change=on_need)
+                     on_commit_change=on_commit_cb, on_need_change=on_need, on_failed_change=on_failed)

@@ -7,6 +7,7 @@ const MEM = new Map();     // hash -> payload (this page)
 const MODULES = new Map(); // code hash -> Promise<module>
 const STORED = new Set();  // hashes known to be in IndexedDB
 const HOSTS = new WeakMap();
+const RELEASED = { n: 0 }; // cleanups looked at (the test hooks read it)
 const DB = "cvae-explorer", STORE = "assets", KEEP = 12, ASK_MAX = 3, ASK_AFTER_MS = 4000;
 
 let dbPromise = null;
@@ -158,15 +159,27 @@ class Host {
   }
 }
 
-export default function (component) {
+// Streamlit (1.67, BidiComponent) calls this on every rerun that changes the data, and calls
+// a returned cleanup in two cases: the component left the page, or this call was overtaken (a
+// newer rerun's data came while this one was still starting: its cleanup runs at once, the
+// component stays). Tearing down then lost the user's place mid-gesture (focus, keys, a
+// pending commit), so the host goes only once its element has left the page.
+export default function mount(component) {
   const { parentElement } = component;
   let host = HOSTS.get(parentElement);
   if (!host) { host = new Host(parentElement); HOSTS.set(parentElement, host); }
+  clearTimeout(host.leaving);
   host.update(component);
+  if (component.data && component.data.hooks) globalThis.cvaeBoot = { mount, last: component, released: () => RELEASED.n };
   return () => {
-    clearTimeout(host.retry);
-    if (host.mod && host.mod.unmount) host.mod.unmount(host.el);
-    host.el.remove();
-    HOSTS.delete(parentElement);
+    clearTimeout(host.leaving);
+    host.leaving = setTimeout(() => {
+      RELEASED.n += 1;
+      if (parentElement.isConnected || HOSTS.get(parentElement) !== host) return; // still on the page
+      clearTimeout(host.retry);
+      if (host.mod && host.mod.unmount) host.mod.unmount(host.el);
+      host.el.remove();
+      HOSTS.delete(parentElement);
+    }, 0);
   };
 }

@@ -58,6 +58,20 @@ if os.environ.get("CVAE_HARNESS_LOSE_FIRST_COMMIT") and not getattr(ui.explorer.
 
     _lossy_parse.lossy = True
     ui.explorer.parse_commit = _lossy_parse
+# A test switches (the toggle below) to a decoder payload cut short, as a broken or tampered
+# model would reach the browser: the page must say so and draw the server's digit again.
+if not getattr(ui.explorer._weights, "cut", False):
+    _weights = ui.explorer._weights
+
+    def _weights_maybe_cut(model):
+        payload = _weights(model)
+        if not st.session_state.get("harness_cut_weights"):
+            return payload
+        return {**payload, "b64": payload["b64"][: len(payload["b64"]) // 2], "hash": payload["hash"] + "-cut"}
+
+    _weights_maybe_cut.cut = True
+    ui.explorer._weights = _weights_maybe_cut
+st.toggle("Cut the decoder's weights short", key="harness_cut_weights")
 ckpt = os.environ.get("CVAE_EXPLORER_CKPT") or str(assets.SHIPPED_CHECKPOINT)
 enc = assets.read_encodings(os.environ.get("CVAE_EXPLORER_ENC") or assets.SHIPPED_ENCODINGS)
 enc["source"] = "harness"
@@ -65,5 +79,7 @@ st.session_state[BOUNDS_KEY] = latent_bounds(enc["z_mean"])
 point_from_url()
 set_latent(*current_latent())
 st.session_state["_full_runs"] = st.session_state.get("_full_runs", 0) + 1
-explorer_page_ui(ckpt, file_stamp(ckpt), enc, data_dir())
+# A test takes the explorer off the page and puts it back (a real unmount and a new mount).
+if st.toggle("Show the explorer", value=True, key="harness_show"):
+    explorer_page_ui(ckpt, file_stamp(ckpt), enc, data_dir())
 
