@@ -172,8 +172,9 @@ def test_slider_drag_repaints_at_every_move_and_commits_on_release(page_, model)
         assert (a != b).any(), "the digit did not change between moves"
     assert len(wire.sent) == sent_before, "something was sent to the server before the release"
     assert stats(pg)["commits"] == 0
-    pg.mouse.up()
+    # Read before the release: Python's rerun may land before the next call returns.
     backgrounds, updates = stats(pg)["padBackgrounds"], stats(pg)["updates"]
+    pg.mouse.up()
     wait_commits(pg, 1)
     wait_python_at(pg, (seen[-1], z0[1]))
     pg.wait_for_function(f"() => cvaeExplorer.stats()[0].updates > {updates}", timeout=TIMEOUT_MS)
