@@ -197,6 +197,9 @@ def test_arrow_keys_move_a_slider_and_shift_takes_bigger_steps(page_, model):
     wait_python_at(pg, (z[0], z[1] + 0.11))
     assert_canvas_is(pg, model, (z[0], z[1] + 0.11))
     assert pg.locator("output").nth(1).inner_text() == f"{z[1] + 0.11:.2f}"
+    # The point was shown while the key was down ("moving"); committed, the readout says so.
+    assert re.search(rf"z = \({z[0]:.3f}, {z[1] + 0.11:.3f}\) · committed · decoded in your browser",
+                     pg.locator(".readout").inner_text())
 
 
 def test_hovering_the_scatter_previews_the_digit_at_the_cursor(page_, model):

@@ -377,7 +377,9 @@ class Explorer {
       this.readout.textContent = this.failed ? "" : "loading the decoder…";
       return;
     }
-    if (this.shown && this.shown[0] === z[0] && this.shown[1] === z[1]) return;
+    const what = this.live ? { hover: "preview", drag: "dragging", slider: "dragging", pad: "dragging", key: "moving" }[this.live.source] : "committed";
+    const say = (ms) => { this.readout.textContent = `z = (${z[0].toFixed(3)}, ${z[1].toFixed(3)}) · ${what} · decoded in your browser in ${ms.toFixed(1)} ms`; };
+    if (this.shown && this.shown[0] === z[0] && this.shown[1] === z[1]) return say(this.stats.lastDecodeMs); // committed where it was shown
     let img, ms;
     try {
       const t0 = performance.now();
@@ -396,8 +398,7 @@ class Explorer {
       im.data[4 * i + 3] = 255;
     }
     this.dctx.putImageData(im, 0, 0);
-    const what = this.live ? { hover: "preview", drag: "dragging", slider: "dragging", pad: "dragging", key: "moving" }[this.live.source] : "committed";
-    this.readout.textContent = `z = (${z[0].toFixed(3)}, ${z[1].toFixed(3)}) · ${what} · decoded in your browser in ${ms.toFixed(1)} ms`;
+    say(ms);
     this.digit.dataset.z = `${z[0]},${z[1]}`;
   }
 
