@@ -531,10 +531,12 @@ def test_an_explorer_taken_off_the_page_stops_and_a_new_one_commits(page_):
                          timeout=TIMEOUT_MS)
 
 
-def test_a_decoder_the_browser_cannot_read_says_so_and_the_server_draws_the_digit(page_):
+@pytest.mark.parametrize("remount", [False, True], ids=["same explorer", "a new explorer"])
+def test_a_decoder_the_browser_cannot_read_says_so_and_the_server_draws_the_digit(page_, remount):
     """Once a commit says the browser decodes, Python stops drawing (and sending) its own digit.
     A decoder payload the browser cannot read (here cut short) shows a visible message, and the
-    browser says "failed": the server's digit is drawn again, and shown."""
+    browser says "failed": the server's digit is drawn again, and shown. So too when the
+    explorer that failed is not the one that told (taken off the page and put back between)."""
     pg, _ = page_
     server_digit = pg.locator('[data-testid="stImageCaption"]', has_text="decoded at z")
     z0 = stats(pg)["committed"]
@@ -542,6 +544,13 @@ def test_a_decoder_the_browser_cannot_read_says_so_and_the_server_draws_the_digi
     pg.keyboard.press("ArrowRight")
     wait_python_at(pg, (z0[0] + 0.01, z0[1]))
     server_digit.first.wait_for(state="detached", timeout=TIMEOUT_MS)
+    if remount:
+        show = pg.get_by_text("Show the explorer")
+        show.click()
+        pg.wait_for_function("() => cvaeExplorer.stats().length === 0", timeout=TIMEOUT_MS)
+        show.click()
+        ready(pg)
+        assert stats(pg)["commits"] == 0 and server_digit.count() == 0
     pg.get_by_text("Cut the decoder's weights short").click()
     alert = pg.get_by_role("alert").filter(has_text="The decoder could not be prepared")
     alert.wait_for(state="visible", timeout=TIMEOUT_MS)

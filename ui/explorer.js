@@ -276,6 +276,7 @@ class Explorer {
     this.manifold.selector = d.manifold_selector;
     this.digit.style.width = this.digit.style.height = `${d.digit_px}px`;
     this.hint.textContent = d.hint || "";
+    if (d.decodes === true) this.told = true; // Python leaves its digit out (told by an earlier explorer, maybe)
     try {
       this.model = remember(DECODERS, d.assets.weights.hash, () => prepareDecoder(values.weights));
       this.points = values.points ? remember(MAPS, d.assets.points.hash, () => preparePoints(values.points)) : null;

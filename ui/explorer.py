@@ -214,6 +214,7 @@ def explorer_ui(model, enc: dict, z: Sequence[float], bounds: Sequence[float], *
         "step": step,
         "selected": selected,
         "seq": st.session_state.get(seq_key, 0),
+        "decodes": st.session_state.get(decodes_key) is True,  # so a new explorer knows to say "failed"
         "session": session,
         "n_points": int(len(enc["z_mean"])),  # all in the points payload: the scatter's indices come from it
         "palette": list(DIGIT_COLORS),
