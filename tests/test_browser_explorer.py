@@ -484,6 +484,16 @@ def test_a_commit_lost_on_its_way_is_sent_again(browser, model, tmp_path):
         server.stop()
 
 
+def remount(pg):
+    """Take the explorer off the page (the harness's toggle: Streamlit unmounts it, and the
+    page's list of live explorers empties) and put it back (a new explorer, ready)."""
+    show = pg.get_by_text("Show the explorer")
+    show.click()
+    pg.wait_for_function("() => cvaeExplorer.stats().length === 0", timeout=TIMEOUT_MS)
+    show.click()
+    ready(pg)
+
+
 def test_an_overtaken_call_keeps_the_explorer_and_its_keyboard_focus(page_):
     """Streamlit (1.67's BidiComponent) runs the cleanup of a call that a newer rerun overtook
     (its data came while the call was still starting) at once, while the component stays on
@@ -509,20 +519,16 @@ def test_an_overtaken_call_keeps_the_explorer_and_its_keyboard_focus(page_):
 
 
 def test_an_explorer_taken_off_the_page_stops_and_a_new_one_commits(page_):
-    """Off the page, the explorer is gone (no poll, no resend: nothing left running); put back,
-    a new one numbers its commits on from the last Python applied (starting again at 1, Python
-    dropped them as already applied and the point sprang back)."""
+    """Off the page, the explorer is unmounted (the page's list of live explorers empties); put
+    back, a new one numbers its commits on from the last Python applied (starting again at 1,
+    Python dropped them as already applied and the point sprang back)."""
     pg, wire = page_
     z0 = stats(pg)["committed"]
     pg.get_by_role("slider", name="z1", exact=True).focus()
     for k in range(1, 4):
         pg.keyboard.press("ArrowRight")
         wait_python_at(pg, (round(z0[0] + 0.01 * k, 2), z0[1]))
-    show = pg.get_by_text("Show the explorer")
-    show.click()
-    pg.wait_for_function("() => cvaeExplorer.stats().length === 0", timeout=TIMEOUT_MS)
-    show.click()
-    ready(pg)
+    remount(pg)
     assert stats(pg)["commits"] == 0  # a new explorer
     pg.get_by_role("slider", name="z1", exact=True).focus()
     pg.keyboard.press("ArrowRight")
@@ -531,8 +537,8 @@ def test_an_explorer_taken_off_the_page_stops_and_a_new_one_commits(page_):
                          timeout=TIMEOUT_MS)
 
 
-@pytest.mark.parametrize("remount", [False, True], ids=["same explorer", "a new explorer"])
-def test_a_decoder_the_browser_cannot_read_says_so_and_the_server_draws_the_digit(page_, remount):
+@pytest.mark.parametrize("new_explorer", [False, True], ids=["same explorer", "a new explorer"])
+def test_a_decoder_the_browser_cannot_read_says_so_and_the_server_draws_the_digit(page_, new_explorer):
     """Once a commit says the browser decodes, Python stops drawing (and sending) its own digit.
     A decoder payload the browser cannot read (here cut short) shows a visible message, and the
     browser says "failed": the server's digit is drawn again, and shown. So too when the
@@ -544,12 +550,8 @@ def test_a_decoder_the_browser_cannot_read_says_so_and_the_server_draws_the_digi
     pg.keyboard.press("ArrowRight")
     wait_python_at(pg, (z0[0] + 0.01, z0[1]))
     server_digit.first.wait_for(state="detached", timeout=TIMEOUT_MS)
-    if remount:
-        show = pg.get_by_text("Show the explorer")
-        show.click()
-        pg.wait_for_function("() => cvaeExplorer.stats().length === 0", timeout=TIMEOUT_MS)
-        show.click()
-        ready(pg)
+    if new_explorer:
+        remount(pg)
         assert stats(pg)["commits"] == 0 and server_digit.count() == 0
     pg.get_by_text("Cut the decoder's weights short").click()
     alert = pg.get_by_role("alert").filter(has_text="The decoder could not be prepared")
