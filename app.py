@@ -19,8 +19,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from cvae.data import has_mnist
-from cvae.plots import latent_bounds
+from cvae.core.data import has_mnist
+from cvae.core.latent import latent_bounds
 from ui.common import part
 from ui.explore import explorer_page_ui, film_ui
 from ui.how import how_it_works_ui
@@ -54,15 +54,17 @@ def sidebar_ui(data: str) -> tuple[str | None, tuple | None]:
 
 def encodings_ui(path: str, stamp: tuple, data: str) -> dict | None:
     """The test set's encodings for the model, or None with a message saying why not."""
-    enc = None
     with part("The encodings"):
         enc = load_encodings(path, stamp, data)
-        if enc["z_mean"].shape[1] != 2:
-            raise ValueError(f"this model has a {enc['z_mean'].shape[1]}-D latent space; the explorer needs 2-D")
-    if enc is None and not has_mnist(data):
+        dim = enc["z_mean"].shape[1]
+        if dim != 2:
+            st.error(f"The encodings of this model have a {dim}-D latent space; the explorer needs 2-D.")
+            return None
+        return enc
+    if not has_mnist(data):
         st.info("Models trained here have no shipped encodings; they need the MNIST test set "
                 f"in {Path(data) / 'MNIST' / 'raw'}. The shipped model works offline.")
-    return enc
+    return None
 
 
 def main() -> None:

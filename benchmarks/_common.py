@@ -1,20 +1,15 @@
 """Bits shared by the browser benchmarks (interaction_cost.py, load_test.py): the server
-(tests/helpers.start_server, the one copy), the server's CPU time from /proc, and the test
+(devkit.start_server, the one copy), the server's CPU time from /proc, and the test
 hooks the explorer exposes with CVAE_TEST_HOOKS=1."""
 
 from __future__ import annotations
 
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO / "tests") not in sys.path:
-    sys.path.insert(0, str(REPO / "tests"))
-
-from helpers import CHROMIUM, CHROMIUM_ARGS, Server, data_dir, start_server  # noqa: E402,F401
+from devkit import CHROMIUM, CHROMIUM_ARGS, REPO, Server, data_dir, start_server  # noqa: F401 (for the benchmarks)
 
 BARE_PAGE = "benchmarks/bare_page.py"
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -13,18 +13,14 @@ fitting the training images better (per-image optimum lower on train).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cvae import load_checkpoint, load_mnist  # noqa: E402
-from cvae.model import vae_loss  # noqa: E402
-
-
+from cvae import load_checkpoint, load_mnist
+from cvae.core.model import vae_loss
 def mean_loss(model, x, z_mean, z_log_var, samples: int) -> torch.Tensor:
     """Per-image loss averaged over ``samples`` draws of z."""
     total = torch.zeros(len(x))

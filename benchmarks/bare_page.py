@@ -10,14 +10,17 @@ figures beside it, measured in the same run on the same machine.
 import numpy as np
 import streamlit as st
 
-from cvae import assets, plots
+from cvae.core import shipped
+
+from cvae.draw import figures
+from cvae.draw.images import pixelate
 
 
 # Why: the floor must not rebuild the 10k-point figure per rerun (the app caches it too).
 @st.cache_resource
 def figure():
-    enc = assets.read_encodings(assets.SHIPPED_ENCODINGS)
-    return plots.latent_scatter(enc["z_mean"], enc["label"], None)
+    enc = shipped.shipped_encodings()
+    return figures.latent_scatter(enc["z_mean"], enc["label"])
 
 
 st.set_page_config(page_title="bare page", layout="wide")
@@ -28,4 +31,4 @@ with right:
     z1 = st.slider("z1", -4.0, 4.0, 0.0, step=0.01, key="z1")
     # A 280 px image that changes with the slider (no model: only Streamlit's own cost).
     img = (np.add.outer(np.arange(28), np.arange(28)) * (z1 + 4.0) * 37 % 256).astype(np.uint8)
-    st.image(plots.pixelate(img, 10), width=280, caption=f"z1 = {z1:.2f}", output_format="PNG")
+    st.image(pixelate(img, 10), width=280, caption=f"z1 = {z1:.2f}", output_format="PNG")

@@ -24,13 +24,12 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from cvae import TrainConfig, load_mnist, train  # noqa: E402
-from cvae.film import epoch_stride, first_epoch_steps  # noqa: E402
-from cvae.train import DEFAULT_RECIPE, RECIPES  # noqa: E402
+from cvae import TrainConfig, load_mnist
 
-
+from cvae import train
+from cvae.training.recorder import epoch_stride, first_epoch_steps
+from cvae.training.config import DEFAULT_RECIPE, RECIPES
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir")

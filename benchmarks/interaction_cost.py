@@ -31,12 +31,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (add_env_option, print_failures, BARE_PAGE, BARE_READY_JS, CHROMIUM, CHROMIUM_ARGS, IDLE_JS, READY_JS, Quiet,  # noqa: E402
                      app_env, cpu_seconds, med, server_env, start_server)

@@ -32,13 +32,14 @@ import torch
 from torch import nn
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from cvae import TrainConfig, evaluate, load_mnist, train  # noqa: E402
-from cvae.model import reparameterize, vae_loss  # noqa: E402
-from cvae.gemm import native_bf16  # noqa: E402
-from cvae.train import (DEFAULT_RECIPE, RECIPES, auto_workers, describe_precision, keep_freed_memory,  # noqa: E402
-                        matmul_dtype)
+from cvae import TrainConfig, evaluate, load_mnist
+
+from cvae import train
+from cvae.core.model import reparameterize, vae_loss
+from cvae.training.gemm import native_bf16
+from cvae.training.config import DEFAULT_RECIPE, RECIPES
+from cvae.training.hardware import auto_workers, describe_precision, keep_freed_memory, matmul_dtype
 
 
 class PlainCVAE(nn.Module):

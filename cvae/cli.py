@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -37,12 +36,13 @@ def _positive_float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .train import DEFAULT_RECIPE, RECIPES
+    from .training.config import DEFAULT_RECIPE, RECIPES
 
     p = argparse.ArgumentParser(prog="python -m cvae", description="The tutorial's CVAE on MNIST.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a model and save a checkpoint")
+    t = sub.add_parser("train", help="train a model and save a checkpoint",
+                       description="Train the CVAE on MNIST and save the best epoch's weights (atomically).")
     t.add_argument("--data-dir", help="MNIST folder (holds MNIST/raw); default $CVAE_DATA or a cache folder")
     t.add_argument("--out", required=True, help="checkpoint file to write (best epoch, written atomically)")
     t.add_argument("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE,
@@ -51,26 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=_positive_int, help="most epochs")
     t.add_argument("--batch-size", type=_positive_int)
     t.add_argument("--lr", type=_positive_float, help="learning rate")
-    t.add_argument("--optimizer", choices=["adam", "rmsprop"])
-    t.add_argument("--schedule", choices=["constant", "cosine"])
-    t.add_argument("--warmup", type=float, metavar="FRACTION",
-                   help="raise the learning rate linearly over this share of all steps first "
-                        "(cosine schedule only; e.g. 0.02)")
-    t.add_argument("--patience", type=int, help="early-stopping patience in epochs (0: off)")
-    t.add_argument("--weight-decay", type=float, help="decoupled weight decay (AdamW); default 0")
-    t.add_argument("--workers", type=int, help="threads that split each batch on a CPU (default 0: one per core "
-                                               "on the stock layers, one on the bfloat16 products)")
-    t.add_argument("--precision", choices=["auto", "fp32", "bf16"],
-                   help="CPU training arithmetic: fp32 = PyTorch's stock layers; bf16 = the layers as "
-                        "bfloat16 matrix products (cvae.gemm, about twice as fast where the CPU has "
-                        "native bfloat16); auto (default) = bf16 where native, else fp32")
-    t.add_argument("--ema", type=float, metavar="DECAY",
-                   help="validate and save an exponential moving average of the weights (e.g. 0.999); default off")
-    t.add_argument("--augment", type=float, metavar="SHARE",
-                   help="turn and zoom this share of the training images at random in each step "
-                        "(data augmentation; see --rotate, --zoom); default 0: off")
-    t.add_argument("--rotate", type=float, metavar="DEG", help="augmentation: largest turn in degrees (default 8)")
-    t.add_argument("--zoom", type=float, metavar="F", help="augmentation: largest change of scale (default 0.06)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--limit", type=_positive_int, help="train on the first N training images only")
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
@@ -81,6 +61,28 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--no-film", action="store_true",
                    help="do not record the training film (snapshots of the latent space; on by default)")
+    r = t.add_argument_group("research options", "the recipe's schedule and regularisation, and how the CPU "
+                                                  "computes (docs/model-card.md, docs/performance.md)")
+    r.add_argument("--optimizer", choices=["adam", "rmsprop"])
+    r.add_argument("--schedule", choices=["constant", "cosine"])
+    r.add_argument("--warmup", type=float, metavar="FRACTION",
+                   help="raise the learning rate linearly over this share of all steps first "
+                        "(cosine schedule only; e.g. 0.02)")
+    r.add_argument("--patience", type=int, help="early-stopping patience in epochs (0: off)")
+    r.add_argument("--weight-decay", type=float, help="decoupled weight decay (AdamW); default 0")
+    r.add_argument("--ema", type=float, metavar="DECAY",
+                   help="validate and save an exponential moving average of the weights (e.g. 0.999); default off")
+    r.add_argument("--augment", type=float, metavar="SHARE",
+                   help="turn and zoom this share of the training images at random in each step "
+                        "(data augmentation; see --rotate, --zoom); default 0: off")
+    r.add_argument("--rotate", type=float, metavar="DEG", help="augmentation: largest turn in degrees (default 8)")
+    r.add_argument("--zoom", type=float, metavar="F", help="augmentation: largest change of scale (default 0.06)")
+    r.add_argument("--workers", type=int, help="threads that split each batch on a CPU (default 0: one per core "
+                                               "on the stock layers, one on the bfloat16 products)")
+    r.add_argument("--precision", choices=["auto", "fp32", "bf16"],
+                   help="CPU training arithmetic: fp32 = PyTorch's stock layers; bf16 = the layers as "
+                        "bfloat16 matrix products (cvae.training.gemm, about twice as fast where the CPU has "
+                        "native bfloat16); auto (default) = bf16 where native, else fp32")
 
     e = sub.add_parser("evaluate", help="test-set loss of a checkpoint")
     e.add_argument("checkpoint")
@@ -105,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-download", action="store_true")
 
     f = sub.add_parser("film", help="render a checkpoint's training film (how its latent space formed) as an "
-                                    "animated GIF")
+                                    "animated GIF; the shipped model's is the film shipped beside it")
     f.add_argument("checkpoint")
     f.add_argument("--out", help="GIF file to write (one frame per snapshot)")
     f.add_argument("--frame-ms", type=_positive_int, default=500, help="milliseconds per frame (default 500)")
@@ -115,22 +117,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _cmd_train(args) -> int:
-    from .data import load_mnist
-    from .model import pick_device
-    from .train import TrainConfig, describe_precision, train
+def config_from_args(args):
+    """The TrainConfig that ``train``'s options ask for (unset options: the recipe's values)."""
+    from .training.config import TrainConfig
 
-    cfg = TrainConfig.from_recipe(args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                  optimizer=args.optimizer, schedule=args.schedule, patience=args.patience,
-                                  warmup=args.warmup,
-                                  seed=args.seed, limit=args.limit, device=args.device,
-                                  weight_decay=args.weight_decay, ema=args.ema, workers=args.workers,
-                                  precision=args.precision,
-                                  augment=args.augment, rotate=args.rotate, zoom=args.zoom,
-                                  film=False if args.no_film else None)
+    return TrainConfig.from_recipe(args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                   optimizer=args.optimizer, schedule=args.schedule, patience=args.patience,
+                                   warmup=args.warmup, seed=args.seed, limit=args.limit, device=args.device,
+                                   weight_decay=args.weight_decay, ema=args.ema, workers=args.workers,
+                                   precision=args.precision, augment=args.augment, rotate=args.rotate,
+                                   zoom=args.zoom, film=False if args.no_film else None)
+
+
+def _cmd_train(args) -> int:
+    from .core.data import load_mnist
+    from .core.model import pick_device
+    from .core.shipped import machine_description
+    from .training.hardware import describe_precision
+    from .training.loop import train
+
+    cfg = config_from_args(args)
     model, init_from = None, None
     if args.init:
-        from .checkpoint import load_checkpoint
+        from .core.checkpoint import load_checkpoint
 
         model = load_checkpoint(args.init)
         prev = model.meta.get("extra", {})
@@ -152,8 +161,6 @@ def _cmd_train(args) -> int:
           + (f", augment {cfg.augment} (rotate {cfg.rotate}, zoom {cfg.zoom})" if cfg.augment else "")
           + f"; {describe_precision(cfg.precision, pick_device(cfg.device))}",
           flush=True)
-    from .assets import machine_description
-
     meta = {"command": "python -m cvae " + " ".join(sys.argv[1:] if argv_is_cli() else []),
             "machine": machine_description()}
     if init_from:
@@ -179,10 +186,10 @@ def argv_is_cli() -> bool:
 
 
 def _cmd_evaluate(args) -> int:
-    from .checkpoint import load_checkpoint
-    from .data import load_mnist
-    from .latent import evaluate
-    from .model import pick_device
+    from .core.checkpoint import load_checkpoint
+    from .core.data import load_mnist
+    from .core.latent import evaluate
+    from .core.model import pick_device
 
     model = load_checkpoint(args.checkpoint, device=pick_device(args.device))
     test_x, _ = load_mnist("test", args.data_dir, download=not args.no_download)
@@ -198,9 +205,9 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_encode(args) -> int:
-    from .assets import write_encodings
-    from .checkpoint import load_checkpoint
-    from .data import load_mnist
+    from .core.checkpoint import load_checkpoint
+    from .core.data import load_mnist
+    from .core.encodings import write_encodings
 
     model = load_checkpoint(args.checkpoint)
     test_x, test_y = load_mnist("test", args.data_dir, download=not args.no_download)
@@ -210,7 +217,7 @@ def _cmd_encode(args) -> int:
 
 
 def _cmd_ship(args) -> int:
-    from .assets import build_assets
+    from .core.shipped import build_assets
 
     card = build_assets(args.checkpoint, args.data_dir, args.assets, train_command=args.train_command,
                         download=not args.no_download)
@@ -220,45 +227,48 @@ def _cmd_ship(args) -> int:
 
 
 def _cmd_film(args) -> int:
-    from .checkpoint import load_checkpoint
-    from .film import film_gif, ship_film
+    from .core.checkpoint import load_checkpoint
+    from .core.files import atomic_write
+    from .core.shipped import replay_for, ship_film
+    from .draw.film import film_gif
 
     if not args.out and not args.ship:
         print("error: say where to write the film: --out FILE.gif (and/or --ship)", file=sys.stderr)
         return EXIT_USAGE
     model = load_checkpoint(args.checkpoint)
-    film = model.meta.get("film")
-    if film is None:
-        problem = model.meta.get("film_problem")
-        print(f"error: {args.checkpoint}: " + (f"its film cannot be read ({problem})" if problem else
-              "this checkpoint has no training film (it was trained without snapshots, e.g. "
-              "before films existed or with --no-film); retrain it with `python -m cvae train` to record one"),
-              file=sys.stderr)
-        return EXIT_USAGE
     if args.ship:
+        if model.meta.get("film") is None:
+            problem = model.meta.get("film_problem") or "it has no snapshots"
+            print(f"error: {args.checkpoint}: no film of its own to ship ({problem})", file=sys.stderr)
+            return EXIT_USAGE
         path, shipped = ship_film(args.checkpoint)
         print(f"wrote {path}: {len(shipped)} snapshots, {path.stat().st_size / 1e3:.0f} kB, for the shipped "
               f"model (sha256 {shipped.info['checkpoint_sha256'][:12]}...)")
     if not args.out:
         return 0
-    data = film_gif(film, frame_ms=args.frame_ms)
-    out = Path(args.out)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(out)
-    except OSError as exc:
-        print(f"error: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
+    replay = replay_for(model)  # its own film, or the shipped film made for this very file
+    film = replay.film
+    if film is None:
+        problem = replay.problem
+        print(f"error: {args.checkpoint}: " + (f"its film cannot be read ({problem})" if problem else
+              "this checkpoint has no training film (it was trained with --no-film, or by a version that "
+              "recorded none); retrain it with `python -m cvae train` to record one"), file=sys.stderr)
         return EXIT_USAGE
+    data = film_gif(film, frame_ms=args.frame_ms)
+    try:
+        out = atomic_write(args.out, data)
+    except OSError as exc:
+        print(f"error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    source = " (the film shipped beside this model: a separate run of its recipe)" if replay.shipped else ""
     print(f"wrote {out}: {len(film)} frames (epoch {film.epoch[0]:.2f} to {film.epoch[-1]:.2f}), "
-          f"{len(data) / 1e3:.0f} kB")
+          f"{len(data) / 1e3:.0f} kB{source}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .checkpoint import CheckpointError
-    from .data import DataMissingError
+    from .core.checkpoint import CheckpointError
+    from .core.data import DataMissingError
 
     args = build_parser().parse_args(argv)
     try:

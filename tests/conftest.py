@@ -9,25 +9,18 @@
 - ``browser`` (one Chromium per session) and ``page`` (a fresh 1400x1000 page per test).
   Chromium is the Debian package at /usr/bin/chromium driven by Playwright for Python.
   Without it the browser tests skip, except under CI=true, where they FAIL.
-- ``mnist_dir`` and the ``needs_data`` mark (helpers.needs_data): MNIST, or a skip (a failure
-  under CI=true). The plain helpers (data path, hostile checkpoints, start_server) live in
-  helpers.py, shared with benchmarks/; they are re-exported here for `from conftest import`.
+- ``mnist_dir`` and the ``needs_data`` mark (devkit.needs_data): MNIST, or a skip (a failure
+  under CI=true). The plain helpers (data path, hostile checkpoints, start_server, a random
+  model) live in ``devkit.py`` at the repository's root, shared with benchmarks/.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-TESTS = Path(__file__).resolve().parent
-for _p in (TESTS, TESTS.parent):  # test files `import helpers`, `from apps import ...`, `import app`
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
-
-from helpers import (CHROMIUM, CHROMIUM_ARGS, DATA_DIR, IN_CI, REPO, Server, data_dir,  # noqa: F401  (re-exported)
-                     free_port, require_data, require_prerequisite, start_server)
+from devkit import CHROMIUM, CHROMIUM_ARGS, IN_CI, Server, data_dir, require_data, require_prerequisite, start_server
 
 
 def pytest_configure(config):
@@ -54,7 +47,7 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def mnist_dir() -> Path:
-    """The MNIST folder (helpers.DATA_DIR); skips without MNIST, fails under CI=true."""
+    """The MNIST folder (devkit.DATA_DIR); skips without MNIST, fails under CI=true."""
     return require_data()
 
 
@@ -117,7 +110,7 @@ def page(browser):
 def model():
     """The shipped model (a test module that needs another defines its own ``model``)."""
     from cvae import load_checkpoint
-    from cvae.assets import SHIPPED_CHECKPOINT
+    from cvae.core.shipped import SHIPPED_CHECKPOINT
 
     return load_checkpoint(SHIPPED_CHECKPOINT)
 
@@ -125,6 +118,7 @@ def model():
 @pytest.fixture(scope="session")
 def enc():
     """The shipped encodings of the test set (z_mean, z_log_var, label)."""
-    from cvae.assets import read_encodings
+    from cvae.core.encodings import read_encodings
+    from cvae.core.shipped import SHIPPED_ENCODINGS
 
-    return read_encodings()
+    return read_encodings(SHIPPED_ENCODINGS)

@@ -27,8 +27,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from cvae.gemm import native_bf16
-from cvae.model import _apply, kl_divergence, reconstruction_loss, reparameterize
+from cvae.training.gemm import native_bf16
+from cvae.core.model import _apply, kl_divergence, reconstruction_loss, reparameterize
 
 F64 = torch.float64
 

@@ -10,21 +10,23 @@ import json
 
 import pytest
 
-from cvae import assets, plots
+from cvae.core import shipped
 
-from helpers import REPO
+from cvae.draw.palette import DIGIT_COLORS
+
+from devkit import REPO
 from ui.explore import FILM_KEY, MANIFOLD_TAB, SCATTER_TAB, VIEW_KEY
 from ui.how import HOW_KEY
 from ui.models import CURVES_KEY, SUMMARY_KEY
 from ui.training import TRAIN_FORM_KEY
-from conftest import data_dir
+from devkit import data_dir
 
 from streamlit.testing.v1 import AppTest
 
 APP = str(REPO / "app.py")
 TIMEOUT = 300  # torch is slow to import on a busy 2-core machine
 
-pytestmark = pytest.mark.skipif(not assets.SHIPPED_CHECKPOINT.is_file(), reason="no shipped model in assets/")
+pytestmark = pytest.mark.skipif(not shipped.SHIPPED_CHECKPOINT.is_file(), reason="no shipped model in assets/")
 
 
 @pytest.fixture
@@ -92,15 +94,15 @@ def no_errors(at) -> None:
 def test_runs_on_the_shipped_model(env):
     at = run_app()
     no_errors(at)
-    assert at.sidebar.selectbox(key="model_path").value == str(assets.SHIPPED_CHECKPOINT)
+    assert at.sidebar.selectbox(key="model_path").value == str(shipped.SHIPPED_CHECKPOINT)
     data = explorer_data(at)
-    enc = assets.read_encodings()
+    enc = shipped.shipped_encodings()
     # The sliders' range covers every encoding, with a margin.
     lo1, hi1, lo2, hi2 = data["bounds"]
     assert lo1 < enc["z_mean"][:, 0].min() and hi1 > enc["z_mean"][:, 0].max()
     assert lo2 < enc["z_mean"][:, 1].min() and hi2 > enc["z_mean"][:, 1].max()
     assert data["z"] == [0.0, 0.0] and data["selected"] is None
-    assert data["palette"] == list(plots.DIGIT_COLORS)
+    assert data["palette"] == list(DIGIT_COLORS)
     # Assets go by hash. A browser that holds none (no cookie) gets them with its first page,
     # and later runs send only the hashes.
     assert set(data["assets"]) == {"code", "style", "weights", "points"}
@@ -243,7 +245,7 @@ def test_set_latent_clamps_to_the_bounds():
 
 
 def test_selection_moves_the_point_and_shows_original_and_reconstruction(env):
-    enc = assets.read_encodings()
+    enc = shipped.shipped_encodings()
     idx = 1234
     at = run_app()
     at.session_state["selected_index"] = idx  # what a click on a test digit sets

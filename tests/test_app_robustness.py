@@ -11,10 +11,10 @@ import math
 
 import pytest
 
-from cvae import assets
-from cvae.latent import MAX_GRID_N
+from cvae.core import shipped
+from cvae.core.latent import MAX_GRID_N
 
-from helpers import DATA_DIR, REPO, hostile_files
+from devkit import DATA_DIR, REPO, hostile_files
 from ui.explore import MANIFOLD_TAB, VIEW_KEY
 from ui.training import TRAIN_FORM_KEY
 
@@ -22,9 +22,9 @@ from streamlit.testing.v1 import AppTest
 
 APP = str(REPO / "app.py")
 TIMEOUT = 300  # torch is slow to import on a busy 2-core machine
-SHIPPED = str(assets.SHIPPED_CHECKPOINT)
+SHIPPED = str(shipped.SHIPPED_CHECKPOINT)
 
-pytestmark = pytest.mark.skipif(not assets.SHIPPED_CHECKPOINT.is_file(), reason="no shipped model in assets/")
+pytestmark = pytest.mark.skipif(not shipped.SHIPPED_CHECKPOINT.is_file(), reason="no shipped model in assets/")
 
 
 @pytest.fixture

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from cvae import count_parameters, encode_dataset, evaluate, load_mnist
-from cvae.assets import SHIPPED_CHECKPOINT, SHIPPED_ENCODINGS, SHIPPED_RECORD, read_encodings
-from helpers import DATA_DIR, has_data
+from cvae.core.encodings import read_encodings
+from cvae.core.shipped import SHIPPED_CHECKPOINT, SHIPPED_ENCODINGS, SHIPPED_RECORD
+from devkit import DATA_DIR, has_data
 
 # Test loss (784*BCE + KL, one z per image, seed 0): issue 4's bar. The shipped model measures
 # 147.74 (147.67-147.75 over z seeds 0-5; README, "The shipped model").
@@ -50,7 +51,7 @@ def test_shipped_model_meets_the_quality_bar(model, test_set, card):
 
 def test_shipped_encodings_equal_what_the_checkpoint_computes(model, test_set):
     x, y = test_set
-    enc = read_encodings()
+    enc = read_encodings(SHIPPED_ENCODINGS)
     mu, lv = encode_dataset(model, x)
     np.testing.assert_allclose(enc["z_mean"], mu, atol=1e-4)
     np.testing.assert_allclose(enc["z_log_var"], lv, atol=1e-4)

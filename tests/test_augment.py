@@ -13,7 +13,7 @@ def _centre_distance(img: torch.Tensor) -> torch.Tensor:
 
 
 def test_random_affine_turns_and_zooms_the_chosen_share():
-    from cvae.augment import random_affine
+    from cvae.training.augment import random_affine
 
     gen = lambda seed=0: torch.Generator().manual_seed(seed)  # noqa: E731
     # A blob 6 px right of the centre: turning keeps its distance from the centre, zooming scales it.

@@ -14,7 +14,7 @@ import sys
 import pytest
 import torch
 
-from helpers import DATA_DIR, REPO, needs_data
+from devkit import DATA_DIR, REPO, needs_data
 
 pytestmark = needs_data
 NUM = r"(-?\d+(?:\.\d+)?)"

@@ -15,10 +15,12 @@ import re
 import numpy as np
 import pytest
 
-from cvae import assets, decode_points, load_checkpoint
-from conftest import REPO
+from cvae import decode_points, load_checkpoint
 
-pytestmark = pytest.mark.skipif(not assets.SHIPPED_CHECKPOINT.is_file(), reason="no shipped model in assets/")
+from cvae.core import shipped
+from devkit import REPO
+
+pytestmark = pytest.mark.skipif(not shipped.SHIPPED_CHECKPOINT.is_file(), reason="no shipped model in assets/")
 
 MAIN = '[data-testid="stMain"]'
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
@@ -57,7 +59,7 @@ def save_screenshot(page) -> None:
 
 
 def test_explore_in_chromium(app_server, page):
-    model = load_checkpoint(assets.SHIPPED_CHECKPOINT)
+    model = load_checkpoint(shipped.SHIPPED_CHECKPOINT)
     page.goto(app_server.url)
     page.wait_for_function(READY_JS, timeout=180_000)
     wait_idle(page)
@@ -85,7 +87,7 @@ def test_explore_in_chromium(app_server, page):
     assert committed(page) == pytest.approx((0.10, 0.0), abs=1e-6)
 
     # Click a digit far from the current point; the latent point jumps to its z_mean.
-    enc = assets.read_encodings()
+    enc = shipped.shipped_encodings()
     zm = enc["z_mean"]
     far = np.linalg.norm(zm - np.array(committed(page)), axis=1) > 1.0
     # An isolated point (fewest neighbours within 0.05) so the click lands on it alone.

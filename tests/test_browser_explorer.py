@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from cvae import CVAE, decode_points, save_checkpoint
-from cvae.webexport import decoder_payload
-from helpers import start_server
+from cvae.core.payloads import decoder_payload
+from devkit import start_server
 
 TIMEOUT_MS = 90_000
 HARNESS_LABELS = np.random.default_rng(1).integers(0, 10, 3000).astype(np.uint8)

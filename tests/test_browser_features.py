@@ -20,11 +20,11 @@ import pytest
 from PIL import Image
 
 from cvae import load_checkpoint
-from cvae.assets import SHIPPED_CHECKPOINT
-from cvae.drawing import preprocess_drawing
-from cvae.latent import encode_dataset
-from cvae.overlays import STAR_NAME
-from helpers import REPO
+from cvae.core.shipped import SHIPPED_CHECKPOINT
+from cvae.draw.sketch import preprocess_drawing
+from cvae.core.latent import encode_dataset
+from cvae.draw.overlays import STAR_NAME
+from devkit import REPO
 
 TIMEOUT_MS = 90_000
 ARTIFACTS = REPO / "test-artifacts"

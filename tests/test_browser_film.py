@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from cvae.film import Film, shipped_film_path
-from helpers import REPO
+from cvae.core.film import Film
+
+from cvae.core.shipped import SHIPPED_FILM
+from devkit import REPO
 
 HARNESS = "tests/apps/film_harness.py"
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", REPO / "test-artifacts"))
@@ -33,7 +35,7 @@ AXES_JS = ("() => { const L = document.querySelector('.js-plotly-plot')._fullLay
 
 @pytest.fixture
 def film():
-    return Film.load_npz(shipped_film_path())
+    return Film.load_npz(SHIPPED_FILM)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cvae import CVAE, CheckpointError, load_checkpoint, save_checkpoint
-from helpers import ShellOnLoad
+from devkit import ShellOnLoad
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cvae import CVAE, save_checkpoint
-from helpers import DATA_DIR, REPO, needs_data
+from devkit import DATA_DIR, REPO, needs_data
 
 
 def run_cli(*args, env_extra=None, timeout=600):

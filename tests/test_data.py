@@ -3,7 +3,7 @@
 import torch
 
 from cvae import load_mnist
-from helpers import DATA_DIR, needs_data
+from devkit import DATA_DIR, needs_data
 
 pytestmark = needs_data
 

@@ -10,9 +10,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from cvae.drawing import DrawingError, canvas_to_ink, center_of_mass, decode_data_url, preprocess_drawing
-from cvae.latent import encode_dataset
-from helpers import DATA_DIR, SEVEN, data_url, needs_data, stroke_canvas
+from cvae.draw.sketch import canvas_to_ink, center_of_mass, decode_data_url, DrawingError, preprocess_drawing
+from cvae.core.latent import encode_dataset
+from devkit import DATA_DIR, SEVEN, data_url, needs_data, stroke_canvas
 
 
 def test_empty_drawing_is_a_clear_error():

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cvae.export import encodings_csv, gif_bytes, png_bytes, tile
+from cvae.core.encodings import encodings_csv
+
+from cvae.draw.images import gif_bytes, png_bytes, tile
 
 
 def test_png_is_valid_and_crisp():

@@ -10,10 +10,10 @@ import json
 import numpy as np
 import pytest
 
-from cvae.drawing import preprocess_drawing
-from cvae.latent import encode_dataset
-from cvae.overlays import STAR_NAME
-from helpers import DATA_DIR, REPO, SEVEN, data_url, stroke_canvas
+from cvae.draw.sketch import preprocess_drawing
+from cvae.core.latent import encode_dataset
+from cvae.draw.overlays import STAR_NAME
+from devkit import DATA_DIR, REPO, SEVEN, data_url, stroke_canvas
 from ui.features import K_TAB, TAB_DOWNLOADS, TAB_DRAW, TAB_MORPH, TAB_UNC
 
 HARNESS = str(REPO / "tests" / "apps" / "features_harness.py")

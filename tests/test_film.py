@@ -16,14 +16,19 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from cvae import CVAE, TrainConfig, load_checkpoint, load_mnist, save_checkpoint, train
-from cvae.assets import SHIPPED_CHECKPOINT
+from cvae import CVAE, TrainConfig, load_checkpoint, load_mnist, save_checkpoint
+
+from cvae import train
+from cvae.core.shipped import SHIPPED_CHECKPOINT
 from cvae.cli import main as cli_main
-from cvae.film import (FIRST_EPOCH_FRACTIONS, Film, FilmError, film_bounds, film_figure, film_gif, film_subset,
-                       first_epoch_steps, live_bounds, live_figure, replay_for, shipped_film_for, shipped_film_path)
-from cvae.latent import encode_dataset
-from cvae.plots import DIGIT_COLORS
-from helpers import DATA_DIR, REPO, require_data
+from cvae.core.film import Film, FilmError
+from cvae.core.shipped import replay_for, shipped_film_for
+from cvae.draw.film import film_bounds, film_figure, film_gif, live_bounds, live_figure
+from cvae.core.shipped import SHIPPED_FILM
+from cvae.training.recorder import film_subset, FIRST_EPOCH_FRACTIONS, first_epoch_steps
+from cvae.core.latent import encode_dataset
+from cvae.draw.palette import DIGIT_COLORS
+from devkit import DATA_DIR, REPO, require_data
 
 HARNESS = str(REPO / "tests" / "apps" / "film_harness.py")
 LIMIT, BATCH = 1280, 64  # 20 steps an epoch
@@ -140,7 +145,7 @@ def test_no_labels_no_film_and_the_old_events_are_unchanged(mnist):
     events = []
     res = train(_cfg(epochs=1, limit=128), train_x, test_x[:500], callback=events.append)
     assert res.film is None and {e["kind"] for e in events} == {"step", "epoch"}
-    assert set(events[0]) == {"kind", "epoch", "step", "steps", "loss"}
+    assert set(events[0]) == {"kind", "epoch", "step", "steps", "loss", "images"}
 
 
 # --- the checkpoint --------------------------------------------------------------------------
@@ -295,7 +300,7 @@ def test_page_live_view(run, monkeypatch):
 # --- the shipped film ------------------------------------------------------------------------
 
 def test_the_shipped_film_is_small_valid_and_for_the_shipped_model():
-    path = shipped_film_path()
+    path = SHIPPED_FILM
     assert path.is_file(), "assets/film.npz is missing (python -m cvae film RUN.pt --ship)"
     assert path.stat().st_size < 300_000
     film = Film.load_npz(path, latent_dim=2)
@@ -305,7 +310,10 @@ def test_the_shipped_film_is_small_valid_and_for_the_shipped_model():
     shipped = load_checkpoint(SHIPPED_CHECKPOINT)
     assert shipped.meta["film"] is None  # the shipped model has no film of its own...
     replay = replay_for(shipped)
-    assert replay.film is not None and "separate run of the default recipe" in replay.note
+    assert replay.film is not None and replay.shipped
+    from ui.film import shipped_note
+
+    assert "separate run of the default recipe" in shipped_note(replay.film)
 
 
 def test_the_shipped_film_is_shown_only_beside_the_shipped_checkpoint(tmp_path):

@@ -11,11 +11,14 @@ import importlib
 import pytest
 import torch
 
-from cvae import CVAE, TrainConfig, train
-from cvae.gemm import loss_and_grads
-from cvae.train import _Step, matmul_dtype
+from cvae import CVAE, TrainConfig
+
+from cvae import train
+from cvae.training.gemm import loss_and_grads
+from cvae.training.step import BatchStep
+from cvae.training.hardware import matmul_dtype
 from gemm_reference import TORCH_CONVOLUTIONS, layer_references, onednn_bf16_convolutions, rounding_error
-from helpers import DATA_DIR, needs_data
+from devkit import DATA_DIR, needs_data
 
 
 def _autograd(model, x, seed, autocast=False):
@@ -203,7 +206,7 @@ def test_the_split_step_sums_the_shards_gemm_gradients():
     torch.manual_seed(0)
     model = CVAE()
     x = torch.rand(37, 1, 28, 28)  # shards of 19 and 18
-    step = _Step(model, 2, seed=5, device=torch.device("cpu"), dtype=torch.float32)
+    step = BatchStep(model, 2, seed=5, device=torch.device("cpu"), dtype=torch.float32)
     try:
         parts = step(x)
     finally:
@@ -221,7 +224,7 @@ def test_the_split_step_sums_the_shards_gemm_gradients():
 
 
 def test_precision_setting_resolves_per_device(monkeypatch):
-    mod = importlib.import_module("cvae.train")  # the module; cvae.train is the function
+    mod = importlib.import_module("cvae.training.hardware")
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
     assert matmul_dtype("fp32", cpu) is None  # the stock layers
     assert matmul_dtype("bf16", cpu) is torch.bfloat16
@@ -261,7 +264,7 @@ def test_the_gemm_step_leaves_frozen_parameters_alone():
     model = CVAE()
     model.encoder.conv1.weight.requires_grad_(False)
     x = torch.rand(8, 1, 28, 28)
-    step = _Step(model, 1, seed=5, device=torch.device("cpu"), dtype=torch.float32)
+    step = BatchStep(model, 1, seed=5, device=torch.device("cpu"), dtype=torch.float32)
     step(x)
     got = {n: None if p.grad is None else p.grad.clone() for n, p in model.named_parameters()}
     assert got["encoder.conv1.weight"] is None

@@ -1,4 +1,4 @@
-"""cvae.jobs: trainings in a child process, through small real runs on MNIST.
+"""cvae.training.jobs: trainings in a child process, through small real runs on MNIST.
 
 MNIST comes from $CVAE_DATA (or ../shared/mnist beside the repo); without it these tests
 skip, except under CI=true, where they fail. Every wait is on a condition with a deadline.
@@ -20,11 +20,11 @@ import torch
 
 import cvae
 from cvae import load_checkpoint
-from cvae.jobs import JobBusyError, JobRegistry, TrainJob
+from cvae.training.jobs import JobBusyError, JobRegistry, TrainJob
 
-from helpers import REPO, require_data
+from devkit import REPO, require_data
 
-cvae_train = importlib.import_module("cvae.train")  # the module (``cvae.train`` is also the function)
+cvae_hardware = importlib.import_module("cvae.training.hardware")
 TIMEOUT = 240  # a whole small run on a busy 2-core machine (the test-set evaluation is ~10 s an epoch)
 
 
@@ -68,16 +68,16 @@ def finished(job: TrainJob, timeout: float = TIMEOUT) -> TrainJob:
 def completed(data, tmp_path_factory):
     """One 2-epoch run, watched while it runs, with spies on what train() changes process-wide.
 
-    ``torch.set_num_threads`` and ``cvae.train.keep_freed_memory`` (glibc's malloc settings)
+    ``torch.set_num_threads`` and ``cvae.training.hardware.keep_freed_memory`` (glibc's malloc settings)
     are wrapped in this, the server's, process: a trainer running here would call them."""
     out = tmp_path_factory.mktemp("jobs") / "run.pt"
     calls: list[str] = []
     seen = {"progress": [], "threads": set()}
-    real_set_threads, real_keep = torch.set_num_threads, cvae_train.keep_freed_memory
+    real_set_threads, real_keep = torch.set_num_threads, cvae_hardware.keep_freed_memory
     threads_before = torch.get_num_threads()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(torch, "set_num_threads", lambda n: (calls.append(f"set_num_threads({n})"), real_set_threads(n)))
-        mp.setattr(cvae_train, "keep_freed_memory", lambda: (calls.append("keep_freed_memory"), real_keep())[1])
+        mp.setattr(cvae_hardware, "keep_freed_memory", lambda: (calls.append("keep_freed_memory"), real_keep())[1])
         # workers=2 on the stock layers: the trainer sets one thread per shard during steps.
         job = JobRegistry().start(config(workers=2, precision="fp32"), out, data)
         deadline = time.monotonic() + TIMEOUT
@@ -237,7 +237,7 @@ def test_a_killed_child_is_a_failed_job_not_a_hang(data, tmp_path):
 ORPHAN_SCRIPT = """
 import sys
 import cvae
-from cvae.jobs import JobRegistry
+from cvae.training.jobs import JobRegistry
 cfg = cvae.TrainConfig.from_recipe(cvae.DEFAULT_RECIPE, epochs=50, batch_size=32, limit=256, device="cpu")
 job = JobRegistry().start(cfg, sys.argv[1], sys.argv[2])
 print(job.pid, flush=True)

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from cvae import CVAE, load_mnist
-from cvae.model import decoder_spec, encoder_spec
-from helpers import DATA_DIR, REPO, needs_data
+from cvae.core.model import decoder_spec, encoder_spec
+from devkit import DATA_DIR, REPO, needs_data
 
 GOLDEN = REPO / "tests" / "golden" / "keras_cvae.npz"
 TOL = 1e-5  # the bound; measured here: decoded 5.1e-7, z_mean 3.9e-7, z_log_var 4.9e-7

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from cvae import CVAE, decode_grid, decode_points, encode_dataset, load_mnist
-from cvae.latent import grid_points
-from helpers import DATA_DIR, needs_data
+from cvae.core.latent import grid_points
+from devkit import DATA_DIR, needs_data
 
 
 @needs_data

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cvae import CVAE, count_parameters, kl_divergence, reparameterize, vae_loss
-from cvae.model import ModelConfig, decoder_spec, encoder_spec, pick_device, same_padding
+from cvae.core.model import decoder_spec, encoder_spec, ModelConfig, pick_device, same_padding
 
 
 def test_parameter_counts_match_the_tutorial():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cvae.latent import decode_points
-from cvae.morph import interpolate, morph
+from cvae.core.latent import decode_points
+from cvae.core.latent import interpolate, morph
 
 
 def test_interpolate_is_a_straight_evenly_spaced_line():

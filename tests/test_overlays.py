@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cvae.morph import interpolate
-from cvae.overlays import STAR_NAME, ellipse_traces, path_trace, star_trace
+from cvae.core.latent import interpolate
+from cvae.draw.overlays import ellipse_traces, path_trace, STAR_NAME, star_trace
 
 
 def test_overlay_traces():

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from cvae import CVAE, decode_grid, decode_points, encode_dataset, kl_divergence, reparameterize, vae_loss
-from cvae.latent import IMAGE_SIZE, MAX_GRID_N, grid_points, to_uint8
+from cvae.core.latent import grid_points, MAX_GRID_N, to_uint8
+from cvae.core.model import IMAGE_SIZE
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

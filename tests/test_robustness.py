@@ -24,13 +24,13 @@ import numpy as np
 import pytest
 import torch
 
-import cvae.checkpoint as ck
-from cvae import (CVAE, CheckpointError, DataMissingError, TrainConfig, decode_grid, decode_points,
-                  load_checkpoint, load_mnist, save_checkpoint, train)
+import cvae.core.checkpoint as ck
+import cvae.core.files as files
+from cvae import CVAE, CheckpointError, DataMissingError, TrainConfig, decode_grid, decode_points, load_checkpoint, load_mnist, save_checkpoint, train
 from cvae.cli import main as cli_main
-from cvae.latent import MAX_GRID_N, grid_points
+from cvae.core.latent import grid_points, MAX_GRID_N
 
-from helpers import DATA_DIR as DATA, EVIL_KINDS, REPO as ROOT, require_data, write_evil
+from devkit import DATA_DIR as DATA, EVIL_KINDS, REPO as ROOT, require_data, write_evil
 
 
 # --------------------------------------------------------------------------- helpers
@@ -420,7 +420,7 @@ def test_crash_in_callback_leaves_best_checkpoint_on_disk(tmp_path, mnist):
 _STEPPED_WRITER = textwrap.dedent("""
     import io, sys
     import torch
-    import cvae.checkpoint as ck
+    import cvae.core.checkpoint as ck
     from cvae import CVAE
 
     real_save = torch.save
@@ -515,7 +515,7 @@ def test_full_disk_gives_clear_error_and_keeps_previous_file(tmp_path, monkeypat
     elif where == "fsync":
         monkeypatch.setattr(ck.os, "fsync", _enospc)
     else:
-        monkeypatch.setattr(ck.tempfile, "mkstemp", _enospc)
+        monkeypatch.setattr(files.tempfile, "mkstemp", _enospc)
     with pytest.raises(CheckpointError) as info:
         save_checkpoint(CVAE(), path)
     monkeypatch.undo()

@@ -1,4 +1,4 @@
-"""cvae.train: training on real MNIST (a slice, to stay fast)."""
+"""cvae.training: training on real MNIST (a slice, to stay fast)."""
 
 import importlib
 import math
@@ -7,8 +7,10 @@ import os
 import pytest
 import torch
 
-from cvae import CVAE, TrainConfig, evaluate, load_checkpoint, load_mnist, train
-from helpers import DATA_DIR, needs_data
+from cvae import CVAE, TrainConfig, evaluate, load_checkpoint, load_mnist
+
+from cvae import train
+from devkit import DATA_DIR, needs_data
 
 pytestmark = needs_data
 
@@ -124,7 +126,7 @@ def test_split_batch_gives_the_whole_batch_gradient(data, channels_last):
     """Two threads, one shard each: the summed shard gradients equal one backward pass over
     the batch with the same noise per shard (each shard draws from its own generator), in the
     parameters' own layout, so an optimizer step from them is the same step."""
-    from cvae.train import _Step
+    from cvae.training.step import BatchStep
 
     train_x, _, _ = data
     torch.manual_seed(0)
@@ -132,7 +134,7 @@ def test_split_batch_gives_the_whole_batch_gradient(data, channels_last):
     model.decoder.channels_last = channels_last
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     x = train_x[:37].contiguous(memory_format=fmt)  # odd size: shards of 19 and 18
-    step = _Step(model, 2, seed=5, device=torch.device("cpu"))
+    step = BatchStep(model, 2, seed=5, device=torch.device("cpu"))
     try:
         parts = step(x)
     finally:
@@ -171,7 +173,7 @@ def test_split_batch_gives_the_whole_batch_gradient(data, channels_last):
 def test_augmented_training_scores_the_augmented_images(data):
     """With augmentation the encoder sees the turned/zoomed images and the loss scores their
     reconstruction (one more training image each); about the chosen share differ from x."""
-    from cvae.train import _Step
+    from cvae.training.step import BatchStep
 
     train_x, _, _ = data
     x = train_x[:200]
@@ -179,7 +181,7 @@ def test_augmented_training_scores_the_augmented_images(data):
     model = CVAE()
     seen = []
     hook = model.encoder.register_forward_pre_hook(lambda mod, args: seen.append(args[0].detach().clone()))
-    step = _Step(model, 1, seed=5, device=torch.device("cpu"), augment=(0.5, 8.0, 0.06))
+    step = BatchStep(model, 1, seed=5, device=torch.device("cpu"), augment=(0.5, 8.0, 0.06))
     try:
         parts = step(x)
     finally:
@@ -188,7 +190,7 @@ def test_augmented_training_scores_the_augmented_images(data):
     changed = (seen[0] != x).flatten(1).any(1).float().mean().item()
     assert 0.4 < changed < 0.6
     # The same draws by hand: augment with the shard's generator, then the loss of those images.
-    from cvae.augment import random_affine
+    from cvae.training.augment import random_affine
 
     g = torch.Generator().manual_seed(5 + 1)
     xa = random_affine(x, g, 0.5, 8.0, 0.06)
@@ -197,7 +199,7 @@ def test_augmented_training_scores_the_augmented_images(data):
 
 
 def test_split_training_is_reproducible_and_restores_threads(data, monkeypatch):
-    cvae_train = importlib.import_module("cvae.train")  # the module; cvae.train is the function
+    cvae_train = importlib.import_module("cvae.training.loop")  # the module; cvae.train is the function
 
     train_x, test_x, _ = data
     threads = torch.get_num_threads()
@@ -239,11 +241,11 @@ class _InTurn:
 def test_split_threads_train_like_the_same_split_run_in_turn(data, monkeypatch):
     """Many steps with the shards on two threads at once land on the same weights as the
     same shards run one after the other: nothing shared between the threads races."""
-    cvae_train = importlib.import_module("cvae.train")
+    cvae_step = importlib.import_module("cvae.training.step")
     train_x, test_x, _ = data
     cfg = TrainConfig(epochs=1, batch_size=32, seed=7, limit=1600, workers=2)  # 50 steps
     together = train(cfg, train_x, test_x[:200])
-    monkeypatch.setattr(cvae_train, "ThreadPoolExecutor", _InTurn)
+    monkeypatch.setattr(cvae_step, "ThreadPoolExecutor", _InTurn)
     in_turn = train(cfg, train_x, test_x[:200])
     assert together.history[0]["loss"] == pytest.approx(in_turn.history[0]["loss"], rel=1e-5)
     for (k, v), (_, w) in zip(together.model.state_dict().items(), in_turn.model.state_dict().items()):
@@ -251,7 +253,7 @@ def test_split_threads_train_like_the_same_split_run_in_turn(data, monkeypatch):
 
 
 def test_auto_workers_one_per_core_with_enough_images_per_shard():
-    from cvae.train import auto_workers
+    from cvae.training.hardware import auto_workers
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert auto_workers(torch.device("cpu"), 32) == max(1, min(cores, 8, 4))
@@ -260,18 +262,18 @@ def test_auto_workers_one_per_core_with_enough_images_per_shard():
 
 
 def test_learning_rate_schedule_warms_up_then_follows_the_cosine():
-    from cvae.train import _lr_factor
+    from cvae.training.config import lr_factor
 
     cos = TrainConfig(schedule="cosine", warmup=0.1)
-    f = [_lr_factor(cos, s, 100) for s in range(100)]
+    f = [lr_factor(cos, s, 100) for s in range(100)]
     # Linear rise over the first 10 steps, reaching the full rate at step 10 ...
     assert f[:10] == pytest.approx([(s + 1) / 10 for s in range(10)])
     assert f[10] == pytest.approx(1.0)
     # ... then half a cosine down towards zero over the remaining 90.
     assert f[10 + 45] == pytest.approx(0.5, abs=1e-9)
     assert all(a >= b for a, b in zip(f[10:], f[11:])) and f[-1] < 0.001
-    assert [_lr_factor(TrainConfig(schedule="cosine"), s, 100) for s in (0, 50)] == pytest.approx([1.0, 0.5])
-    assert _lr_factor(TrainConfig(schedule="constant", warmup=0.1), 0, 100) == 1.0
+    assert [lr_factor(TrainConfig(schedule="cosine"), s, 100) for s in (0, 50)] == pytest.approx([1.0, 0.5])
+    assert lr_factor(TrainConfig(schedule="constant", warmup=0.1), 0, 100) == 1.0
     with pytest.raises(ValueError, match="warmup"):
         TrainConfig(warmup=1.0)
 
@@ -279,7 +281,7 @@ def test_learning_rate_schedule_warms_up_then_follows_the_cosine():
 _FAULTS_SCRIPT = """
 import importlib, resource, sys, torch
 if sys.argv[1] == "tuned":
-    assert importlib.import_module("cvae.train").keep_freed_memory()
+    assert importlib.import_module("cvae.training.hardware").keep_freed_memory()
 def step():  # like a training step: several MiB-sized buffers alive at once, then all freed
     bufs = [torch.empty(2 << 20, dtype=torch.uint8).fill_(1) for _ in range(4)]
     del bufs
@@ -314,4 +316,4 @@ def test_keep_freed_memory_stops_the_page_faults_of_each_step():
         pytest.skip(f"glibc's defaults kept the freed blocks in 5 runs here: {default} page faults")
     tuned = [faults("tuned") for _ in range(2)]
     assert max(tuned) < 100, (default, tuned)  # 20 steps of 8 MiB: 40,960 pages if every one faulted
-    assert importlib.import_module("cvae.train").keep_freed_memory()  # idempotent
+    assert importlib.import_module("cvae.training.hardware").keep_freed_memory()  # idempotent

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from cvae import load_checkpoint
-from cvae.jobs import TrainJob
+from cvae.training.jobs import TrainJob
 
-from helpers import REPO, require_data
+from devkit import REPO, require_data
 
 from streamlit.testing.v1 import AppTest
 

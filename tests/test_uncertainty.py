@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cvae.uncertainty import ellipse, mass_within, nearest, sample_posterior
+from cvae.core.posterior import ellipse, mass_within, nearest, sample_posterior
 
 
 @pytest.mark.parametrize("k", [1.0, 2.0])

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from cvae import CVAE, decode_points, load_checkpoint
-from cvae.assets import SHIPPED_CHECKPOINT
-from cvae.model import decoder_spec
-from cvae.webexport import decoder_payload, payload_tensors, points_payload, tensor_names
+from cvae.core.shipped import SHIPPED_CHECKPOINT
+from cvae.core.model import decoder_spec
+from cvae.core.payloads import decoder_payload, payload_tensors, points_payload, tensor_names
 from webdecode import numpy_decode
 
 Z_POINTS = np.array([[0, 0], [1.5, -2], [-3, 2.5], [0.25, 0.75], [4, 4], [-4, -4]], np.float32)

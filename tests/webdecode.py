@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cvae.webexport import payload_tensors
+from cvae.core.payloads import payload_tensors
 
 ACT = {"relu": lambda a: np.maximum(a, 0), "sigmoid": lambda a: 1 / (1 + np.exp(-a)), "linear": lambda a: a}
 

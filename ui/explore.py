@@ -22,9 +22,10 @@ from pathlib import Path
 import streamlit as st
 
 import cvae
-from cvae import latent as cvae_latent
-from cvae import plots
-from cvae.data import has_mnist
+from cvae.core import latent as cvae_latent
+from cvae.core.data import has_mnist
+from cvae.draw import figures
+from cvae.draw.images import pixelate
 from ui import features
 from ui.common import part
 from ui.film import film_replay_ui
@@ -41,7 +42,7 @@ PANELS = "panels"  # rerun too when they show something that depends on the poin
 # the figure depends only on the model's encodings, so it is built once per model.
 @st.cache_resource(show_spinner=False, max_entries=8)
 def scatter_figure(path: str, stamp: tuple, _enc: dict):
-    fig = plots.latent_scatter(_enc["z_mean"], _enc["label"], None)
+    fig = figures.latent_scatter(_enc["z_mean"], _enc["label"])
     # No per-point indices on the wire (27 KB of 167): the browser takes them from the
     # encodings it already holds (ui/explorer.js testIndex); the hover shows digit and z.
     for t in fig.data:
@@ -93,7 +94,7 @@ def fallback_digit_ui(model, z: tuple[float, float]) -> None:
     with st.container(key=FALLBACK_KEY):
         with part("The decoder"):
             digit = cvae.decode_point(model, *z)
-            st.image(plots.pixelate(digit, DIGIT_PX // 28), width=DIGIT_PX, output_format="PNG",
+            st.image(pixelate(digit, DIGIT_PX // 28), width=DIGIT_PX, output_format="PNG",
                      caption=f"decoded at z = ({z[0]:.3f}, {z[1]:.3f}) on the server")
 
 
@@ -110,7 +111,7 @@ def selection_ui(model, enc: dict, data: str) -> None:
         with part("The original"):
             if has_mnist(data):
                 original, _ = test_digit(data, idx)
-                st.image(plots.pixelate(original, 5), width=140, output_format="PNG",
+                st.image(pixelate(original, 5), width=140, output_format="PNG",
                          caption=f"original #{idx} (label {label})")
             else:
                 st.info("The original needs the MNIST test set, which is not on this machine. "
@@ -120,7 +121,7 @@ def selection_ui(model, enc: dict, data: str) -> None:
     with c2:
         with part("The reconstruction"):
             recon = cvae.decode_point(model, float(z[0]), float(z[1]))
-            st.image(plots.pixelate(recon, 5), width=140, output_format="PNG",
+            st.image(pixelate(recon, 5), width=140, output_format="PNG",
                      caption=f"reconstruction at z_mean = ({z[0]:.2f}, {z[1]:.2f})")
     st.button("Clear selection", key="clear_selection", on_click=clear_selection)
 
@@ -147,7 +148,7 @@ def decoder_fragment(path: str, stamp: tuple, enc: dict, data: str, manifold: di
 # depends only on the model and the manifold's settings (the ring is drawn by the browser).
 @st.cache_resource(show_spinner=False, max_entries=16)
 def manifold_chart(path: str, stamp: tuple, n: int, z1_range: tuple, z2_range: tuple):
-    return plots.manifold_figure(manifold_image(path, stamp, n, z1_range, z2_range), n, z1_range, z2_range, None)
+    return figures.manifold_figure(manifold_image(path, stamp, n, z1_range, z2_range), n, z1_range, z2_range)
 
 
 def grid_settings() -> tuple[int, tuple, tuple]:

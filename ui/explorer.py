@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from cvae.plots import DIGIT_COLORS, grid_pixel
-from cvae.webexport import decoder_payload, digest, points_payload
+from cvae.core.latent import grid_pixel
+from cvae.core.payloads import decoder_payload, digest, points_payload
+from cvae.draw.palette import DIGIT_COLORS
 
 _HERE = Path(__file__).resolve().parent
 COMPONENT = "cvae_explorer"
@@ -107,7 +108,7 @@ def parse_commit(value, bounds: Sequence[float], n_points: int) -> tuple[float, 
 
 def manifold_map(n: int, z1_range: Sequence[float], z2_range: Sequence[float], cell: int = 28) -> dict:
     """The affine map from a latent point to the manifold image's pixels, taken from
-    :func:`cvae.plots.grid_pixel` (the one definition), for the browser's ring."""
+    :func:`cvae.core.latent.grid_pixel` (the one definition), for the browser's ring."""
     (a, b), (c, d) = z1_range, z2_range
     x0, y0 = grid_pixel(a, c, n, z1_range, z2_range, cell)
     x1, y1 = grid_pixel(b, d, n, z1_range, z2_range, cell)

@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from cvae.drawing import DrawingError, decode_data_url, preprocess_drawing
-from cvae.export import encodings_csv, gif_bytes, png_bytes, tile
-from cvae.latent import GRID_N, GRID_Z1, GRID_Z2, decode_grid, decode_points, encode_dataset
-from cvae.morph import MAX_STEPS, interpolate, morph
-from cvae.overlays import ellipse_traces, path_trace, samples_trace, star_trace
-from cvae.plots import pixelate
-from cvae.uncertainty import decode_samples, nearest, sample_posterior, std
+from cvae.core.encodings import encodings_csv
+from cvae.core.latent import (GRID_N, GRID_Z1, GRID_Z2, MAX_STEPS, decode_grid, decode_points, encode_dataset,
+                              interpolate, morph)
+from cvae.core.posterior import decode_samples, nearest, sample_posterior, std
+from cvae.draw.images import gif_bytes, pixelate, png_bytes, tile
+from cvae.draw.overlays import ellipse_traces, path_trace, samples_trace, star_trace
+from cvae.draw.sketch import DrawingError, decode_data_url, preprocess_drawing
 
 _HERE = Path(__file__).resolve().parent
 CANVAS_COMPONENT = "cvae_draw_canvas"

@@ -1,10 +1,10 @@
 """The training film in the page: live while a model trains, and replayed for a checkpoint.
 
 ``live_film_ui(snapshots)`` draws a run in progress from the trainer's snapshot events
-(cvae.film): the latest scatter of the 2,000 film digits on fixed axes, the loss so far and
+(cvae.training.recorder): the latest scatter of the 2,000 film digits on fixed axes, the loss so far and
 the small manifold decoded at that moment. ``film_replay_ui(model)`` replays a checkpoint's
 film as a Plotly animation (play button, slider) with a GIF download, or says that there is
-none. All figures and files come from :mod:`cvae.film`.
+none. All figures and files come from :mod:`cvae.draw.film`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,25 @@ import hashlib
 
 import streamlit as st
 
-from cvae.film import Film, film_figure, film_gif, frame_caption, live_figure, replay_for
+from cvae.core.film import Film, frame_caption
+from cvae.core.shipped import replay_for
+from cvae.draw.film import film_figure, film_gif, live_figure
 
 NO_FILM = ("This model has no training film: it was trained without snapshots (before films existed, "
            "or with `--no-film`). Models trained now record one, in the app and with `python -m cvae train`.")
+
+
+def shipped_note(film: Film) -> str | None:
+    """Where a shipped film comes from, for the page (None when it is the model's own run)."""
+    info = film.info
+    if not info.get("separate_run"):
+        return None
+    val = info.get("best_val_loss")
+    return ("This film comes from a separate run of the default recipe "
+            f"(`{info.get('command', 'python -m cvae train')}`"
+            + (f", {info['epochs']} epochs, val_loss {val:.1f}" if val is not None and info.get("epochs") else "")
+            + "), not from the shipped model itself, which was trained further in several stages and "
+              "carries no snapshots of its own. The clouds form the same way; where each one settles differs.")
 
 
 def live_film_ui(snapshots: list[dict], *, key: str = "film_live") -> None:
@@ -61,8 +76,8 @@ def film_replay_ui(model, *, key: str = "film_replay") -> None:
             st.info(NO_FILM)
         return
     film = replay.film
-    if replay.note:
-        st.caption(replay.note)
+    if replay.shipped and (note := shipped_note(film)):
+        st.caption(note)
     fp = _fingerprint(film)
     st.plotly_chart(_figure(fp, film), key=key, config={"displaylogo": False})
     st.caption(f"{len(film)} snapshots of {film.z.shape[1]:,} test digits, from before the first step to "

@@ -6,7 +6,7 @@ import inspect
 
 import streamlit as st
 
-from cvae import model as cvae_model
+from cvae.core import model as cvae_model
 
 
 HOW_KEY = "how_open"

@@ -8,11 +8,11 @@ from pathlib import Path
 import streamlit as st
 
 import cvae
-from cvae import assets as cvae_assets
-from cvae import latent as cvae_latent
-from cvae import plots
-from cvae.data import resolve_data_dir
-from cvae.summary import part_text, summarize
+from cvae.core import latent as cvae_latent
+from cvae.core import shipped as cvae_shipped
+from cvae.core.data import resolve_data_dir
+from cvae.core.summary import part_text, summarize
+from cvae.draw import figures
 from ui.common import file_stamp
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,7 +31,7 @@ def data_dir() -> str:
 def list_models() -> dict[str, str]:
     """{path: label}: the shipped model first, then runs/*.pt, newest first."""
     out: dict[str, str] = {}
-    shipped = Path(cvae_assets.SHIPPED_CHECKPOINT)
+    shipped = Path(cvae_shipped.SHIPPED_CHECKPOINT)
     if shipped.is_file():
         out[str(shipped)] = "Shipped model"
     folder = runs_dir()
@@ -53,7 +53,7 @@ def load_model(path: str, stamp: tuple) -> cvae.CVAE:
 # are read from assets/ (works offline), others are computed once per model file.
 @st.cache_data(show_spinner="Encoding the test digits...", max_entries=8)
 def load_encodings(path: str, stamp: tuple, data: str) -> dict:
-    return cvae_assets.encodings_for(path, data, lambda: load_model(path, stamp))
+    return cvae_shipped.encodings_for(path, data, lambda: load_model(path, stamp))
 
 
 # Why: one original test digit for the selection panel; the data set itself stays in
@@ -81,7 +81,7 @@ def model_summary(path: str, stamp: tuple) -> dict:
 # training curves depend only on the file.
 @st.cache_resource(show_spinner=False, max_entries=8)
 def history_chart(path: str, stamp: tuple):
-    return plots.history_figure(load_model(path, stamp).meta.get("history", []))
+    return figures.history_figure(load_model(path, stamp).meta.get("history", []))
 
 
 # Why: torch's default of one intra-op thread per core makes a 1-image decode 10-50x
@@ -123,7 +123,7 @@ def usable_model_ui(path: str) -> tuple[str | None, tuple | None]:
             raise cvae.CheckpointError(path, f"a {model.latent_dim}-D latent space; the explorer needs 2-D")
     except (cvae.CheckpointError, OSError) as exc:
         msg = str(exc) if isinstance(exc, cvae.CheckpointError) else f"{path}: {exc.strerror or exc}"
-        good = st.session_state.get("_good_model") or str(cvae_assets.SHIPPED_CHECKPOINT)
+        good = st.session_state.get("_good_model") or str(cvae_shipped.SHIPPED_CHECKPOINT)
         if good and good != path and Path(good).is_file():
             st.error(f"{msg}. Still exploring {Path(good).name}.")
             return good, file_stamp(Path(good))

@@ -1,6 +1,6 @@
 """The sidebar's training section: a form that starts a run, and the run's progress.
 
-The run itself is a :class:`cvae.jobs.TrainJob` in a child process, so no session waits
+The run itself is a :class:`cvae.training.jobs.TrainJob` in a child process, so no session waits
 for it and the server keeps its threads. Any tab sees the run in progress (and may stop
 it); the tab that started it switches to the new model when it is saved.
 
@@ -13,14 +13,15 @@ for the model picker) and "_train_notice" (shown once).
 from __future__ import annotations
 
 import datetime as _dt
+import signal
 from pathlib import Path
 
 import streamlit as st
 
 import cvae
-from cvae import plots
-from cvae.data import has_mnist
-from cvae.jobs import JobBusyError, JobRegistry, TrainJob
+from cvae.core.data import has_mnist
+from cvae.draw import figures
+from cvae.training.jobs import JobBusyError, JobRegistry, TrainJob
 from ui.film import live_film_ui
 
 TRAIN_POLL_S = 1.0  # the tab that started the run
@@ -112,6 +113,51 @@ def training_ui(data: str) -> None:
         st.success(notice)
 
 
+PHASES = {"starting": "starting the training process...", "loading": "loading MNIST...",
+          "training": "training..."}
+
+
+def job_text(job: TrainJob) -> str:
+    """What a run is doing, or how it ended, in one sentence (from the job's status data)."""
+    if job.running:
+        return "stopping after the current step..." if job.stop_requested else _progress_text(job)
+    best = job.best_epoch
+    kept = (f"; kept the best checkpoint so far (epoch {best}) in {job.out.name}" if job.saved and best
+            else "; no epoch had finished, so nothing was saved")
+    if job.result is not None:
+        return job.result.get("message", "") + ("" if job.saved else " (no epoch finished, nothing was saved)")
+    if job.error is not None:
+        return (job.error.get("message") or "the training failed") + (kept if job.saved else "")
+    if job.forced:
+        return f"the training did not stop within {job.grace_s:g} s of the request and was ended" + kept
+    return f"the training process ended unexpectedly ({exit_text(job.exitcode)})" + kept
+
+
+def _progress_text(job: TrainJob) -> str:
+    e, step, last = job.cfg.epochs, job.last_step, job.history[-1] if job.history else None
+    if job.phase == "validating" and step is not None:
+        return f"epoch {step['epoch']}/{e}: computing val_loss on the test set..."
+    if step is not None and (last is None or step["epoch"] > last["epoch"]):
+        return f"epoch {step['epoch']}/{e}, step {step['step']}/{step['steps']}, loss {step['loss']:.2f}"
+    if last is not None:
+        return f"epoch {last['epoch']}/{e}: loss {last['loss']:.2f}, val_loss {last['val_loss']:.2f}"
+    return PHASES.get(job.phase, job.phase)
+
+
+def exit_text(code: int | None) -> str:
+    """How a process ended, from its exit code (negative: the signal that killed it)."""
+    if code is None:
+        return "exit status unknown"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = ", perhaps out of memory" if -code == getattr(signal, "SIGKILL", 9) else ""
+        return f"killed by {name}{hint}"
+    return f"exit code {code}"
+
+
 def _stop(job: TrainJob) -> None:
     job.stop()
     st.toast("Stopping after the current step...")
@@ -122,9 +168,9 @@ def _training_status_ui() -> None:
     if job is None:
         return
     mine = job.id == st.session_state.get("train_job_id")
-    st.progress(job.progress, text=f"{LABELS[job.status]}: {job.message}")
+    st.progress(job.progress, text=f"{LABELS[job.status]}: {job_text(job)}")
     if job.history or job.steps:
-        st.plotly_chart(plots.history_figure(job.history, live_steps=job.steps, height=220),
+        st.plotly_chart(figures.history_figure(job.history, live_steps=job.steps, height=220),
                         key="train_live_chart", config={"displaylogo": False})
     if job.running:
         live_film_ui(job.snapshots)
@@ -136,7 +182,7 @@ def _training_status_ui() -> None:
             st.caption("Started from another tab or session.")
         return
     if job.status == "failed":
-        st.error(job.message)
+        st.error(job_text(job))
     if not mine and job.saved:
         st.caption(f"Saved {job.out.name}: pick it under Model to explore.")
     if _end_unhandled(job):

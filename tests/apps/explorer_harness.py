@@ -9,8 +9,9 @@ import os
 
 import streamlit as st
 
-from cvae import assets
-from cvae.plots import latent_bounds
+from cvae.core import shipped
+from cvae.core.encodings import read_encodings
+from cvae.core.latent import latent_bounds
 from ui.common import file_stamp
 import ui.explore
 import ui.explorer
@@ -72,8 +73,8 @@ if not getattr(ui.explorer._weights, "cut", False):
     _weights_maybe_cut.cut = True
     ui.explorer._weights = _weights_maybe_cut
 st.toggle("Cut the decoder's weights short", key="harness_cut_weights")
-ckpt = os.environ.get("CVAE_EXPLORER_CKPT") or str(assets.SHIPPED_CHECKPOINT)
-enc = assets.read_encodings(os.environ.get("CVAE_EXPLORER_ENC") or assets.SHIPPED_ENCODINGS)
+ckpt = os.environ.get("CVAE_EXPLORER_CKPT") or str(shipped.SHIPPED_CHECKPOINT)
+enc = read_encodings(os.environ.get("CVAE_EXPLORER_ENC") or shipped.SHIPPED_ENCODINGS)
 enc["source"] = "harness"
 st.session_state[BOUNDS_KEY] = latent_bounds(enc["z_mean"])
 point_from_url()

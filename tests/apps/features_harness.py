@@ -10,8 +10,9 @@ import os
 import streamlit as st
 
 import cvae
-from cvae.assets import SHIPPED_CHECKPOINT, SHIPPED_ENCODINGS, read_encodings
-from cvae.plots import latent_scatter
+from cvae.core.encodings import read_encodings
+from cvae.core.shipped import SHIPPED_CHECKPOINT, SHIPPED_ENCODINGS
+from cvae.draw.figures import latent_scatter
 from ui.features import feature_traces, features_ui
 
 
@@ -36,7 +37,7 @@ st.session_state.setdefault("z2", 0.0)
 current = (st.session_state["z1"], st.session_state["z2"])
 selected = st.session_state.get("selected_index")
 traces = feature_traces(model, enc, current, selected)
-st.plotly_chart(latent_scatter(enc["z_mean"], enc["label"], current, extra_traces=traces, height=420),
+st.plotly_chart(latent_scatter(enc["z_mean"], enc["label"], extra_traces=traces, height=420),
                 key="scatter")
 st.text(f"feat: z=({current[0]:.4f}, {current[1]:.4f}) traces={[t.name for t in traces]}")
 features_ui(model, enc, current, set_latent, None, selected)

@@ -9,7 +9,7 @@ import os
 import streamlit as st
 
 import cvae
-from cvae.assets import SHIPPED_CHECKPOINT
+from cvae.core.shipped import SHIPPED_CHECKPOINT
 from ui.film import film_replay_ui, live_film_ui
 
 

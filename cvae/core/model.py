@@ -21,7 +21,6 @@ import torch.nn.functional as F
 from torch import nn
 
 IMAGE_SIZE = 28
-PIXELS = IMAGE_SIZE * IMAGE_SIZE  # 784: the tutorial scales the mean BCE by this
 
 
 @dataclass(frozen=True)

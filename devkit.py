@@ -1,5 +1,5 @@
-"""Helpers shared by the tests and the benchmarks: plain functions and classes, no fixtures
-(conftest.py holds those and re-exports these names).
+"""What the tests and the benchmarks share: plain functions and classes, no fixtures
+(tests/conftest.py holds those).
 
 - The MNIST folder: :func:`data_dir` ($CVAE_DATA, else ../shared/mnist beside the repo) is
   the one place it is resolved; :data:`DATA_DIR`, :func:`has_data`, :func:`require_data` and
@@ -28,8 +28,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-TESTS = REPO / "tests"
+REPO = Path(__file__).resolve().parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -107,7 +106,7 @@ def write_evil(kind: str, path: Path, target: Path) -> Path:
     creates ``target`` if it is ever unpickled unsafely. ``kind``: one of :data:`EVIL_KINDS`."""
     import torch
 
-    from cvae import checkpoint as ck
+    from cvae.core import checkpoint as ck
 
     gadget = ExecOnLoad(target) if kind.startswith("exec") else ShellOnLoad(target)
     payload = {"format": ck.FORMAT, "format_version": ck.FORMAT_VERSION,
@@ -189,7 +188,7 @@ def start_server(script: str | Path = "app.py", env: dict | None = None, log: Pa
     cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
            "--server.port", str(port), "--server.address", "127.0.0.1",
            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    full_env = {**os.environ, **(env or {})}
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

@@ -41,7 +41,7 @@ from types import SimpleNamespace
 import torch
 import torch.nn.functional as F
 
-from .model import IMAGE_SIZE, CVAE, LossParts, kl_divergence, reconstruction_loss
+from ..core.model import IMAGE_SIZE, CVAE, LossParts, kl_divergence, reconstruction_loss
 
 # The layout the hand-written products below implement, per layer of the model's declaration
 # (cvae.model.encoder_spec / decoder_spec): (kind, kernel, stride, "same" pad or crop

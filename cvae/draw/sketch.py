@@ -16,7 +16,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from .model import IMAGE_SIZE
+from ..core.model import IMAGE_SIZE
 
 BOX = 20  # MNIST's size-normalisation box
 INK_THRESHOLD = 0.05  # grey level (0..1) below which a pixel counts as background

@@ -1,5 +1,5 @@
 """Plotly traces that the feature panels add on top of the latent scatter
-(``cvae.plots.latent_scatter(..., extra_traces=...)``): the drawn digit's star, a morph
+(``cvae.draw.figures.latent_scatter(..., extra_traces=...)``): the drawn digit's star, a morph
 path, a posterior's ellipses and samples. Pure functions, no Streamlit."""
 
 from __future__ import annotations
@@ -7,13 +7,11 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from .uncertainty import ellipse, mass_within
+from ..core.posterior import ellipse, mass_within
+from .palette import PATH_COLOR, POSTERIOR_COLOR, STAR_COLOR
 
 STAR_NAME = "your drawing"
 PATH_NAME = "morph path"
-STAR_COLOR = "#ffb000"
-PATH_COLOR = "#e4007c"
-POSTERIOR_COLOR = "#00a67e"
 
 
 def star_trace(z, name: str = STAR_NAME) -> go.Scatter:

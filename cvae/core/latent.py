@@ -1,4 +1,4 @@
-"""Pure helpers over a trained model: encode, decode, grids, evaluation.
+"""The latent maths over a trained model: encode, decode, grids, morphs, bounds, evaluation.
 
 All run under ``torch.inference_mode`` and take/return NumPy arrays where the app
 consumes them, so the app never does tensor maths of its own.
@@ -122,3 +122,63 @@ def evaluate(model: CVAE, images, batch_size: int = 2000, seed: int = 0) -> dict
         raise ValueError("cannot evaluate on zero images")
     loss, recon, kl = (tot / n).tolist()
     return {"loss": loss, "recon": recon, "kl": kl, "n": n}
+
+
+def latent_bounds(z_mean: np.ndarray, margin: float = 0.1, step: float = 0.5) -> tuple[float, float, float, float]:
+    """Slider ranges (z1 lo, z1 hi, z2 lo, z2 hi) covering every encoding with a margin.
+
+    The margin is a fraction of each axis' span; ends are rounded outwards to ``step``.
+    """
+    z = np.asarray(z_mean, dtype=np.float64)
+    if z.ndim != 2 or z.shape[1] < 2 or len(z) == 0 or not np.isfinite(z[:, :2]).all():
+        return (-4.0, 4.0, -4.0, 4.0)
+    out = []
+    for k in range(2):
+        lo, hi = float(z[:, k].min()), float(z[:, k].max())
+        pad = max(margin * (hi - lo), step / 2)
+        out += [float(np.floor((lo - pad) / step) * step), float(np.ceil((hi + pad) / step) * step)]
+    return tuple(out)
+
+
+def grid_pixel(z1: float, z2: float, n: int, z1_range, z2_range, cell: int = 28) -> tuple[float, float] | None:
+    """Where (z1, z2) falls on the manifold image, in its pixels; None when outside the ranges."""
+    (a, b), (c, d) = z1_range, z2_range
+    if not (a <= z1 <= b and c <= z2 <= d):
+        return None
+    if n == 1:
+        return cell / 2, cell / 2
+    fx = (z1 - a) / (b - a) * (n - 1)  # 0 at the first column centre
+    fy = (d - z2) / (d - c) * (n - 1)  # 0 at the top row centre (highest z2)
+    return (fx + 0.5) * cell, (fy + 0.5) * cell
+
+
+# Straight-line morphs between two latent points
+
+MIN_STEPS, MAX_STEPS = 2, 64
+
+
+def _point(name: str, z) -> np.ndarray:
+    p = np.asarray(z, dtype=np.float64).reshape(-1)
+    if p.size < 1:
+        raise ValueError(f"{name} is empty")
+    if not np.isfinite(p).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return p
+
+
+def interpolate(z_start, z_end, steps: int) -> np.ndarray:
+    """``steps`` evenly spaced points (steps, d) float32 on the segment, both ends included."""
+    a, b = _point("z_start", z_start), _point("z_end", z_end)
+    if a.shape != b.shape:
+        raise ValueError(f"the endpoints differ in dimension: {a.size} and {b.size}")
+    steps = int(steps)
+    if not MIN_STEPS <= steps <= MAX_STEPS:
+        raise ValueError(f"steps must be between {MIN_STEPS} and {MAX_STEPS}, got {steps}")
+    t = np.linspace(0.0, 1.0, steps)[:, None]
+    return ((1.0 - t) * a + t * b).astype(np.float32)
+
+
+def morph(model, z_start, z_end, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """(path (steps, d), decoded digits (steps, 28, 28) in [0, 1]) along the segment."""
+    path = interpolate(z_start, z_end, steps)
+    return path, decode_points(model, path)

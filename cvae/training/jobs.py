@@ -1,19 +1,21 @@
 """Training jobs in a child process, for the app (no Streamlit here).
 
-``cvae.train`` sets torch's thread count and glibc's malloc thresholds for its whole process
-and holds the GIL for most of a step, so it must never run inside the web server. A
+The trainer (:mod:`cvae.training.hardware`) sets torch's thread count and glibc's malloc
+thresholds for its whole process and holds the GIL for most of a step, so it must never run
+inside the web server. A
 :class:`JobRegistry` starts each run in a fresh process (multiprocessing "spawn": nothing of
 the server is inherited, and the child imports torch itself) and reads its progress back:
 
 - The child sends every trainer callback event (``step``, ``epoch``, ``snapshot``, ... as
   dicts) through a one-way pipe; a reader thread in the server turns them into the fields
-  the page shows (status, message, progress, history, steps, snapshots).
+  the page shows (status, phase, progress, history, steps, snapshots). It keeps data only;
+  the sentences a person reads are written by the page (``ui/training.py``).
 - Stop is cooperative: a shared Event the child's callback reads after every step, so the
   trainer stops there and keeps its best checkpoint (written atomically after every
   improving epoch). If the child has not ended ``grace_s`` seconds after the request it is
   terminated, then killed; the checkpoint on disk is still the last complete one.
-- A child that raises, or dies (a signal, out of memory), ends its job as "failed" with a
-  message; the reader sees the pipe close, so nothing waits for a message that never comes.
+- A child that raises, or dies (a signal, out of memory), ends its job as "failed" with its
+  error or exit code; the reader sees the pipe close, so nothing waits for a message that never comes.
 - One run at a time per registry (training takes every core); finished jobs beyond the
   ``keep_finished`` most recent are dropped.
 
@@ -25,17 +27,17 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import signal
 import threading
 import time
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # torch is imported by the child, or by whoever built the config
-    from .train import TrainConfig
+from ..core.files import temp_files
 
-STATUSES = ("running", "done", "stopped", "failed")
+if TYPE_CHECKING:  # torch is imported by the child, or by whoever built the config
+    from .config import TrainConfig
+
 GRACE_S = 20.0  # a stop request waits this long (a step, or the test-set evaluation) before terminate()
 KILL_AFTER_S = 5.0  # then this long after terminate() before kill()
 KEEP_FINISHED = 3  # finished jobs a registry keeps (the page reads the last one's result)
@@ -51,7 +53,7 @@ class JobBusyError(RuntimeError):
 
 def _child_main(cfg: "TrainConfig", out: str, data: str, conn, stop) -> None:
     """Entry point of the training process. Every message is a ``(tag, payload)`` tuple:
-    ("status", text), ("event", callback event), then ("result", dict) or ("error", dict).
+    ("phase", name), ("event", callback event), then ("result", dict) or ("error", dict).
     ``stop`` is a shared byte the server sets to 1 to ask for a stop."""
 
     def send(tag: str, payload: Any) -> None:
@@ -65,9 +67,9 @@ def _child_main(cfg: "TrainConfig", out: str, data: str, conn, stop) -> None:
                 os.nice(CHILD_NICE)
             except OSError:
                 pass
-        send("status", "loading MNIST...")
-        from . import data as cvae_data  # torch and the trainer load here, in the child only
-        from .train import train
+        send("phase", "loading")
+        from ..core import data as cvae_data  # torch and the trainer load here, in the child only
+        from .loop import train
 
         train_x, _ = cvae_data.load_mnist("train", data, download=False)
         test_x, test_y = cvae_data.load_mnist("test", data, download=False)
@@ -75,7 +77,7 @@ def _child_main(cfg: "TrainConfig", out: str, data: str, conn, stop) -> None:
             send("result", {"stop_reason": "stopped", "message": "training stopped by request before it began",
                             "best_epoch": None})
             return
-        send("status", "training...")
+        send("phase", "training")
 
         def callback(event: dict) -> bool:
             send("event", event)
@@ -84,8 +86,8 @@ def _child_main(cfg: "TrainConfig", out: str, data: str, conn, stop) -> None:
         res = train(cfg, train_x, test_x, test_y=test_y, callback=callback, out=out)  # test_y: the film
         send("result", {"stop_reason": res.stop_reason, "message": res.message, "best_epoch": res.best_epoch})
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the server as a message
-        from .checkpoint import CheckpointError
-        from .data import DataMissingError
+        from ..core.checkpoint import CheckpointError
+        from ..core.data import DataMissingError
 
         expected = isinstance(exc, (DataMissingError, CheckpointError, ValueError, OSError))
         message = str(exc) if expected and str(exc) else f"{type(exc).__name__}: {exc}"
@@ -109,7 +111,9 @@ class TrainJob:
         self.cfg, self.out, self.data = cfg, Path(out), str(data)
         self.grace_s = float(grace_s)
         self.status = "running"  # running | done | stopped | failed
-        self.message = "starting the training process..."
+        # While running: starting | loading | training | validating (the step's epoch ended).
+        self.phase = "starting"
+        self.last_step: dict | None = None  # the trainer's latest step event (epoch, step, steps, loss)
         self.progress = 0.0  # 0..1 of all steps
         self.history: list[dict] = []  # the trainer's epoch records
         self.steps: list[tuple[float, float]] = []  # (fractional epoch, loss), ~50 points an epoch
@@ -118,7 +122,11 @@ class TrainJob:
         self.started = time.time()
         self.finished: float | None = None
         self.exitcode: int | None = None
-        self.traceback: str | None = None  # the child's, for an unexpected exception
+        # How it ended: the trainer's result ({"stop_reason", "message", "best_epoch"}), or its
+        # error ({"message", "traceback"}: the traceback for an unexpected exception only).
+        self.result: dict | None = None
+        self.error: dict | None = None
+        self.forced = False  # ended by terminate/kill after a stop request went unanswered
         self._stop_requested_at: float | None = None
         self._terminated_at: float | None = None
         self._stop_lock = threading.Lock()
@@ -154,7 +162,6 @@ class TrainJob:
                 return
             self._stop.value = 1
             self._stop_requested_at = time.monotonic()
-            self.message = "stopping after the current step..."
             # A timer of its own, so the hard stop comes on time whatever the pipe carries.
             self._hard_stop_timer = threading.Timer(self.grace_s, self._hard_stop)
             self._hard_stop_timer.daemon = True
@@ -187,7 +194,8 @@ class TrainJob:
         self._reader.start()
 
     def _fail_to_start(self, exc: BaseException) -> None:
-        self.message = f"could not start the training process: {type(exc).__name__}: {exc}"
+        self.error = {"message": f"could not start the training process: {type(exc).__name__}: {exc}",
+                      "traceback": None}
         self.finished = time.time()
         self.status = "failed"
         self._done.set()
@@ -205,7 +213,8 @@ class TrainJob:
                     break
                 self._handle(tag, payload)
         except Exception as exc:  # a malformed message must not leave the job "running" forever
-            final = ("error", {"message": f"lost the training process's messages: {type(exc).__name__}: {exc}"})
+            final = ("error", {"message": f"lost the training process's messages: {type(exc).__name__}: {exc}",
+                               "traceback": None})
             self._proc.kill()
         finally:
             self._conn.close()
@@ -213,9 +222,8 @@ class TrainJob:
         self._finish(final)
 
     def _handle(self, tag: str, payload: Any) -> None:
-        if tag == "status":
-            if not self.stop_requested:
-                self.message = str(payload)
+        if tag == "phase":
+            self.phase = str(payload)
             return
         ev = payload
         kind = ev.get("kind")
@@ -225,14 +233,11 @@ class TrainJob:
             self.progress = min(1.0, frac / e)
             if ev["step"] % max(1, ev["steps"] // STEP_POINTS_PER_EPOCH) == 0 or ev["step"] == ev["steps"]:
                 self.steps.append((frac, ev["loss"]))
-            if not self.stop_requested:
-                self.message = f"epoch {ev['epoch']}/{e}, step {ev['step']}/{ev['steps']}, loss {ev['loss']:.2f}"
-                if ev["step"] == ev["steps"]:
-                    self.message = f"epoch {ev['epoch']}/{e}: computing val_loss on the test set..."
+            self.last_step = {k: ev[k] for k in ("epoch", "step", "steps", "loss")}
+            self.phase = "validating" if ev["step"] == ev["steps"] else "training"
         elif kind == "epoch":
             self.history.append({k: v for k, v in ev.items() if k != "kind"})
-            if not self.stop_requested:
-                self.message = f"epoch {ev['epoch']}/{e}: loss {ev['loss']:.2f}, val_loss {ev['val_loss']:.2f}"
+            self.phase = "training"
         elif kind == "snapshot":
             self.snapshots.append(ev)
 
@@ -261,33 +266,29 @@ class TrainJob:
         except OSError:
             return False
 
+    @property
+    def best_epoch(self) -> int | None:
+        return min(self.history, key=lambda r: r["val_loss"])["epoch"] if self.history else None
+
     def _finish(self, final: tuple[str, dict] | None) -> None:
-        best = min(self.history, key=lambda r: r["val_loss"])["epoch"] if self.history else None
         if final is None:  # no last word from the child: it was ended, or it died
             self._remove_partial_writes()
         self.saved = self._written_by_this_run()
-        kept = (f"; kept the best checkpoint so far (epoch {best}) in {self.out.name}" if self.saved and best
-                else "; no epoch had finished, so nothing was saved")
         if final is not None and final[0] == "result":
-            res = final[1]
-            self.saved = self.saved and res.get("best_epoch") is not None
-            status = {"stopped": "stopped", "nan": "failed"}.get(res.get("stop_reason"), "done")
-            message = res.get("message", "") + ("" if self.saved else " (no epoch finished, nothing was saved)")
+            self.result = final[1]
+            self.saved = self.saved and self.result.get("best_epoch") is not None
+            status = {"stopped": "stopped", "nan": "failed"}.get(self.result.get("stop_reason"), "done")
         elif final is not None:
+            self.error = final[1]
             status = "failed"
-            message = (final[1].get("message") or "the training failed") + (kept if self.saved else "")
-            self.traceback = final[1].get("traceback")
-        elif self._terminated_at is not None:
-            status = "stopped"
-            message = f"the training did not stop within {self.grace_s:g} s of the request and was ended" + kept
         else:
-            status = "failed"
-            message = f"the training process ended unexpectedly ({_describe_exit(self.exitcode)})" + kept
+            self.forced = self._terminated_at is not None
+            status = "stopped" if self.forced else "failed"
         if status == "done":
             self.progress = 1.0
         if self._hard_stop_timer is not None:
             self._hard_stop_timer.cancel()
-        self.message, self.finished = message, time.time()
+        self.finished = time.time()
         self.status = status  # last: a reader that sees it finished sees every other field final
         if self._on_finish is not None:
             self._on_finish()
@@ -295,24 +296,11 @@ class TrainJob:
 
     def _remove_partial_writes(self) -> None:
         """A child ended mid-save leaves its temporary file (never a half checkpoint at ``out``)."""
-        for tmp in self.out.parent.glob(f".{self.out.name}.*.tmp"):
+        for tmp in temp_files(self.out):
             try:
                 tmp.unlink()
             except OSError:
                 pass
-
-
-def _describe_exit(code: int | None) -> str:
-    if code is None:
-        return "exit status unknown"
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        hint = ", perhaps out of memory" if -code == getattr(signal, "SIGKILL", 9) else ""
-        return f"killed by {name}{hint}"
-    return f"exit code {code}"
 
 
 class JobRegistry:

@@ -13,12 +13,14 @@ import json
 import os
 import platform
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 
 import torch
 
+from . import __version__
+from .files import atomic_write
+from .film import Film, FilmError
 from .model import CVAE, ModelConfig
 
 FORMAT = "cvae-latent-explorer/checkpoint"
@@ -38,8 +40,6 @@ class CheckpointError(ValueError):
 def versions() -> dict:
     import numpy
 
-    from . import __version__
-
     return {
         "cvae": __version__,
         "torch": str(torch.__version__),
@@ -57,7 +57,7 @@ def save_checkpoint(model: CVAE, path: str | os.PathLike, *, train_config: dict 
                     history: list[dict] | None = None, extra: dict | None = None, film=None) -> Path:
     """Write ``model`` and its metadata to ``path`` atomically; returns the path.
 
-    ``film`` (a :class:`cvae.film.Film`, the training snapshots) is stored as plain tensors
+    ``film`` (a :class:`cvae.core.film.Film`, the training snapshots) is stored as plain tensors
     under ``"film"``; a checkpoint without one is just as valid."""
     path = Path(path)
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
@@ -75,36 +75,11 @@ def save_checkpoint(model: CVAE, path: str | os.PathLike, *, train_config: dict 
     }
     if film is not None:
         payload["film"] = film.to_tensors()
-    folder = path.parent if str(path.parent) else Path(".")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a checkpoint is shared like any file
+        atomic_write(path, lambda fh: torch.save(payload, fh))
     except OSError as exc:
-        raise CheckpointError(path, f"cannot write here: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise CheckpointError(path, f"could not save, the previous file is untouched: "
-                                        f"{exc.strerror or exc}") from exc
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+        raise CheckpointError(path, f"could not save, the previous file is untouched: "
+                                    f"{exc.strerror or exc}") from exc
     return path
 
 
@@ -190,8 +165,6 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
     film, film_problem = None, None
     if payload.get("film") is not None:
-        from .film import Film, FilmError
-
         try:
             film = Film.from_tensors(payload["film"], latent_dim=cfg.latent_dim)
         except FilmError as exc:  # the weights are fine: load them, say what is wrong with the film
@@ -203,7 +176,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         "versions": payload.get("versions") or {},
         "created": payload.get("created"),
         "extra": payload.get("extra") or {},
-        "film": film,  # cvae.film.Film or None
+        "film": film,  # a Film, or None
         "film_problem": film_problem,  # why a stored film was not loaded, or None
     }
     return model.to(device).eval()

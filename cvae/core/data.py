@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 from pathlib import Path
 
@@ -90,3 +91,10 @@ def load_mnist(split: str = "train", data_dir: str | os.PathLike | None = None,
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
     return images, labels
+
+
+def fingerprint(images: torch.Tensor) -> str:
+    """16 hex digits of SHA-256 over the images' float32 bytes: which data a run trained on
+    (stored in its checkpoint), comparable with the fingerprint of a split."""
+    x = images.detach().to("cpu", torch.float32).contiguous()
+    return hashlib.sha256(x.numpy().tobytes()).hexdigest()[:16]

@@ -1,17 +1,16 @@
-"""Downloadable files: PNG of an image or a tiled strip/grid, animated GIF, CSV of encodings.
-
-All return ``bytes`` ready for a download button; nothing touches the disk.
-"""
+"""Digits as pictures: crisp upscaling, PNG (bytes or a data URI), tiled strips and grids,
+animated GIFs. All return arrays or ``bytes``; nothing here touches the disk."""
 
 from __future__ import annotations
 
-import csv
+import base64
+import functools
 import io
 
 import numpy as np
 from PIL import Image
 
-from .latent import to_uint8
+from ..core.latent import to_uint8
 
 MAX_SCALE = 16
 MAX_PIXELS = 40_000_000  # an exported image larger than this is refused (memory)
@@ -98,26 +97,34 @@ def gif_bytes(frames, duration_ms: int = 80, scale: int = 4, boomerang: bool = T
     return buf.getvalue()
 
 
-def encodings_csv(z_mean, z_log_var, labels=None, indices=None) -> bytes:
-    """UTF-8 CSV, one row per test digit: index, label, z1..zd (z_mean), then
-    z1_log_var..zd_log_var and z1_std..zd_std. ``labels`` may be None (empty column)."""
-    zm = np.asarray(z_mean, dtype=np.float64)
-    lv = np.asarray(z_log_var, dtype=np.float64)
-    if zm.ndim != 2 or zm.shape != lv.shape:
-        raise ValueError(f"z_mean and z_log_var must be (N, d) of one shape; got {zm.shape} and {lv.shape}")
-    n, d = zm.shape
-    if labels is not None and len(labels) != n:
-        raise ValueError(f"{len(labels)} labels for {n} encodings")
-    idx = np.arange(n) if indices is None else np.asarray(indices)
-    if len(idx) != n:
-        raise ValueError(f"{len(idx)} indices for {n} encodings")
-    std = np.exp(0.5 * lv)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["index", "label"] + [f"z{j + 1}" for j in range(d)] + [f"z{j + 1}_log_var" for j in range(d)]
-               + [f"z{j + 1}_std" for j in range(d)])
-    for i in range(n):
-        lab = "" if labels is None else int(labels[i])
-        w.writerow([int(idx[i]), lab] + [f"{v:.6g}" for v in zm[i]] + [f"{v:.6g}" for v in lv[i]]
-                   + [f"{v:.6g}" for v in std[i]])
-    return buf.getvalue().encode("utf-8")
+def pixelate(image: np.ndarray, scale: int) -> np.ndarray:
+    """Nearest-neighbour upscaling of a 2-D image ([0,1] floats or uint8) to uint8.
+
+    Done on the server so the browser never smooths a 28x28 digit into a blur.
+    """
+    img = np.asarray(image)
+    if img.dtype != np.uint8:
+        img = to_uint8(img)
+    if img.ndim != 2:
+        raise ValueError(f"expected a 2-D image, got shape {img.shape}")
+    scale = max(1, int(scale))
+    return np.repeat(np.repeat(img, scale, axis=0), scale, axis=1)
+
+
+def png_data_uri(image: np.ndarray) -> str:
+    """A 2-D uint8 (or [0,1] float) image as a data:image/png URI (the last few are memoised)."""
+    img = np.asarray(image)
+    if img.dtype != np.uint8:
+        img = to_uint8(img)
+    if img.ndim != 2:
+        raise ValueError(f"expected a 2-D image, got shape {img.shape}")
+    return _png_uri(img.tobytes(), img.shape)
+
+
+@functools.lru_cache(maxsize=8)
+def _png_uri(raw: bytes, shape: tuple) -> str:
+    # The same figure's image is asked for again on every full run; encoding it is ~0.1 s,
+    # hashing it ~0.1 ms.
+    buf = io.BytesIO()
+    Image.fromarray(np.frombuffer(raw, np.uint8).reshape(shape)).save(buf, format="PNG", optimize=False)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
