@@ -6,8 +6,10 @@ Each test runs app.py for real: the shipped model in assets/, MNIST from $CVAE_D
 
 from __future__ import annotations
 
+import base64
 import json
 
+import numpy as np
 import pytest
 
 from cvae.core import shipped
@@ -67,6 +69,13 @@ def plotly_spec(at, key: str) -> dict:
     raise AssertionError(f"no plotly chart with key {key!r}")
 
 
+def plotly_array(a) -> np.ndarray:
+    """A trace's array as Plotly's JSON holds it: a list, or a typed array ({"dtype", "bdata"})."""
+    if isinstance(a, dict):
+        return np.frombuffer(base64.b64decode(a["bdata"]), dtype=np.dtype(a["dtype"]))
+    return np.asarray(a)
+
+
 def explorer_data(at) -> dict:
     """What Python sends the browser's explorer in this run (the component's JSON data)."""
     found = [json.loads(n.proto.json) for n in walk(at._tree)
@@ -113,6 +122,11 @@ def test_runs_on_the_shipped_model(env):
     digit_traces = [t for t in spec["data"] if t.get("type") == "scattergl"]
     assert sorted(t["name"] for t in digit_traces) == [str(d) for d in range(10)]
     assert len(spec["data"]) == 10, "the scatter holds the digits only; the browser draws the point"
+    # Each digit's points are that digit's z_mean: x is z1, y is z2, in test-set order.
+    for t in digit_traces:
+        want = enc["z_mean"][enc["label"] == int(t["name"])]
+        np.testing.assert_array_equal(plotly_array(t["x"]), want[:, 0])
+        np.testing.assert_array_equal(plotly_array(t["y"]), want[:, 1])
     assert spec["layout"]["yaxis"]["scaleanchor"] == "x"
     assert spec["layout"]["dragmode"] is False  # a drag moves the point, not the view
     assert "z = (0.000, 0.000)" in digit_image(at).caption

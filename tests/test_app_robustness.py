@@ -185,3 +185,32 @@ def test_bad_training_inputs_never_reach_the_app(env, key, value):
     assert lo <= got <= hi and got != value, (key, value, got)
     assert not [b for b in at.sidebar.button if b.key == "stop_training"]
     assert not list((env / "runs").glob("*.pt"))
+
+
+def test_encodings_that_are_not_2d_are_refused_and_the_page_stops_there(env, monkeypatch):
+    """A model that loads as 2-D but whose encodings are not (a stale or foreign npz): one
+    message, and no explorer, scatter or decoder is drawn from them."""
+    import numpy as np
+
+    import ui.models
+
+    rng = np.random.default_rng(0)
+    bad = {"z_mean": rng.normal(size=(50, 3)).astype(np.float32), "z_log_var": np.zeros((50, 3), np.float32),
+           "label": np.arange(50) % 10, "source": "a test"}
+    monkeypatch.setattr(ui.models, "load_encodings", lambda path, stamp, data: bad)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    assert [e.value for e in at.error] == ["The encodings of this model have a 3-D latent space; the explorer needs 2-D."]
+    assert not [n for n in _walk(at) if getattr(n, "type", None) in ("plotly_chart", "bidi_component")]
+    assert not _image_captions(at)  # no digit decoded from them either
+    assert at.title and at.sidebar.selectbox(key="model_path").value == SHIPPED  # the rest of the page stays
+
+
+def _walk(at):
+    stack = [at._tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        children = getattr(node, "children", None)
+        if isinstance(children, dict):
+            stack.extend(children.values())

@@ -88,8 +88,16 @@ def test_train_then_evaluate_json(tmp_path):
     assert "cosine after a warm-up over 10% of the steps" in r.stdout
     from cvae import load_checkpoint
 
-    cfg = load_checkpoint(out).meta["train_config"]
+    meta = load_checkpoint(out).meta
+    cfg = meta["train_config"]
     assert (cfg["augment"], cfg["rotate"], cfg["zoom"], cfg["warmup"]) == (0.5, 5.0, 0.06, 0.1)
+    # It trained on the first 512 images of the training split, not of the test split.
+    from cvae import load_mnist
+    from cvae.core.data import fingerprint
+
+    train_x, test_x = (load_mnist(split, DATA_DIR, download=False)[0][:512] for split in ("train", "test"))
+    assert meta["extra"]["train_images"] == 512
+    assert meta["extra"]["train_images_sha256"] == fingerprint(train_x) != fingerprint(test_x)
     r = run_cli("evaluate", str(out), "--data-dir", str(DATA_DIR), "--json")
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads(r.stdout.strip().splitlines()[-1])
@@ -129,3 +137,63 @@ def test_train_init_from_a_bad_file_is_exit_2(tmp_path):
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
     assert "bad.pt" in r.stderr and "MNIST" not in r.stderr  # the checkpoint is checked before the data
+
+
+# Every option of `train` and the TrainConfig field it sets (the value given, then the field's).
+TRAIN_OPTIONS = [
+    ("--recipe", "tutorial", "recipe", "tutorial"), ("--epochs", "3", "epochs", 3),
+    ("--batch-size", "16", "batch_size", 16), ("--lr", "0.002", "lr", 0.002), ("--seed", "7", "seed", 7),
+    ("--limit", "100", "limit", 100), ("--device", "cpu", "device", "cpu"),
+    ("--optimizer", "rmsprop", "optimizer", "rmsprop"), ("--schedule", "constant", "schedule", "constant"),
+    ("--warmup", "0.05", "warmup", 0.05), ("--patience", "4", "patience", 4),
+    ("--weight-decay", "0.01", "weight_decay", 0.01), ("--ema", "0.99", "ema", 0.99),
+    ("--augment", "0.25", "augment", 0.25), ("--rotate", "3", "rotate", 3.0), ("--zoom", "0.1", "zoom", 0.1),
+    ("--workers", "2", "workers", 2), ("--precision", "fp32", "precision", "fp32"),
+    ("--no-film", None, "film", False),
+]
+
+
+@pytest.mark.parametrize("option, value, field, want", TRAIN_OPTIONS, ids=[o[0] for o in TRAIN_OPTIONS])
+def test_each_training_option_sets_its_config_field(option, value, field, want):
+    from cvae.cli import build_parser, config_from_args
+    from cvae.training.config import TrainConfig
+
+    base = ["train", "--out", "x.pt"]
+    given = build_parser().parse_args(base + [option] + ([value] if value is not None else []))
+    if option == "--weight-decay":  # AdamW: with adam only
+        given.optimizer = "adam"
+    cfg = config_from_args(given)
+    assert getattr(cfg, field) == want
+    default = config_from_args(build_parser().parse_args(base))
+    assert getattr(default, field) != want  # the option changed something
+    assert isinstance(cfg, TrainConfig)
+
+
+def test_train_help_puts_the_research_options_in_their_own_group():
+    r = run_cli("train", "--help")
+    assert r.returncode == 0
+    first, _, research = r.stdout.partition("research options:")
+    for opt in ("--data-dir", "--out", "--recipe", "--epochs", "--batch-size", "--lr", "--seed", "--limit",
+                "--device"):
+        assert opt in first.split("options:", 1)[1], opt
+    for opt in ("--ema", "--weight-decay", "--augment", "--optimizer", "--workers", "--precision"):
+        assert opt in research and opt not in first.split("options:", 1)[1], opt
+
+
+def test_film_of_the_shipped_model_is_the_shipped_film(tmp_path):
+    from PIL import Image
+
+    from cvae.core.film import Film
+    from cvae.core.shipped import SHIPPED_CHECKPOINT, SHIPPED_FILM
+
+    out = tmp_path / "film.gif"
+    r = run_cli("film", str(SHIPPED_CHECKPOINT), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "shipped beside this model" in r.stdout
+    with Image.open(out) as gif:
+        assert gif.n_frames == len(Film.load_npz(SHIPPED_FILM))
+    # A copy under another name is still the shipped model (same bytes); a resaved one is not.
+    other = save_checkpoint(CVAE(), tmp_path / "other.pt")
+    r = run_cli("film", str(other), "--out", str(tmp_path / "other.gif"))
+    assert r.returncode == 2 and "has no training film" in r.stderr
+    assert not (tmp_path / "other.gif").exists()

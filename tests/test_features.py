@@ -4,8 +4,10 @@ test_export.py, test_uncertainty.py and test_overlays.py."""
 
 from __future__ import annotations
 
+
 import base64
 import json
+import re
 
 import numpy as np
 import pytest
@@ -81,6 +83,16 @@ def trace(at, name) -> dict:
     return {k: (_values(v) if k in ("x", "y") else v) for k, v in t.items()}
 
 
+def sigmas(at) -> list[tuple[float, ...]]:
+    """Every "σ = (a, b)" the panels print, in page order."""
+    out = []
+    for m in at.markdown:
+        hit = re.search(r"σ = \(([^)]*)\)", m.value)
+        if hit:
+            out.append(tuple(float(v) for v in hit.group(1).split(",")))
+    return out
+
+
 def test_panels_start_clean(harness):
     st_ = status(harness)
     assert STAR_NAME not in st_["traces"]
@@ -124,6 +136,9 @@ def test_drawing_appears_as_a_star_and_explore_moves_there(harness, model):
     captions = captions_of(at)
     assert "as the model sees it (28x28)" in captions and "reconstruction" in captions
     assert sum(c.startswith("#") and "d=" in c for c in captions) == 6  # nearest test digits
+    # The drawing's sigma as printed: exp(z_log_var / 2), to the 3 decimals shown.
+    lv = encode_dataset(model, preprocess_drawing(canvas)[None])[1][0]
+    np.testing.assert_allclose(sigmas(at)[0], np.exp(0.5 * lv), atol=6e-4)
     at.button(key="feat_explore_drawn").click().run()
     np.testing.assert_allclose(status(at)["z"], want, atol=1e-4)
     # Cleared on the pad: the star goes away.
@@ -182,6 +197,8 @@ def test_uncertainty_for_a_clicked_digit(harness, enc):
     sd = np.exp(0.5 * enc["z_log_var"][42])
     assert max(one["x"]) - min(one["x"]) == pytest.approx(2 * sd[0], rel=1e-3)
     assert max(one["y"]) - min(one["y"]) == pytest.approx(2 * sd[1], rel=1e-3)
+    # The sigma printed above the samples is the same exp(z_log_var / 2), to 3 decimals.
+    np.testing.assert_allclose(sigmas(at)[-1], sd, atol=6e-4)
     samples = trace(at, "posterior samples")
     assert len(samples["x"]) == 8
     captions = captions_of(at)

@@ -20,7 +20,9 @@ import torch
 
 import cvae
 from cvae import load_checkpoint
+from cvae.core.data import fingerprint
 from cvae.training.jobs import JobBusyError, JobRegistry, TrainJob
+from ui.training import job_text
 
 from devkit import REPO, require_data
 
@@ -48,7 +50,7 @@ def wait_for(cond, timeout: float, what: str, job: TrainJob | None = None):
         if value:
             return value
         if time.monotonic() > deadline:
-            state = f" (job: {job.status}, {job.message!r})" if job is not None else ""
+            state = f" (job: {job.status}, {job_text(job)!r})" if job is not None else ""
             raise AssertionError(f"{what}: not within {timeout:.0f} s{state}")
         if job is not None:
             job.wait(0.05)  # returns at once when the job ends
@@ -57,7 +59,7 @@ def wait_for(cond, timeout: float, what: str, job: TrainJob | None = None):
 
 
 def finished(job: TrainJob, timeout: float = TIMEOUT) -> TrainJob:
-    assert job.wait(timeout), f"the job did not end within {timeout} s: {job.status}, {job.message!r}"
+    assert job.wait(timeout), f"the job did not end within {timeout} s: {job.status}, {job_text(job)!r}"
     assert job.status != "running"
     return job
 
@@ -84,14 +86,14 @@ def completed(data, tmp_path_factory):
         while not job.wait(0.05):
             seen["progress"].append(job.progress)
             seen["threads"].add(torch.get_num_threads())
-            assert time.monotonic() < deadline, f"the run did not end within {TIMEOUT} s: {job.message!r}"
+            assert time.monotonic() < deadline, f"the run did not end within {TIMEOUT} s: {job_text(job)!r}"
     return job, out, calls, seen, threads_before
 
 
-def test_a_run_reports_progress_history_and_saves_its_checkpoint(completed):
+def test_a_run_reports_progress_history_and_saves_its_checkpoint(completed, data):
     job, out, _, seen, _ = completed
-    assert job.status == "done", job.message
-    assert "finished 2 epochs" in job.message and job.saved and job.out == out
+    assert job.status == "done", job_text(job)
+    assert "finished 2 epochs" in job_text(job) and job.saved and job.out == out
     assert job.progress == 1.0 and job.exitcode == 0
     # Progress was seen between 0 and 1 while it ran, and never went back.
     assert any(0 < p < 1 for p in seen["progress"]), seen["progress"][-5:]
@@ -105,6 +107,12 @@ def test_a_run_reports_progress_history_and_saves_its_checkpoint(completed):
     assert [r["val_loss"] for r in model.meta["history"]] == pytest.approx([r["val_loss"] for r in job.history])
     assert model.meta["train_config"]["limit"] == 256
     assert model.meta["extra"]["stop_reason"] == "completed"
+    # It trained on the first 256 images of the training split, not of the test split.
+    train_x, test_x = (cvae.load_mnist(split, data, download=False)[0][:256] for split in ("train", "test"))
+    assert model.meta["extra"]["train_images_sha256"] == fingerprint(train_x) != fingerprint(test_x)
+    # The job keeps data; the page writes the sentence.
+    assert job.result["stop_reason"] == "completed" and job.result["best_epoch"] == job.best_epoch == 2
+    assert job.error is None and not job.forced and job.phase == "training"
 
 
 def test_a_run_forwards_the_trainers_film_snapshots(completed):
@@ -119,7 +127,7 @@ def test_a_run_forwards_the_trainers_film_snapshots(completed):
 
 def test_the_server_process_keeps_its_threads_and_allocator(completed):
     job, _, calls, seen, threads_before = completed
-    assert job.status == "done", job.message
+    assert job.status == "done", job_text(job)
     assert job.pid != os.getpid()
     assert calls == [], f"the trainer changed this process: {calls}"
     assert seen["threads"] == {threads_before} and torch.get_num_threads() == threads_before
@@ -137,7 +145,7 @@ def test_every_event_kind_reaches_its_field():
     assert job.progress == pytest.approx(1.5 / 4) and job.steps == [(1.5, 180.0)]
     assert job.snapshots == [snap] and job.snapshots[0]["z"].dtype == np.float16
     assert job.history == [{"epoch": 2, "loss": 170.0, "val_loss": 175.0}]
-    assert "val_loss 175.00" in job.message
+    assert "val_loss 175.00" in job_text(job)
 
 
 # --------------------------------------------------------------------------- stop
@@ -150,8 +158,8 @@ def test_stop_ends_the_run_early_and_keeps_the_best_checkpoint(data, tmp_path):
     job.stop()
     assert job.stop_requested and job.running
     finished(job, 120)
-    assert job.status == "stopped", job.message
-    assert job.message.startswith("training stopped by request"), job.message
+    assert job.status == "stopped", job_text(job)
+    assert job_text(job).startswith("training stopped by request"), job_text(job)
     assert job.exitcode == 0, "the child should have ended by itself, not by the hard stop"
     assert len(job.history) < 50 and job.steps[-1][0] < 50 and job.progress < 1
     assert len(job.steps) < 50 * 8
@@ -169,8 +177,8 @@ def test_a_child_that_does_not_stop_is_ended_after_the_grace_period(data, tmp_pa
     job = reg.start(config(epochs=50), tmp_path / "never.pt", data)
     job.stop()
     finished(job, 60)
-    assert job.status == "stopped", job.message
-    assert "did not stop within 0 s" in job.message and "nothing was saved" in job.message, job.message
+    assert job.status == "stopped", job_text(job)
+    assert "did not stop within 0 s" in job_text(job) and "nothing was saved" in job_text(job), job_text(job)
     assert job.exitcode is not None and job.exitcode < 0
     assert not job.saved and not (tmp_path / "never.pt").exists()
     assert reg.active() is None
@@ -192,8 +200,8 @@ def test_a_hung_child_is_terminated_then_killed_after_the_grace_period(data, tmp
         if job.running:  # the hard stop failed: clean up, or the frozen child blocks pytest's exit
             os.kill(job.pid, signal.SIGKILL)
     assert time.monotonic() - asked >= 0.5
-    assert job.status == "stopped", job.message
-    assert "did not stop within 0.5 s of the request and was ended" in job.message, job.message
+    assert job.status == "stopped", job_text(job)
+    assert "did not stop within 0.5 s of the request and was ended" in job_text(job), job_text(job)
     assert job.exitcode == -signal.SIGKILL
     assert reg.active() is None
 
@@ -203,13 +211,13 @@ def test_a_hung_child_is_terminated_then_killed_after_the_grace_period(data, tmp
 def test_missing_mnist_is_a_failed_job_with_the_reason(tmp_path):
     job = finished(JobRegistry().start(config(), tmp_path / "x.pt", tmp_path / "no-mnist-here"), 120)
     assert job.status == "failed"
-    assert "MNIST was not found" in job.message and str(tmp_path / "no-mnist-here") in job.message, job.message
-    assert job.traceback is None and not job.saved
+    assert "MNIST was not found" in job_text(job) and str(tmp_path / "no-mnist-here") in job_text(job), job_text(job)
+    assert job.error["traceback"] is None and not job.saved  # an error a person can fix: no traceback
 
 
 def test_a_config_the_trainer_refuses_is_a_failed_job_with_the_reason(data, tmp_path):
     job = finished(JobRegistry().start(config(device="tpu"), tmp_path / "x.pt", data), 120)
-    assert job.status == "failed" and job.message == "unknown device 'tpu'; use auto, cpu, cuda or mps"
+    assert job.status == "failed" and job_text(job) == "unknown device 'tpu'; use auto, cpu, cuda or mps"
     assert not job.saved and not (tmp_path / "x.pt").exists()
 
 
@@ -229,8 +237,8 @@ def test_a_killed_child_is_a_failed_job_not_a_hang(data, tmp_path):
     os.kill(job.pid, signal.SIGKILL)
     finished(job, 60)
     assert job.status == "failed"
-    assert "ended unexpectedly (killed by SIGKILL" in job.message, job.message
-    assert "nothing was saved" in job.message and not job.saved
+    assert "ended unexpectedly (killed by SIGKILL" in job_text(job), job_text(job)
+    assert "nothing was saved" in job_text(job) and not job.saved
     assert job.exitcode == -signal.SIGKILL
 
 

@@ -233,9 +233,37 @@ def test_whole_model_backward_reaches_every_parameter():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
 
 
+def _glorot_limit(layer: dict) -> float:
+    """Keras' glorot_uniform limit sqrt(6 / (fan_in + fan_out)) for a layer of the declaration:
+    Dense (in, out); Conv2D and Conv2DTranspose k*k*in + k*k*out (Keras swaps in and out for the
+    transposed kernel, which leaves the sum as it is)."""
+    k2 = layer.get("kernel", 1) ** 2
+    return math.sqrt(6.0 / (k2 * (layer["in"] + layer["out"])))
+
+
 def test_keras_initialisation():
-    m = CVAE()
-    assert all((mod.bias == 0).all() for mod in m.modules() if isinstance(mod, (nn.Linear, nn.Conv2d)))
+    """Every layer, the transposed convolutions included: weights uniform on [-limit, limit] with
+    Keras' Glorot limit, biases zero. Pooled over 20 seeds so the small heads (32 weights) have
+    enough samples; the spread's tolerance is 5 standard errors of a uniform sample's."""
+    cfg = ModelConfig()
+    layers = {f"encoder.{lay['name']}": lay for lay in encoder_spec(cfg)}
+    layers |= {f"decoder.{lay['name']}": lay for lay in decoder_spec(cfg)}
+    pooled = {name: [] for name in layers}
+    for seed in range(20):
+        torch.manual_seed(seed)
+        state = CVAE().state_dict()
+        assert {k.rsplit(".", 1)[0] for k in state} == set(layers)
+        for name in layers:
+            assert (state[f"{name}.bias"] == 0).all(), name
+            pooled[name].append(state[f"{name}.weight"].flatten())
+    for name, lay in layers.items():
+        w = torch.cat(pooled[name]).double()
+        limit, n = _glorot_limit(lay), len(w)
+        assert w.abs().max() <= limit, (name, w.abs().max().item(), limit)
+        assert w.abs().max() >= 0.98 * limit, (name, w.abs().max().item(), limit)  # not a narrower law
+        rel = 5 * 0.5 * math.sqrt(0.8 / n)  # uniform: var(s^2)/sigma^4 = 4/5 / n
+        assert w.std().item() == pytest.approx(limit / math.sqrt(3), rel=rel), name
+        assert abs(w.mean().item()) <= 5 * limit / math.sqrt(3 * n), name
 
 
 def test_config_round_trip():

@@ -16,6 +16,7 @@ import pytest
 
 from cvae import load_checkpoint
 from cvae.training.jobs import TrainJob
+from ui.training import job_text
 
 from devkit import REPO, require_data
 
@@ -101,13 +102,13 @@ def wait_until(job: TrainJob, cond, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not cond(job):
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f} s (job {job.status}: {job.message!r})")
+            raise AssertionError(f"{what}: not within {timeout:.0f} s (job {job.status}: {job_text(job)!r})")
         job.wait(0.1)
 
 
 def ended(at: AppTest, job: TrainJob, timeout: float = RUN_TIMEOUT) -> None:
     """Wait for the run to end, then rerun the page (as its polling does) so it shows the end."""
-    assert job.wait(timeout), f"the run did not end within {timeout} s: {job.message!r}"
+    assert job.wait(timeout), f"the run did not end within {timeout} s: {job_text(job)!r}"
     at.run()
 
 
@@ -117,13 +118,13 @@ def test_a_run_from_the_form_finishes_and_switches_to_the_new_model(env):
     assert not train_button(at).disabled and stop_button(at) is None and progress_text(at) == ""
     job = start(at, epochs=1, batch=128, limit=256)
     # While it runs: Train is disabled, Stop is offered, the progress says what happens.
-    assert job.running, job.message
+    assert job.running, job_text(job)
     assert train_button(at).disabled and stop_button(at) is not None
     assert progress_text(at).startswith("Training: ")
     assert not any("another tab" in c.value for c in at.sidebar.caption)
     ended(at, job)
     no_errors(at)
-    assert job.status == "done", job.message
+    assert job.status == "done", job_text(job)
     assert progress_text(at).startswith("Finished: finished 1 epochs"), progress_text(at)
     saved = Path(at.session_state["_pending_model"])
     assert saved == job.out and saved.parent == env / "runs" and saved.is_file()
@@ -140,7 +141,7 @@ def test_the_stop_button_stops_the_run_early_and_keeps_its_best_epoch(env):
     at = page()
     job = start(at, epochs=50, batch=32, limit=256)  # 50 epochs of 8 steps
     wait_until(job, lambda j: j.history or not j.running, RUN_TIMEOUT, "the first epoch")
-    assert job.running, job.message
+    assert job.running, job_text(job)
     at.run()
     stop_button(at).click()
     at.run()
@@ -150,7 +151,7 @@ def test_the_stop_button_stops_the_run_early_and_keeps_its_best_epoch(env):
     assert stop_button(at) is None or stop_button(at).disabled
     ended(at, job, 120)
     no_errors(at)
-    assert job.status == "stopped" and job.exitcode == 0, (job.status, job.message, job.exitcode)
+    assert job.status == "stopped" and job.exitcode == 0, (job.status, job_text(job), job.exitcode)
     assert progress_text(at).startswith("Stopped: training stopped by request"), progress_text(at)
     assert len(job.history) < 50 and job.steps[-1][0] < 50
     # It kept the best epoch so far, and the page switched to it.
@@ -164,14 +165,14 @@ def test_another_tab_follows_the_run_and_can_stop_it(env):
     job = start(mine, epochs=50, batch=32, limit=256)
     other = page()  # a second session of the same server process
     no_errors(other)
-    assert job.running, job.message
+    assert job.running, job_text(job)
     assert progress_text(other).startswith("Training: ")
     assert train_button(other).disabled
     assert any("Started from another tab or session." in c.value for c in other.sidebar.caption)
     stop_button(other).click()
     other.run()
     ended(other, job, 120)
-    assert job.status == "stopped", job.message
+    assert job.status == "stopped", job_text(job)
     assert progress_text(other).startswith("Stopped: ")  # it sees how the run it followed ended
     assert "_pending_model" not in other.session_state  # only the tab that started it switches
     assert not any("another tab" in c.value for c in other.sidebar.caption)
@@ -181,13 +182,13 @@ def test_another_tab_follows_the_run_and_can_stop_it(env):
     # Now the other tab starts a run: the first one shows that run, not its own old one.
     second = start(other, epochs=50, batch=32, limit=256)
     mine.run()
-    assert second.running, second.message
+    assert second.running, job_text(second)
     assert progress_text(mine).startswith("Training: ") and train_button(mine).disabled
     assert any("Started from another tab or session." in c.value for c in mine.sidebar.caption)
     stop_button(mine).click()
     mine.run()
     ended(mine, second, 120)
-    assert second.status == "stopped", second.message
+    assert second.status == "stopped", job_text(second)
     assert progress_text(mine).startswith("Stopped: ")
     assert mine.session_state["_acknowledged_job"] == job.id  # its own run's end was handled once
 
@@ -197,7 +198,7 @@ def test_a_failed_run_shows_its_reason(env):
     at = page()
     job = start(at, epochs=1, batch=128, limit=256)
     ended(at, job)
-    assert job.status == "failed", job.message
+    assert job.status == "failed", job_text(job)
     assert progress_text(at).startswith("Failed: ")
     errors = [e.value for e in at.sidebar.error]
     assert len(errors) == 1 and "cannot write here" in errors[0] and str(env / "runs") in errors[0], errors

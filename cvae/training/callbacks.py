@@ -12,14 +12,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..core.checkpoint import save_checkpoint
 from ..core.model import CVAE
-
-if TYPE_CHECKING:
-    from .loop import Run
-    from .recorder import FilmRecorder
 
 
 class StopTraining(Exception):
@@ -29,16 +24,16 @@ class StopTraining(Exception):
 class Callback:
     """The hooks of a run; each does nothing unless overridden."""
 
-    def on_start(self, run: "Run") -> bool | None:
+    def on_start(self, run) -> bool | None:
         """Before the first step."""
 
-    def on_step(self, run: "Run", event: dict) -> bool | None:
+    def on_step(self, run, event: dict) -> bool | None:
         """After every optimizer step: ``{"kind": "step", epoch, step, steps, loss}``."""
 
-    def on_epoch(self, run: "Run", record: dict) -> bool | None:
+    def on_epoch(self, run, record: dict) -> bool | None:
         """After every epoch's validation: the epoch's record (as in ``run.history``)."""
 
-    def on_end(self, run: "Run") -> None:
+    def on_end(self, run) -> None:
         """Once, after the run has ended for any reason (``run.stop_reason`` says which)."""
 
 
@@ -107,7 +102,7 @@ class Checkpointer(Callback):
     ended. The checkpoint holds its config, history, film and ``meta`` (plain JSON values, e.g.
     the command line) with the run's facts."""
 
-    def __init__(self, out: str | Path, meta: dict | None = None, film: "FilmRecorder | None" = None):
+    def __init__(self, out: str | Path, meta: dict | None = None, film=None):  # film: a FilmRecorder
         self.out, self.meta, self.film = out, dict(meta or {}), film
 
     def on_epoch(self, run, record):
@@ -117,7 +112,7 @@ class Checkpointer(Callback):
     def on_end(self, run):
         self.save(run)
 
-    def save(self, run: "Run") -> None:
+    def save(self, run) -> None:
         if run.best_state is None:
             return
         snapshot = CVAE.from_config(run.model.config)
