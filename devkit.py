@@ -161,7 +161,6 @@ class Server:
     proc: subprocess.Popen
     log: Path
     started: float  # time.monotonic() when the process was launched
-    healthy_after: float  # seconds from launch to a healthy /_stcore/health
 
     def log_text(self) -> str:
         try:
@@ -192,7 +191,7 @@ def start_server(script: str | Path = "app.py", env: dict | None = None, log: Pa
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    server = Server(url, proc, log, t0, 0.0)
+    server = Server(url, proc, log, t0)
     deadline = t0 + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -200,7 +199,6 @@ def start_server(script: str | Path = "app.py", env: dict | None = None, log: Pa
         try:
             with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
                 if r.status == 200:
-                    server.healthy_after = time.monotonic() - t0
                     return server
         except OSError:
             time.sleep(0.2)  # poll interval between health checks, not a synchronisation

@@ -25,7 +25,7 @@ Nothing may be lost: after its moves every app session's URL holds its start z1 
 server log has no Traceback.
 
 --train: no floor; session 0 starts a small training run from the sidebar (--epochs,
---limit) and, while it trains, the other sessions make their moves (issue 16's target:
+--limit) and, while it trains, the other sessions make their moves (the target:
 commit round trip p90 <= 1 s).
 
     python benchmarks/load_test.py                  # 10 sessions, 3 rounds beside the floor (targets)

@@ -1,4 +1,4 @@
-"""The app under hostile files and bad values (issue 7), through streamlit.testing.v1.AppTest.
+"""The app under hostile files and bad values, through streamlit.testing.v1.AppTest.
 
 A malicious or broken checkpoint picked in the app is one clear message and the page keeps
 exploring the model it had; out-of-range values in session state are clamped; bad training

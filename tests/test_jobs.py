@@ -134,7 +134,7 @@ def test_the_server_process_keeps_its_threads_and_allocator(completed):
 
 
 def test_every_event_kind_reaches_its_field():
-    """The reader's routing, with events shaped as the trainer sends them (snapshots: issue 17)."""
+    """The reader's routing, with events shaped as the trainer sends them."""
     job = TrainJob(config(epochs=4), "/nonexistent/never-written.pt", "unused")
     snap = {"kind": "snapshot", "step": 3, "epoch": 1, "z": np.zeros((2000, 2), np.float16),
             "labels": np.arange(2000) % 10, "loss": 200.0, "val_loss": None}

@@ -1,4 +1,4 @@
-"""Robustness and security (issue 7): hostile files, faults during training, bad values.
+"""Robustness and security: hostile files, faults during training, bad values.
 
 Every refusal must be one line that names the file, and must lose nothing: a previous
 checkpoint stays byte-for-byte intact, training keeps its best weights so far.

@@ -13,7 +13,7 @@ TensorFlow is a dev-only tool here, never a runtime or CI requirement. Rerun wit
     python3 -m venv /tmp/tfvenv && /tmp/tfvenv/bin/pip install tensorflow-cpu numpy
     /tmp/tfvenv/bin/python tools/keras_golden.py --data-dir ../shared/mnist
 
-The model is Chollet's "Variational AutoEncoder" Keras example, as this project's README
+The model is Chollet's "Variational AutoEncoder" Keras example, as docs/model-card.md
 describes it: Conv2D(32, 3, strides 2, same, relu) -> Conv2D(64, 3, strides 2, same, relu)
 -> Flatten -> Dense(16, relu) -> z_mean, z_log_var (Dense(2) each); Dense(7*7*64, relu) ->
 Reshape((7, 7, 64)) -> Conv2DTranspose(64, 3, strides 2, same, relu) -> Conv2DTranspose(32,

@@ -246,7 +246,7 @@ def morph_ui(model, enc: dict, current=None, selected_index: int | None = None):
         return None
     strip = tile(frames, pad=2)
     st.image(pixelate(strip, 3), caption=f"{la} → {lb}, {len(frames)} steps", width="stretch")
-    p1, p2, p3 = st.columns([1, 1, 2])
+    p1, p2, _ = st.columns([1, 1, 2])
     with p1:
         play = st.toggle(":material/play_arrow: Play animation", value=DEFAULTS[K_PLAY], key=K_PLAY,
                          persist_state="page")

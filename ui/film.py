@@ -17,8 +17,8 @@ from cvae.core.film import Film, frame_caption
 from cvae.core.shipped import replay_for
 from cvae.draw.film import film_figure, film_gif, live_figure
 
-NO_FILM = ("This model has no training film: it was trained without snapshots (before films existed, "
-           "or with `--no-film`). Models trained now record one, in the app and with `python -m cvae train`.")
+NO_FILM = ("This model has no training film: it was trained without snapshots (with `--no-film`, or by a "
+           "version that recorded none). Training in the app or with `python -m cvae train` records one.")
 
 
 def shipped_note(film: Film) -> str | None:

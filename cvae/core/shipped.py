@@ -103,7 +103,7 @@ def build_assets(checkpoint, data_dir, assets_dir=ASSETS_DIR, train_command: str
         "created": meta["created"],
     }
     if extra.get("init_from"):
-        # Fine-tuned from an earlier run (train --init): record that run too.
+        # Fine-tuned from another run (train --init): record that run too.
         card["init_from"] = extra["init_from"]
     write_json(assets_dir / SHIPPED_RECORD.name, card)
     return card

@@ -1,26 +1,24 @@
 """The CVAE's training loss and its gradients as explicit matrix products (CPU training).
 
-PyTorch's CPU convolution kernels run this model's small layers far below what the
-same arithmetic reaches as plain matrix products: on the machine of README, Performance,
-the transposed convolutions' forward pass ran at about 24 GFLOP/s per core while a
-matrix product of the same shape ran at 67 in float32 and 210 in bfloat16. So for
-training this module writes most layers as one matrix product plus strided copies
+PyTorch's CPU convolution kernels run this model's small layers far below what the same
+arithmetic reaches as plain matrix products, in float32 and much more so in bfloat16
+(docs/performance.md has the figures). So for training this module writes most layers as one matrix product plus strided copies
 (im2col for the convolutions, the four-phase scatter for the stride-2 transposed ones)
 on channels-last activations, and works out the backward pass by hand (no autograd
 graph). Where oneDNN's channels-last convolution called directly (no autograd, no bias,
-no layout conversion) measured faster within a whole step, it is used instead: the second
+no layout conversion) is faster within a whole step, it is used instead: the second
 transposed convolution both ways and the last layer's backward pass (the largest tensors,
 whose im2col copies cost more than the products). The same kernels were slower for the
 other layers, so those stay matrix products. With float32 products :func:`loss_and_grads`
 returns what ``model.loss(x).loss.backward()`` computes, to float rounding;
-tests/test_gemm.py checks that for every parameter (within 1e-5 relative; measured 2.4e-6),
-and that bfloat16 products stay within their measured error and as close to it as PyTorch's
+tests/test_gemm.py checks that for every parameter (within 1e-5 relative), and that bfloat16
+products stay within their measured error and as close to it as PyTorch's
 bfloat16 autocast does; and, layer by layer on the inputs this module fed it (``trace``), that
 every activation and gradient is what the model's own layer gives in float64, rounded where
 this module rounds (tests/gemm_reference.py). The layers implemented here are the model's
-declaration (``cvae.model.encoder_spec``/``decoder_spec``) as :data:`LAYOUT` spells it out;
+declaration (``cvae.core.model.encoder_spec``/``decoder_spec``) as :data:`LAYOUT` spells it out;
 :func:`check_layout` refuses a model declared otherwise. The loss itself is the model's
-(:func:`cvae.model.reconstruction_loss`, :func:`cvae.model.kl_divergence`).
+(:func:`cvae.core.model.reconstruction_loss`, :func:`cvae.core.model.kl_divergence`).
 
 ``dtype`` is the precision of the matrix products' inputs. ``torch.bfloat16`` rounds
 activations, weights and gradients to 8 significant bits (PyTorch's own CPU autocast does

@@ -49,8 +49,7 @@ def auto_workers(device: torch.device, batch_size: int, dtype: torch.dtype | Non
     may use (at most 8), keeping at least 8 images per shard; 1 on a GPU, and 1 on the
     cvae.training.gemm path (``dtype`` set), whose large products already use every core through
     PyTorch's threads and whose ~130 small ops per step would queue for Python's GIL in
-    several threads (measured: 2,909 / 2,463 img/s with one worker against 2,459 / 2,095 with
-    two, docs/performance.md)."""
+    several threads (one worker is the faster: docs/performance.md)."""
     if device.type != "cpu" or dtype is not None:
         return 1
     try:
@@ -68,9 +67,8 @@ def keep_freed_memory() -> bool:
 
     Each training step allocates and frees the same few MiB of activations. By default glibc
     serves the larger ones from fresh memory mappings or returns them to the system when the
-    top of its heap is free, so the next step touches new pages: about 1,600 page faults per
-    step of 32 images here, about 13% of a step on the cvae.training.gemm path (docs/performance.md).
-    Raising the mmap and trim thresholds keeps those blocks in the heap (at most 64 MiB held
+    top of its heap is free, so the next step touches new pages, a measurable share of a step
+    (docs/performance.md). Raising the mmap and trim thresholds keeps those blocks in the heap (at most 64 MiB held
     free). No effect, and False, where the C library is not glibc (macOS, Windows, musl)."""
     global _MALLOC_TUNED
     if _MALLOC_TUNED:
