@@ -7,6 +7,7 @@
   CI=true, where it FAILS (:func:`require_prerequisite`).
 - Hostile checkpoints: :class:`ExecOnLoad` / :class:`ShellOnLoad` (pickles that run code when
   loaded unsafely), :func:`write_evil` and :func:`hostile_files`.
+- :func:`random_model`: a CVAE with random decoder weights and biases.
 - A real ``streamlit run`` server: :func:`start_server` (waits on /_stcore/health), and the
   Chromium binary and flags the browser tests and benchmarks use.
 """
@@ -204,6 +205,24 @@ def start_server(script: str | Path = "app.py", env: dict | None = None, log: Pa
             time.sleep(0.2)  # poll interval between health checks, not a synchronisation
     server.stop()
     raise RuntimeError(f"streamlit did not become healthy in {timeout:.0f}s:\n{server.log_text()[-4000:]}")
+
+
+# --------------------------------------------------------------------------- a random model
+
+
+def random_model(seed: int = 0, **cfg):
+    """A CVAE whose every decoder weight and bias is random (Keras' zero biases would hide a
+    bias or layout slip in another implementation of the decoder, such as the browser's)."""
+    import torch
+
+    from cvae import CVAE
+
+    torch.manual_seed(seed)
+    model = CVAE(**cfg)
+    with torch.no_grad():
+        for p in model.decoder.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return model.eval()
 
 
 # --------------------------------------------------------------------------- drawn digits

@@ -1,4 +1,4 @@
-"""cvae.augment: random turns and zooms of a share of the images."""
+"""cvae.training.augment: random turns and zooms of a share of the images."""
 
 import pytest
 import torch

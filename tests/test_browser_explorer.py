@@ -14,23 +14,13 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pytest
-import torch
 
-from cvae import CVAE, decode_points, save_checkpoint
+from cvae import decode_points, save_checkpoint
 from cvae.core.payloads import decoder_payload
-from devkit import start_server
+from devkit import random_model, start_server
 
 TIMEOUT_MS = 90_000
 HARNESS_LABELS = np.random.default_rng(1).integers(0, 10, 3000).astype(np.uint8)
-
-
-def random_model(seed=0) -> CVAE:
-    torch.manual_seed(seed)
-    model = CVAE()
-    with torch.no_grad():
-        for p in model.decoder.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
-    return model.eval()
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""cvae.data: MNIST through torchvision, as float tensors in [0, 1]."""
+"""cvae.core.data: MNIST through torchvision, as float tensors in [0, 1]."""
 
 import torch
 

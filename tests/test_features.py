@@ -1,6 +1,6 @@
 """ui/features.py: the draw / morph / uncertainty panels, through AppTest on a harness app and
-in app.py. The pure functions behind them are tested in test_drawing.py, test_morph.py,
-test_export.py, test_uncertainty.py and test_overlays.py."""
+in app.py. The pure functions behind them are tested in test_sketch.py, test_latent.py,
+test_images.py, test_posterior.py and test_overlays.py."""
 
 from __future__ import annotations
 

@@ -19,15 +19,13 @@ from streamlit.testing.v1 import AppTest
 from cvae import CVAE, TrainConfig, load_checkpoint, load_mnist, save_checkpoint
 
 from cvae import train
-from cvae.core.shipped import SHIPPED_CHECKPOINT
 from cvae.cli import main as cli_main
-from cvae.core.film import Film, FilmError
-from cvae.core.shipped import replay_for, shipped_film_for
-from cvae.draw.film import film_bounds, film_figure, film_gif, live_bounds, live_figure
-from cvae.core.shipped import SHIPPED_FILM
-from cvae.training.recorder import film_subset, FIRST_EPOCH_FRACTIONS, first_epoch_steps
+from cvae.core.film import Film
 from cvae.core.latent import encode_dataset
+from cvae.core.shipped import SHIPPED_CHECKPOINT, SHIPPED_FILM, replay_for, shipped_film_for
+from cvae.draw.film import film_bounds, film_figure, film_gif, live_bounds, live_figure
 from cvae.draw.palette import DIGIT_COLORS
+from cvae.training.recorder import FIRST_EPOCH_FRACTIONS, film_subset, first_epoch_steps
 from devkit import DATA_DIR, REPO, require_data
 
 HARNESS = str(REPO / "tests" / "apps" / "film_harness.py")

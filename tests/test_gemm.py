@@ -1,4 +1,4 @@
-"""cvae.gemm: the hand-written forward and backward pass the CPU trainer uses.
+"""cvae.training.gemm: the hand-written forward and backward pass the CPU trainer uses.
 
 float32 products must give autograd's gradients of ``model.loss`` (to float rounding);
 bfloat16 ones must stay as close to them as PyTorch's own bfloat16 autocast does. Layer by
@@ -15,10 +15,10 @@ from cvae import CVAE, TrainConfig
 
 from cvae import train
 from cvae.training.gemm import loss_and_grads
-from cvae.training.step import BatchStep
 from cvae.training.hardware import matmul_dtype
 from gemm_reference import TORCH_CONVOLUTIONS, layer_references, onednn_bf16_convolutions, rounding_error
 from devkit import DATA_DIR, needs_data
+from stepcheck import shard_reference, split_step
 
 
 def _autograd(model, x, seed, autocast=False):
@@ -201,28 +201,6 @@ def test_a_model_declared_otherwise_is_refused():
         loss_and_grads(model, torch.rand(2, 1, 28, 28))
 
 
-def test_the_split_step_sums_the_shards_gemm_gradients():
-    """Two workers on the gemm path: the shard gradients add up to the whole batch's."""
-    torch.manual_seed(0)
-    model = CVAE()
-    x = torch.rand(37, 1, 28, 28)  # shards of 19 and 18
-    step = BatchStep(model, 2, seed=5, device=torch.device("cpu"), dtype=torch.float32)
-    try:
-        parts = step(x)
-    finally:
-        step.close()
-    got = [p.grad.clone() for p in model.parameters()]
-    model.zero_grad(set_to_none=True)
-    shards = x.tensor_split(2)
-    losses = [model.loss(s, generator=torch.Generator().manual_seed(6 + i)) for i, s in enumerate(shards)]
-    total = sum(lp.loss * len(s) / len(x) for lp, s in zip(losses, shards))
-    total.backward()
-    assert parts[0].item() == pytest.approx(total.item(), rel=1e-6)
-    for (name, p), g in zip(model.named_parameters(), got):
-        assert g.stride() == p.stride(), name
-        assert _rel(g, p.grad) < F32_TOL, (name, _rel(g, p.grad))
-
-
 def test_precision_setting_resolves_per_device(monkeypatch):
     mod = importlib.import_module("cvae.training.hardware")
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
@@ -264,12 +242,11 @@ def test_the_gemm_step_leaves_frozen_parameters_alone():
     model = CVAE()
     model.encoder.conv1.weight.requires_grad_(False)
     x = torch.rand(8, 1, 28, 28)
-    step = BatchStep(model, 1, seed=5, device=torch.device("cpu"), dtype=torch.float32)
-    step(x)
-    got = {n: None if p.grad is None else p.grad.clone() for n, p in model.named_parameters()}
+    _, grads = split_step(model, x, 1, dtype=torch.float32)
+    names = [n for n, _ in model.named_parameters()]
+    got = dict(zip(names, grads))
     assert got["encoder.conv1.weight"] is None
-    model.zero_grad(set_to_none=True)
-    model.loss(x, generator=torch.Generator().manual_seed(6)).loss.backward()
+    ref = dict(zip(names, shard_reference(model, x, 1)["grads"]))
     for name, p in model.named_parameters():
         if p.requires_grad:
-            assert _rel(got[name], p.grad) < F32_TOL, (name, _rel(got[name], p.grad))
+            assert _rel(got[name], ref[name]) < F32_TOL, (name, _rel(got[name], ref[name]))

@@ -6,7 +6,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from cvae import CVAE, count_parameters, kl_divergence, reparameterize, vae_loss
 from cvae.core.model import decoder_spec, encoder_spec, ModelConfig, pick_device, same_padding

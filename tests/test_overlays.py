@@ -1,4 +1,4 @@
-"""cvae.overlays: the Plotly traces drawn over the latent scatter."""
+"""cvae.draw.overlays: the Plotly traces drawn over the latent scatter."""
 
 from __future__ import annotations
 

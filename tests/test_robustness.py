@@ -170,6 +170,10 @@ BROKEN_BYTES = {
 }
 
 
+# What the message says, where one word tells the person what is wrong.
+BROKEN_WORDS = {"empty": "the file is empty", "truncated-half": "truncated", "truncated-last-byte": "truncated"}
+
+
 @pytest.mark.parametrize("kind", sorted(BROKEN_BYTES))
 def test_broken_and_foreign_files_give_one_line_naming_the_file(tmp_path, good_ckpt, kind):
     path = tmp_path / f"{kind}.pt"
@@ -178,6 +182,7 @@ def test_broken_and_foreign_files_give_one_line_naming_the_file(tmp_path, good_c
         load_checkpoint(path)
     assert_one_line_naming(info.value, path)
     assert info.value.path == str(path)
+    assert BROKEN_WORDS.get(kind, "") in str(info.value)
 
 
 def _drop_decoder(p):
@@ -225,12 +230,18 @@ TAMPERED = {
 }
 
 
+TAMPERED_WORDS = {"foreign-format": "not a checkpoint of this app", "future-format-version": "not supported",
+                  "wrong-latent-size": "shape", "nan-weight": "NaN", "integer-weight": "not floating point",
+                  "unexpected-weight": "do not fit the architecture", "missing-decoder": "do not fit the architecture"}
+
+
 @pytest.mark.parametrize("kind", sorted(TAMPERED))
 def test_wrong_contents_give_one_line_naming_the_file(tmp_path, good_ckpt, kind):
     path = tamper(good_ckpt, tmp_path / f"{kind}.pt", TAMPERED[kind])
     with pytest.raises(CheckpointError) as info:
         load_checkpoint(path)
     assert_one_line_naming(info.value, path)
+    assert TAMPERED_WORDS.get(kind, "") in str(info.value)
 
 
 def test_wrong_latent_size_says_which_shapes(tmp_path, good_ckpt):
@@ -277,6 +288,7 @@ def test_missing_file_or_folder(tmp_path, kind):
     with pytest.raises(CheckpointError) as info:
         load_checkpoint(path)
     assert_one_line_naming(info.value, path)
+    assert ("no such file" if kind == "missing" else "is a folder") in str(info.value)
 
 
 def test_consistent_other_latent_size_loads_but_grid_refuses(tmp_path):
@@ -550,6 +562,7 @@ def test_saving_where_a_folder_cannot_be_made(tmp_path):
     with pytest.raises(CheckpointError) as info:
         save_checkpoint(CVAE(), path)
     assert_one_line_naming(info.value, path)
+    assert "cannot write here" in str(info.value)
 
 
 # --------------------------------------------------------------------------- bad values

@@ -76,6 +76,10 @@ def save_checkpoint(model: CVAE, path: str | os.PathLike, *, train_config: dict 
     if film is not None:
         payload["film"] = film.to_tensors()
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CheckpointError(path, f"cannot write here: {exc.strerror or exc}") from exc
+    try:
         atomic_write(path, lambda fh: torch.save(payload, fh))
     except OSError as exc:
         raise CheckpointError(path, f"could not save, the previous file is untouched: "

@@ -1,4 +1,4 @@
-"""cvae.uncertainty: posterior ellipses, samples and nearest neighbours."""
+"""cvae.core.posterior: posterior ellipses, samples and nearest neighbours."""
 
 from __future__ import annotations
 

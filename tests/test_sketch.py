@@ -1,4 +1,4 @@
-"""cvae.drawing: a drawn canvas becomes a centred 28x28 MNIST-like digit."""
+"""cvae.draw.sketch: a drawn canvas becomes a centred 28x28 MNIST-like digit."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""cvae.export: PNG, GIF, tiled strips and the encodings as CSV."""
+"""cvae.draw.images (and cvae.core.encodings' CSV): PNG, GIF, tiled strips and the encodings as CSV."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""cvae.webexport: the decoder payload (the layer list and the weights) and the encodings payload."""
+"""cvae.core.payloads: the decoder payload (the layer list and the weights) and the encodings payload."""
 
 import base64
 import json
@@ -7,23 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from cvae import CVAE, decode_points, load_checkpoint
-from cvae.core.shipped import SHIPPED_CHECKPOINT
+from cvae import decode_points, load_checkpoint
 from cvae.core.model import decoder_spec
 from cvae.core.payloads import decoder_payload, payload_tensors, points_payload, tensor_names
+from cvae.core.shipped import SHIPPED_CHECKPOINT
+from devkit import random_model
 from webdecode import numpy_decode
 
 Z_POINTS = np.array([[0, 0], [1.5, -2], [-3, 2.5], [0.25, 0.75], [4, 4], [-4, -4]], np.float32)
-
-
-def random_model(seed=0, **cfg) -> CVAE:
-    """A CVAE with every decoder weight and bias random (zero biases would hide bias bugs)."""
-    torch.manual_seed(seed)
-    model = CVAE(**cfg)
-    with torch.no_grad():
-        for p in model.decoder.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
-    return model.eval()
 
 
 def test_payload_is_compact_json_and_round_trips_exactly():
