@@ -25,8 +25,8 @@ from ui.common import part
 from ui.explore import explorer_page_ui, film_ui
 from ui.how import how_it_works_ui
 from ui.latent import BOUNDS_KEY, current_latent, point_from_url, set_latent
-from ui.models import (configure_torch_threads, data_dir, load_encodings, model_info_ui, model_picker_ui,
-                       runs_dir, usable_model_ui)
+from ui.models import (configure_torch_threads, data_dir, latent_spread_ui, load_encodings, model_info_ui,
+                       model_picker_ui, runs_dir, usable_model_ui)
 from ui.training import TRAIN_FORM_KEY, train_form_ui, training_ui
 
 
@@ -78,6 +78,7 @@ def main() -> None:
     if not path:
         st.info("There is no model to explore yet. Train one in the sidebar (needs MNIST).")
     elif (enc := encodings_ui(path, stamp, data)) is not None:
+        latent_spread_ui(enc)
         st.session_state[BOUNDS_KEY] = latent_bounds(enc["z_mean"])
         point_from_url()
         # Every full run clamps the point into this model's bounds (a point from another

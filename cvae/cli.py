@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -49,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"preset of the options below (default {DEFAULT_RECIPE}); "
                         + "; ".join(f"{k}: {v}" for k, v in RECIPES.items()))
     t.add_argument("--epochs", type=_positive_int, help="most epochs")
+    t.add_argument("--seconds", type=_positive_float, metavar="S",
+                   help="train for S seconds of wall time, loading the data and the film included: the number "
+                        "of steps and the learning-rate schedule fit it (--epochs is then ignored); e.g. 60")
     t.add_argument("--batch-size", type=_positive_int)
     t.add_argument("--lr", type=_positive_float, help="learning rate")
     t.add_argument("--seed", type=int, default=0)
@@ -126,11 +130,12 @@ def config_from_args(args):
                                    warmup=args.warmup, seed=args.seed, limit=args.limit, device=args.device,
                                    weight_decay=args.weight_decay, ema=args.ema, workers=args.workers,
                                    precision=args.precision, augment=args.augment, rotate=args.rotate,
-                                   zoom=args.zoom, film=False if args.no_film else None)
+                                   zoom=args.zoom, film=False if args.no_film else None, seconds=args.seconds)
 
 
 def _cmd_train(args) -> int:
     from .core.data import load_mnist
+    from .core.latent import collapse_message
     from .core.model import pick_device
     from .core.shipped import machine_description
     from .training.hardware import describe_precision
@@ -154,7 +159,8 @@ def _cmd_train(args) -> int:
     print(f"Training on {n} images, validating on {len(test_x)}; recipe {cfg.recipe}: "
           f"batch {cfg.batch_size}, lr {cfg.lr}, {cfg.optimizer}, {cfg.schedule}"
           + (f" after a warm-up over {cfg.warmup:.0%} of the steps" if cfg.warmup and cfg.schedule == "cosine" else "")
-          + f", up to {cfg.epochs} epochs, "
+          + (f", for {cfg.seconds:g} s" if cfg.seconds else f", up to {cfg.epochs} epochs")
+          + ", "
           f"patience {cfg.patience or 'off'}, seed {cfg.seed}"
           + (f", weight decay {cfg.weight_decay}" if cfg.weight_decay else "")
           + (f", EMA {cfg.ema}" if cfg.ema else "")
@@ -165,9 +171,14 @@ def _cmd_train(args) -> int:
             "machine": machine_description()}
     if init_from:
         meta["init_from"] = init_from
-    result = train(cfg, train_x, test_x, model=model, out=args.out, progress=not args.quiet,
+    result = train(cfg, train_x, test_x, model=model, out=args.out, progress=not args.quiet, started=args.started,
                    log=lambda line: print(line, flush=True), meta=meta, test_y=test_y)
     print(result.message)
+    if result.spread is not None:
+        print("Latent spread (std of z_mean over 2,000 test digits): "
+              + ", ".join(f"z{k + 1} {v:.3f}" for k, v in enumerate(result.spread)))
+        if (warning := collapse_message(result.spread)) is not None:
+            print(f"warning: {warning}")
     if result.film is not None:
         secs = result.film.info.get("record_seconds", 0.0)
         print(f"Film: {len(result.film)} snapshots of {result.film.z.shape[1]} test digits, recorded in "
@@ -266,11 +277,25 @@ def _cmd_film(args) -> int:
     return 0
 
 
+def process_started() -> float:
+    """When this process started, on ``time.perf_counter()``'s clock (Linux: from /proc; elsewhere:
+    now, which leaves out the interpreter's start and its imports)."""
+    now = time.perf_counter()
+    try:
+        ticks = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19])
+        uptime = float(open("/proc/uptime").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return now
+    return now - max(0.0, uptime - ticks / os.sysconf("SC_CLK_TCK"))
+
+
 def main(argv: list[str] | None = None) -> int:
     from .core.checkpoint import CheckpointError
     from .core.data import DataMissingError
 
+    started = process_started()  # a time budget counts from here: starting Python and loading the data are part of it
     args = build_parser().parse_args(argv)
+    args.started = started
     try:
         return {"train": _cmd_train, "evaluate": _cmd_evaluate, "encode": _cmd_encode, "ship": _cmd_ship,
                 "film": _cmd_film}[args.command](args)

@@ -16,7 +16,7 @@ from cvae.core.latent import MAX_GRID_N
 
 from devkit import DATA_DIR, REPO, hostile_files
 from ui.explore import MANIFOLD_TAB, VIEW_KEY
-from ui.training import TRAIN_FORM_KEY
+from ui.training import EPOCHS, LENGTH_KEY, TRAIN_FORM_KEY
 
 from streamlit.testing.v1 import AppTest
 
@@ -175,6 +175,7 @@ def test_bad_training_inputs_never_reach_the_app(env, key, value):
     values inside their bounds (which TrainConfig accepts). Nothing starts, nothing is written."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.session_state[TRAIN_FORM_KEY] = True  # the user opened the form
+    at.session_state[LENGTH_KEY] = EPOCHS  # and chose epochs (the quick run has no such inputs)
     at.run()
     box = at.sidebar.number_input(key=key)
     lo, hi = box.proto.min, box.proto.max
@@ -214,3 +215,25 @@ def _walk(at):
         children = getattr(node, "children", None)
         if isinstance(children, dict):
             stack.extend(children.values())
+
+
+def test_a_collapsed_dimension_is_named_in_the_sidebar(env, monkeypatch):
+    import numpy as np
+
+    import ui.models
+
+    rng = np.random.default_rng(0)
+    enc = dict(shipped.shipped_encodings())
+    enc["z_mean"] = np.stack([enc["z_mean"][:, 0], rng.normal(0, 0.02, len(enc["z_mean"]))], axis=1).astype(np.float32)
+    enc["source"] = "a test"
+    original = ui.models.load_encodings
+    monkeypatch.setattr(ui.models, "load_encodings", lambda path, stamp, data: enc)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    warnings = [w.value for w in at.sidebar.warning]
+    assert len(warnings) == 1 and warnings[0].startswith("Posterior collapse in z2 (spread 0.02"), warnings
+    # The shipped model's own encodings spread in both dimensions: no warning.
+    monkeypatch.setattr(ui.models, "load_encodings", original)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not [w.value for w in at.sidebar.warning]
+    assert any("Spread of z_mean over the test digits" in c.value for c in at.sidebar.caption)

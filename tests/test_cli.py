@@ -197,3 +197,26 @@ def test_film_of_the_shipped_model_is_the_shipped_film(tmp_path):
     r = run_cli("film", str(other), "--out", str(tmp_path / "other.gif"))
     assert r.returncode == 2 and "has no training film" in r.stderr
     assert not (tmp_path / "other.gif").exists()
+
+
+@needs_data
+def test_train_names_a_collapsed_dimension(tmp_path, monkeypatch, capsys):
+    """The summary after a run gives each dimension's spread and, for one under 0.1, says what
+    posterior collapse is and what to do."""
+    import cvae.training.loop as loop
+    from cvae import CVAE
+    from cvae.cli import main
+    from cvae.training.loop import TrainResult
+
+    def fake_train(cfg, *args, out=None, **kwargs):
+        save_checkpoint(CVAE(), out)
+        return TrainResult(model=CVAE(), history=[{"epoch": 1}], best_epoch=1, best_val_loss=200.0,
+                           stop_reason="completed", message="finished 1 epochs", seconds=1.0, spread=[1.25, 0.04])
+
+    monkeypatch.setattr(loop, "train", fake_train)
+    code = main(["train", "--data-dir", str(DATA_DIR), "--out", str(tmp_path / "m.pt"), "--no-download", "--quiet",
+                 "--no-film", "--epochs", "1"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "Latent spread (std of z_mean over 2,000 test digits): z1 1.250, z2 0.040" in out
+    assert "warning: Posterior collapse in z2 (spread 0.040)" in out and "Train longer" in out

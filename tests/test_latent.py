@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cvae import CVAE, decode_grid, decode_points, encode_dataset, load_mnist
-from cvae.core.latent import grid_points, interpolate, morph
+from cvae.core.latent import collapse_message, grid_points, interpolate, morph, spread
 from devkit import DATA_DIR, needs_data
 
 
@@ -53,3 +53,17 @@ def test_morph_decodes_the_path(model, enc):
     np.testing.assert_allclose(frames[-1], decode_points(model, b[None])[0], atol=1e-6)
     # The middle frame differs from both ends (it is a morph, not a copy).
     assert np.abs(frames[4] - frames[0]).mean() > 1e-3 and np.abs(frames[4] - frames[-1]).mean() > 1e-3
+
+
+def test_spread_and_the_collapse_message():
+    rng = np.random.default_rng(0)
+    z = np.stack([rng.normal(0, 1.3, 5000), rng.normal(0, 0.03, 5000)], axis=1)
+    s = spread(z)
+    assert s == pytest.approx([1.3, 0.03], rel=0.05)
+    msg = collapse_message(s)
+    assert msg.startswith("Posterior collapse in z2 (spread 0.030)") and "z1" not in msg
+    assert "Train longer" in msg and "--recipe quick" in msg
+    assert collapse_message([1.0, 0.5]) is None
+    assert collapse_message([0.05, 0.02]).startswith("Posterior collapse in z1 (spread 0.050) and z2 (spread 0.020)")
+    assert collapse_message([0.1, 0.099]).startswith("Posterior collapse in z2")  # the threshold is 0.1
+    assert collapse_message([float("nan"), 1.0]).startswith("Posterior collapse in z1")  # NaN is not a spread

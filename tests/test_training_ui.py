@@ -60,6 +60,7 @@ def job_of(at: AppTest) -> TrainJob:
 
 
 def start(at: AppTest, *, epochs: int, batch: int, limit: int) -> TrainJob:
+    at.sidebar.radio(key="train_length").set_value("Epochs").run()
     at.sidebar.number_input(key="train_epochs").set_value(epochs)
     at.sidebar.number_input(key="train_batch").set_value(batch)
     at.sidebar.number_input(key="train_limit").set_value(limit)
@@ -204,3 +205,23 @@ def test_a_failed_run_shows_its_reason(env):
     assert len(errors) == 1 and "cannot write here" in errors[0] and str(env / "runs") in errors[0], errors
     assert "_pending_model" not in at.session_state and not at.sidebar.success
     assert not train_button(at).disabled
+
+
+def test_a_finished_run_that_collapsed_says_so(env):
+    """The page writes what the job's data says: a run whose z2 collapsed gets the warning."""
+    import cvae
+
+    job = TrainJob(cvae.TrainConfig.from_recipe("quick"), env / "runs" / "q.pt", env)
+    job.status, job.saved, job.history = "done", False, [{"epoch": 1, "val_loss": 190.0, "loss": 200.0}]
+    job.result = {"stop_reason": "completed", "message": "finished 1 epochs", "best_epoch": 1,
+                  "spread": [1.1, 0.03]}
+    registry()._jobs[job.id] = job
+    try:
+        at = page(train_job_id=job.id, _acknowledged_job=job.id)
+        warnings = [w.value for w in at.sidebar.warning]
+        assert len(warnings) == 1 and warnings[0].startswith("Posterior collapse in z2 (spread 0.030)"), warnings
+        job.result["spread"] = [1.1, 0.8]
+        at.run()
+        assert not at.sidebar.warning
+    finally:
+        registry()._jobs.pop(job.id, None)

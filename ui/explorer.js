@@ -380,7 +380,11 @@ class Explorer {
     }
     const what = this.live ? { hover: "preview", drag: "dragging", slider: "dragging", pad: "dragging", key: "moving" }[this.live.source] : "committed";
     const say = (ms) => { this.readout.textContent = `z = (${z[0].toFixed(3)}, ${z[1].toFixed(3)}) · ${what} · decoded in your browser in ${ms.toFixed(1)} ms`; };
-    if (this.shown && this.shown[0] === z[0] && this.shown[1] === z[1]) return say(this.stats.lastDecodeMs); // committed where it was shown
+    // Committed where it was shown, by the same model: nothing to repaint. A new model (a finished
+    // run, the model picker) repaints at once, at the same point.
+    if (this.shown && this.shown.model === this.model && this.shown[0] === z[0] && this.shown[1] === z[1]) {
+      return say(this.stats.lastDecodeMs);
+    }
     let img, ms;
     try {
       const t0 = performance.now();
@@ -389,7 +393,7 @@ class Explorer {
     } catch (e) {
       return this.fail(`Decoding failed: ${e.message}`);
     }
-    this.shown = z.slice();
+    this.shown = Object.assign(z.slice(), { model: this.model });
     Object.assign(this.stats, { decodes: this.stats.decodes + 1, decodeMs: this.stats.decodeMs + ms, lastDecodeMs: ms,
                                 paints: this.stats.paints + 1 });
     const n = this.model.size, im = this.dctx.createImageData(n, n);

@@ -100,18 +100,44 @@ def configure_torch_threads() -> int:
     return n
 
 
+MODEL_PARAM = "model"  # ?model=NAME in the page's URL: "shipped", or a run in runs/ (its file name)
+SHIPPED_NAME = "shipped"
+
+
+def model_name(path: str) -> str:
+    """The name a link uses for a model: "shipped", or the run's file name without ".pt"."""
+    return SHIPPED_NAME if Path(path) == Path(cvae_shipped.SHIPPED_CHECKPOINT) else Path(path).stem
+
+
+def model_from_link(name: str, models: dict[str, str]) -> str | None:
+    """The path of the model a link names, if it is in the list."""
+    return next((p for p in models if model_name(p) in (name, name.removesuffix(".pt"))), None)
+
+
 def model_picker_ui() -> str | None:
-    """The model to explore (a path), or None when there is none yet."""
+    """The model to explore (a path), or None when there is none yet. It follows the page's URL
+    (``?model=NAME``) when a session starts, and writes the URL when the model changes, so a
+    reload or a link opens the same model."""
     models = list_models()
     pending = st.session_state.pop("_pending_model", None)
     if pending and pending in models:
         st.session_state["model_path"] = pending
+    elif "model_path" not in st.session_state and (name := st.query_params.get(MODEL_PARAM)):
+        path = model_from_link(name, models)
+        if path:
+            st.session_state["model_path"] = path
+        else:
+            st.caption(f"The link names a model, “{name}”, that is not here; showing the "
+                       f"{'shipped model' if models else 'page without a model'} instead.")
     if st.session_state.get("model_path") not in models:
         st.session_state.pop("model_path", None)
     if not models:
         st.warning("No model yet: the shipped one is missing. Train one below.")
         return None
-    return st.selectbox("Model to explore", list(models), format_func=models.get, key="model_path")
+    path = st.selectbox("Model to explore", list(models), format_func=models.get, key="model_path")
+    if st.query_params.get(MODEL_PARAM) != model_name(path):
+        st.query_params[MODEL_PARAM] = model_name(path)
+    return path
 
 
 def usable_model_ui(path: str) -> tuple[str | None, tuple | None]:
@@ -169,3 +195,13 @@ def model_details_ui(path: str, stamp: tuple) -> None:
             st.plotly_chart(history_chart(path, stamp), key="history_chart", config={"displaylogo": False})
         else:
             st.info("This checkpoint carries no training history.")
+
+
+def latent_spread_ui(enc: dict) -> None:
+    """How far the test digits spread along each latent dimension; a warning when one collapsed."""
+    spreads = cvae_latent.spread(enc["z_mean"])
+    with st.sidebar:
+        st.caption("Spread of z_mean over the test digits (standard deviation): "
+                   + ", ".join(f"z{k + 1} {v:.2f}" for k, v in enumerate(spreads)))
+        if (warning := cvae_latent.collapse_message(spreads)) is not None:
+            st.warning(warning, icon=":material/warning:")

@@ -20,6 +20,7 @@ import streamlit as st
 
 import cvae
 from cvae.core.data import has_mnist
+from cvae.core.latent import collapse_message
 from cvae.draw import figures
 from cvae.training.jobs import JobBusyError, JobRegistry, TrainJob
 from ui.film import live_film_ui
@@ -39,20 +40,34 @@ def job_registry() -> JobRegistry:
 TRAIN_FORM_KEY = "train_form_open"  # the app's expander around the form
 
 
+LENGTH_KEY = "train_length"
+QUICK, EPOCHS = "Quick: 1 minute", "Epochs"
+
+
 def train_form_ui(data: str, runs: Path) -> None:
-    """The form (the default recipe's values); a valid submit starts a run saving into ``runs``."""
+    """How long to train (a one-minute run of the quick recipe, or epochs of the default recipe)
+    and its settings; a valid submit starts a run saving into ``runs``."""
     reg = job_registry()
+    length = st.radio("How long", [QUICK, EPOCHS], key=LENGTH_KEY, horizontal=True,
+                      help="Quick: the quick recipe, fitted to one minute of this machine (loading the data and "
+                           "the film included): enough for both latent dimensions to spread. Epochs: the default "
+                           "recipe, which reaches the tutorial's quality in about 5 epochs.")
+    quick = length == QUICK
+    recipe = cvae.RECIPES["quick" if quick else cvae.DEFAULT_RECIPE]
     with st.form("train_form", border=False):
         c1, c2 = st.columns(2)
-        recipe = cvae.RECIPES[cvae.DEFAULT_RECIPE]  # defaults: the recipe that reaches the tutorial's quality
-        epochs = c1.number_input("Epochs", 1, 200, recipe["epochs"], key="train_epochs",
-                                 help="After a short warm-up (2% of the steps) the learning rate decays to zero "
-                                      "over these epochs (cosine).")
-        batch = c2.number_input("Batch size", 1, 4096, recipe["batch_size"], key="train_batch")
-        lr = c1.number_input("Learning rate", 1e-5, 1.0, recipe["lr"], format="%.4f", step=1e-4, key="train_lr")
+        if quick:
+            epochs, batch, lr = None, recipe["batch_size"], recipe["lr"]
+            st.caption(f"{recipe['seconds']:g} s: batch {batch}, Adam {lr:g}, warm-up then cosine.")
+        else:
+            epochs = c1.number_input("Epochs", 1, 200, recipe["epochs"], key="train_epochs",
+                                     help="After a short warm-up (2% of the steps) the learning rate decays to "
+                                          "zero over these epochs (cosine).")
+            batch = c2.number_input("Batch size", 1, 4096, recipe["batch_size"], key="train_batch")
+            lr = c1.number_input("Learning rate", 1e-5, 1.0, recipe["lr"], format="%.4f", step=1e-4, key="train_lr")
         seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
         limit = st.number_input("Training images (0 = all 60,000)", 0, 60000, 0, step=1000, key="train_limit",
-                                help="Train on the first N images only: much faster, a rougher model.")
+                                help="Train on the first N images only: a rougher model.")
         go = st.form_submit_button("Train", type="primary", disabled=reg.active() is not None)
     if not go:
         return
@@ -61,11 +76,13 @@ def train_form_ui(data: str, runs: Path) -> None:
                  "that holds MNIST/raw/, or run `python -m cvae train ...` once online to download it).")
         return
     try:
-        cfg = cvae.TrainConfig.from_recipe(cvae.DEFAULT_RECIPE, epochs=int(epochs), batch_size=int(batch),
+        cfg = cvae.TrainConfig.from_recipe("quick" if quick else cvae.DEFAULT_RECIPE,
+                                           epochs=None if quick else int(epochs), batch_size=int(batch),
                                            lr=float(lr), seed=int(seed), limit=int(limit) or None, patience=0,
                                            device="cpu")
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        job = reg.start(cfg, Path(runs) / f"cvae_{stamp}_e{int(epochs)}_b{int(batch)}.pt", data)
+        name = f"cvae_{stamp}_{int(cfg.seconds)}s" if quick else f"cvae_{stamp}_e{int(epochs)}_b{int(batch)}"
+        job = reg.start(cfg, Path(runs) / f"{name}.pt", data)
     except (ValueError, JobBusyError) as exc:  # a bad value, or a run started from another tab just now
         st.error(str(exc))
         return
@@ -134,7 +151,8 @@ def job_text(job: TrainJob) -> str:
 
 
 def _progress_text(job: TrainJob) -> str:
-    e, step, last = job.cfg.epochs, job.last_step, job.history[-1] if job.history else None
+    step, last = job.last_step, job.history[-1] if job.history else None
+    e = f"~{job.planned_epochs}" if job.cfg.seconds else job.cfg.epochs
     if job.phase == "validating" and step is not None:
         return f"epoch {step['epoch']}/{e}: computing val_loss on the test set..."
     if step is not None and (last is None or step["epoch"] > last["epoch"]):
@@ -183,6 +201,9 @@ def _training_status_ui() -> None:
         return
     if job.status == "failed":
         st.error(job_text(job))
+    spread = (job.result or {}).get("spread")
+    if spread and (warning := collapse_message(spread)):
+        st.warning(warning)
     if not mine and job.saved:
         st.caption(f"Saved {job.out.name}: pick it under Model to explore.")
     if _end_unhandled(job):

@@ -124,6 +124,29 @@ def evaluate(model: CVAE, images, batch_size: int = 2000, seed: int = 0) -> dict
     return {"loss": loss, "recon": recon, "kl": kl, "n": n}
 
 
+# A dimension whose z_mean varies less than this over the test digits carries (almost) nothing.
+COLLAPSE_SPREAD = 0.1
+
+
+def spread(z_mean) -> list[float]:
+    """The standard deviation of each latent dimension over encoded digits (N, d)."""
+    z = np.asarray(z_mean, dtype=np.float64)
+    return [float(v) for v in z.std(axis=0)] if len(z) else []
+
+
+def collapse_message(spreads, threshold: float = COLLAPSE_SPREAD) -> str | None:
+    """What to tell a person when a dimension collapsed (its spread under ``threshold``), else None."""
+    dims = [(k, v) for k, v in enumerate(spreads) if not v >= threshold]
+    if not dims:
+        return None
+    names = " and ".join(f"z{k + 1} (spread {v:.3f})" for k, v in dims)
+    one = len(dims) == 1
+    return (f"Posterior collapse in {names}: the encoder sends every digit to about the same value there, so "
+            f"{'that dimension carries' if one else 'those dimensions carry'} nothing and the decoder ignores "
+            f"{'it' if one else 'them'} (the KL term makes an unused dimension cheapest at the prior). "
+            "Train longer, or use the quick recipe (`--recipe quick`).")
+
+
 def latent_bounds(z_mean: np.ndarray, margin: float = 0.1, step: float = 0.5) -> tuple[float, float, float, float]:
     """Slider ranges (z1 lo, z1 hi, z2 lo, z2 hi) covering every encoding with a margin.
 

@@ -51,7 +51,7 @@ class EpochLog(Callback):
         self.log = log
 
     def on_epoch(self, run, record):
-        self.log(format_epoch(record, run.cfg.epochs))
+        self.log(format_epoch(record, run.planned_epochs))
 
 
 class ProgressBar(Callback):
@@ -64,7 +64,7 @@ class ProgressBar(Callback):
 
     def on_step(self, run, event):
         if self.bar is None:
-            self.bar = self.tqdm(total=event["steps"], desc=f"Epoch {event['epoch']}/{run.cfg.epochs}", leave=False,
+            self.bar = self.tqdm(total=event["steps"], desc=f"Epoch {event['epoch']}/{run.planned_epochs}", leave=False,
                                  unit="step")
         self.bar.update(1)
         if event["step"] % 50 == 1:
@@ -121,7 +121,7 @@ class Checkpointer(Callback):
         extra = {**self.meta, "best_epoch": run.best_epoch, "best_val_loss": run.best_val,
                  "train_images": run.n, "train_images_sha256": run.data_digest, "stop_reason": run.stop_reason,
                  "device": str(run.hw.device), "workers": run.hw.workers, "arithmetic": run.hw.arithmetic,
-                 "wall_seconds": time.perf_counter() - run.t_start}
+                 "wall_seconds": time.perf_counter() - run.t_start, "latent_spread": run.spread}
         if self.film is not None:
             extra["film_seconds"] = self.film.seconds
         save_checkpoint(snapshot, self.out, train_config=run.cfg.to_dict(), history=run.history, film=film,

@@ -9,12 +9,17 @@ from dataclasses import asdict, dataclass, fields
 # early-stopped at 14). "fast" reaches it in 5 and 6 epochs (seeds 0, 1): batches of 64 at four times
 # the learning rate (more images per second than batch 32, about as good per epoch), raised
 # linearly over the first 2% of the steps (without it, how a run starts depends a lot on the
-# seed), then decayed to zero along a cosine, no early stopping (docs/model-card.md).
+# seed), then decayed to zero along a cosine, no early stopping (docs/model-card.md). "quick"
+# fits a time budget (one minute unless --seconds says otherwise): batch 32 for more steps in
+# the time, and a long warm-up (30% of the steps) that gives the encoder time to spread the
+# digits before the KL term pulls a dimension to the prior (docs/training.md, posterior collapse).
 RECIPES: dict[str, dict] = {
     "tutorial": dict(epochs=30, batch_size=32, lr=1e-3, optimizer="adam", schedule="constant",
                      patience=2),
     "fast": dict(epochs=8, batch_size=64, lr=4e-3, optimizer="adam", schedule="cosine",
                  warmup=0.02, patience=0),
+    "quick": dict(seconds=60, batch_size=32, lr=3e-3, optimizer="adam", schedule="cosine",
+                  warmup=0.3, patience=0),
 }
 DEFAULT_RECIPE = "fast"
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -43,6 +48,7 @@ class TrainConfig:
     workers: int = 0  # threads that split each batch (data parallel, CPU); 0: auto (see auto_workers)
     precision: str = "auto"  # CPU: fp32 (stock layers) | bf16 (cvae.training.gemm products) | auto (bf16 where native)
     film: bool = True  # record the training film (cvae.training.recorder) when the test labels are given
+    seconds: float | None = None  # a time budget (cvae.training.budget): steps and schedule fit it; epochs ignored
 
     def __post_init__(self) -> None:
         checks = [
@@ -66,6 +72,9 @@ class TrainConfig:
             (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),
             (self.limit is None or (isinstance(self.limit, int) and self.limit >= 1),
              f"limit must be a positive number of images, got {self.limit}"),
+            (self.seconds is None or (isinstance(self.seconds, (int, float)) and math.isfinite(self.seconds)
+                                      and 5 <= self.seconds <= 86_400),
+             f"seconds (the time budget) must be 5..86400, got {self.seconds}"),
         ]
         for ok, msg in checks:
             if not ok:

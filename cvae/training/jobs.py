@@ -25,6 +25,7 @@ moves, reruns) comes first whenever both want the cores.
 
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import os
 import threading
@@ -84,7 +85,8 @@ def _child_main(cfg: "TrainConfig", out: str, data: str, conn, stop) -> None:
             return not stop.value
 
         res = train(cfg, train_x, test_x, test_y=test_y, callback=callback, out=out)  # test_y: the film
-        send("result", {"stop_reason": res.stop_reason, "message": res.message, "best_epoch": res.best_epoch})
+        send("result", {"stop_reason": res.stop_reason, "message": res.message, "best_epoch": res.best_epoch,
+                        "spread": res.spread})
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the server as a message
         from ..core.checkpoint import CheckpointError
         from ..core.data import DataMissingError
@@ -115,6 +117,7 @@ class TrainJob:
         self.phase = "starting"
         self.last_step: dict | None = None  # the trainer's latest step event (epoch, step, steps, loss)
         self.progress = 0.0  # 0..1 of all steps
+        self.planned_epochs = cfg.epochs  # under a time budget: as the trainer plans it
         self.history: list[dict] = []  # the trainer's epoch records
         self.steps: list[tuple[float, float]] = []  # (fractional epoch, loss), ~50 points an epoch
         self.snapshots: list[dict] = []  # the trainer's {"kind": "snapshot", ...} events, in order
@@ -230,7 +233,9 @@ class TrainJob:
         e = self.cfg.epochs
         if kind == "step":
             frac = ev["epoch"] - 1 + ev["step"] / ev["steps"]
-            self.progress = min(1.0, frac / e)
+            self.progress = min(1.0, ev.get("progress", frac / e))
+            if "progress" in ev:  # a time budget plans its own steps: how many epochs it comes to
+                self.planned_epochs = max(ev["epoch"], math.ceil(frac / max(ev["progress"], 1e-9) - 1e-6))
             if ev["step"] % max(1, ev["steps"] // STEP_POINTS_PER_EPOCH) == 0 or ev["step"] == ev["steps"]:
                 self.steps.append((frac, ev["loss"]))
             self.last_step = {k: ev[k] for k in ("epoch", "step", "steps", "loss")}

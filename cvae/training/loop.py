@@ -21,15 +21,17 @@ import torch
 
 from ..core.data import fingerprint
 from ..core.film import Film
-from ..core.latent import evaluate
+from ..core.latent import encode_dataset, evaluate, spread
 from ..core.model import CVAE, ModelConfig
 from .callbacks import Callback, Checkpointer, EpochLog, Forward, ProgressBar, StopTraining
+from .budget import TimeBudget
 from .config import TrainConfig, lr_factor
 from .hardware import set_up
 from .recorder import FilmRecorder
 from .step import BatchStep, make_optimizer
 
 EVAL_BATCH = 250  # 10,000 test images: faster in batches of 250 than of 2,000 (caches)
+SPREAD_IMAGES = 2000  # test digits encoded after the run to measure each dimension's spread
 
 
 @dataclass
@@ -42,6 +44,7 @@ class TrainResult:
     message: str
     seconds: float
     film: Film | None = None  # the run's snapshots, None when not recorded
+    spread: list[float] | None = None  # z_mean's standard deviation per dimension (SPREAD_IMAGES test digits)
 
 
 def _cpu_state(model: torch.nn.Module) -> dict:
@@ -82,21 +85,35 @@ class Run:
         self.history: list[dict] = []
         self.best_state, self.best_val, self.best_epoch, self.improved, self.stale = None, math.inf, None, False, 0
         self.global_step, self.epoch = 0, 0
+        self.total_steps = self.steps * cfg.epochs  # a time budget (cvae.training.budget) sets its own
+        self.step_seconds = 0.0  # time spent in optimizer steps
         self.stop_reason, self.message = "completed", ""
+        self.spread: list[float] | None = None
+
+    @property
+    def planned_epochs(self) -> int:
+        return math.ceil(self.total_steps / self.steps)
+
+    def more(self) -> bool:
+        """Another epoch to run (the last one may be partial, under a time budget)."""
+        return self.global_step < self.total_steps
 
     def batches(self):
-        """Start epoch ``self.epoch + 1``: its shuffled batches."""
+        """Start epoch ``self.epoch + 1``: its shuffled batches, up to ``total_steps`` in all."""
         self.epoch += 1
         self.t_epoch = time.perf_counter()
-        self.sums, self.seen = torch.zeros(3, dtype=torch.float64), 0
+        self.sums, self.seen, self.epoch_step = torch.zeros(3, dtype=torch.float64), 0, 0
         self.model.train()
         perm = torch.randperm(self.n, generator=self.gen).to(self.hw.device)
         for s in range(self.steps):
+            if self.global_step >= self.total_steps:
+                return
             yield self.train_x.index_select(0, perm[s * self.batch:(s + 1) * self.batch])
 
     def train_step(self, x: torch.Tensor) -> dict:
         """One optimizer step on batch ``x``; returns the step event. StopTraining on a NaN loss."""
-        factor = lr_factor(self.cfg, self.global_step, self.steps * self.cfg.epochs)
+        t0 = time.perf_counter()
+        factor = lr_factor(self.cfg, self.global_step, self.total_steps)
         for g, base in zip(self.opt.param_groups, self.base_lrs):
             g["lr"] = base * factor
         parts = self.step(x)
@@ -105,7 +122,9 @@ class Run:
             self.ema.update_parameters(self.model)
         self.global_step += 1
         loss, recon, kl = parts.tolist()
-        step = self.global_step - (self.epoch - 1) * self.steps
+        self.step_seconds += time.perf_counter() - t0
+        self.epoch_step += 1
+        step = self.epoch_step
         if not math.isfinite(loss):
             kept = (f"kept the best weights (epoch {self.best_epoch})" if self.best_epoch
                     else "no epoch had finished, so the weights are the initial ones")
@@ -114,7 +133,7 @@ class Run:
         self.sums += torch.tensor([loss, recon, kl], dtype=torch.float64) * len(x)
         self.seen += len(x)
         return {"kind": "step", "epoch": self.epoch, "step": step, "steps": self.steps, "loss": loss,
-                "images": len(x)}
+                "images": len(x), "progress": self.global_step / max(self.total_steps, 1)}
 
     @property
     def epoch_mean_loss(self) -> float:
@@ -169,6 +188,8 @@ class Run:
                             f"{self.best_epoch}" if self.best_epoch else "finished")
         self.model.decoder.channels_last = False  # inference on single points: the plain layout is faster
         self.model.eval()
+        if self.history:
+            self.spread = spread(encode_dataset(self.model, self.test_x[:SPREAD_IMAGES].contiguous())[0])
 
 
 class _Hooks:
@@ -188,7 +209,7 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
           callback: Callable[[dict], bool | None] | None = None, out: str | Path | None = None,
           progress: bool = False, log: Callable[[str], None] | None = None,
           meta: dict | None = None, test_y: torch.Tensor | None = None,
-          callbacks: list[Callback] = ()) -> TrainResult:
+          callbacks: list[Callback] = (), started: float | None = None) -> TrainResult:
     """Train a CVAE; returns the model with the best epoch's weights (lowest val_loss).
 
     ``callback(event)`` gets ``{"kind": "step", epoch, step, steps, loss, images}`` after every
@@ -199,20 +220,23 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
     checkpoint and ``TrainResult.film``. With ``out`` the best model so far is saved after every
     improving epoch (:class:`Checkpointer`; ``meta``, plain JSON values such as the command line,
     goes into its ``extra``). ``progress`` shows a tqdm bar, ``log`` gets a line per epoch;
-    ``callbacks`` are more :class:`Callback` objects, called last.
+    ``callbacks`` are more :class:`Callback` objects, called last. With ``cfg.seconds`` the run
+    fits that many seconds from ``started`` (``time.perf_counter()``; default: now), epochs
+    notwithstanding (:class:`TimeBudget`).
     """
     torch.manual_seed(cfg.seed)
     run = Run(cfg, train_x, test_x, model or CVAE.from_config(model_config or ModelConfig()))
     film = (FilmRecorder(run.test_x, test_y, steps_per_epoch=run.steps, epochs=cfg.epochs, emit=callback)
             if cfg.film and test_y is not None else None)
     listen = callback is not None
-    hooks = _Hooks([cb for cb in (ProgressBar() if progress else None, EpochLog(log) if log else None,
+    budget = TimeBudget(cfg.seconds, started, film) if cfg.seconds else None
+    hooks = _Hooks([cb for cb in (budget, ProgressBar() if progress else None, EpochLog(log) if log else None,
                                   Forward(callback, epochs=False) if listen else None, film,
                                   Checkpointer(out, meta, film) if out is not None else None,
                                   Forward(callback, steps=False) if listen else None, *callbacks) if cb is not None])
     try:
         hooks("on_start", run)
-        for _ in range(cfg.epochs):
+        while run.more():
             for x in run.batches():
                 hooks("on_step", run, run.train_step(x))
             hooks("on_epoch", run, run.validate())
@@ -228,4 +252,4 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
     return TrainResult(model=run.model, history=run.history, best_epoch=run.best_epoch,
                        best_val_loss=run.best_val if run.best_epoch else None, stop_reason=run.stop_reason,
                        message=run.message, seconds=time.perf_counter() - run.t_start,
-                       film=film.film() if film is not None else None)
+                       film=film.film() if film is not None else None, spread=run.spread)

@@ -111,7 +111,7 @@ class FilmRecorder(Callback):
             self._snap(run, event["epoch"] - 1 + event["step"] / event["steps"])
 
     def on_epoch(self, run, record: dict) -> None:
-        if self.due_after_epoch(record["epoch"], last=record["epoch"] == run.cfg.epochs):
+        if self.due_after_epoch(record["epoch"], last=not run.more()):
             self._snap(run, float(record["epoch"]), record["val_loss"])
 
     def _snap(self, run, epoch: float, val_loss: float | None = None) -> None:
