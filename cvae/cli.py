@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -277,21 +276,11 @@ def _cmd_film(args) -> int:
     return 0
 
 
-def process_started() -> float:
-    """When this process started, on ``time.perf_counter()``'s clock (Linux: from /proc; elsewhere:
-    now, which leaves out the interpreter's start and its imports)."""
-    now = time.perf_counter()
-    try:
-        ticks = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19])
-        uptime = float(open("/proc/uptime").read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return now
-    return now - max(0.0, uptime - ticks / os.sysconf("SC_CLK_TCK"))
-
-
 def main(argv: list[str] | None = None) -> int:
     from .core.checkpoint import CheckpointError
     from .core.data import DataMissingError
+
+    from .training.budget import process_started
 
     started = process_started()  # a time budget counts from here: starting Python and loading the data are part of it
     args = build_parser().parse_args(argv)

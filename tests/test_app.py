@@ -151,8 +151,9 @@ def test_runs_on_the_shipped_model(env):
     assert data["manifold"]["inside"] == [-2.0, 2.0, -1.0, 3.0]
     assert [t["name"] for t in plotly_spec(at, "history_chart")["data"]][:2] == ["loss", "val_loss"]
     assert any("separate run of the default recipe" in c.value for c in at.caption)  # the shipped film
-    assert {n.key for n in at.sidebar.number_input} == {"train_epochs", "train_batch", "train_lr", "train_seed",
-                                                          "train_limit"}
+    # The training form opens on the quick run (one minute: seed and images only).
+    assert at.sidebar.radio(key="train_length").value == "Quick: 1 minute"
+    assert {n.key for n in at.sidebar.number_input} == {"train_seed", "train_limit"}
     tables = [c.value for c in at.sidebar.code]
     assert len(tables) == 2
     assert 'Model: "encoder"' in tables[0] and "Total params: 69,076" in tables[0]

@@ -16,12 +16,20 @@ READY_JS = ("() => globalThis.cvaeExplorer && cvaeExplorer.stats().some("
             "s => s.hasModel && s.paints > 0 && s.scatter)")
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 TIMEOUT_MS = 180_000
-# The canvas's red channel equals the expected 28x28 uint8 image to within one level.
-CANVAS_IS_JS = """(want) => { const c = document.querySelector('canvas.digit'); if (!c) return false;
+# The canvas's red channel equals the expected 28x28 uint8 image to within one level (the canvas
+# lives in the component's shadow DOM).
+CANVAS_IS_JS = """(want) => {
+  const find = (root) => { const c = root.querySelector('canvas.digit'); if (c) return c;
+    for (const el of root.querySelectorAll('*')) { if (el.shadowRoot) { const f = find(el.shadowRoot); if (f) return f; } }
+    return null; };
+  const c = find(document); if (!c) return false;
   const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
   for (let i = 0; i < 784; i++) if (Math.abs(d[4 * i] - want[i]) > 1) return false; return true; }"""
+# Digit 0's first point on the scatter (Plotly keeps float32 arrays as base64: {dtype, bdata}).
 FIRST_POINT_JS = """() => { const gd = document.querySelector('.st-key-scatter .js-plotly-plot');
-  const t = gd && gd.data && gd.data.find((t) => t.name === '0'); return t ? [t.x[0], t.y[0]] : null; }"""
+  const t = gd && gd.data && gd.data.find((t) => t.name === '0'); if (!t) return null;
+  const arr = (a) => a.bdata ? new Float32Array(Uint8Array.from(atob(a.bdata), (c) => c.charCodeAt(0)).buffer) : a;
+  return [arr(t.x)[0], arr(t.y)[0]]; }"""
 
 
 @pytest.fixture
@@ -72,8 +80,7 @@ def test_a_switch_of_model_repaints_at_once_and_the_url_names_it(server, page, m
     # A reload opens the same model (a new session reads the URL).
     page.reload()
     open_page(page, page.url)
-    assert page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.inner_text().find(
-        "Trained here: other.pt") >= 0
+    assert page.evaluate("new URLSearchParams(location.search).get('model')") == "other"
     z = tuple(page.evaluate("cvaeExplorer.stats()[0].committed"))
     page.wait_for_function(CANVAS_IS_JS, arg=expected(model, z), timeout=TIMEOUT_MS)
 

@@ -143,7 +143,7 @@ def test_no_labels_no_film_and_the_old_events_are_unchanged(mnist):
     events = []
     res = train(_cfg(epochs=1, limit=128), train_x, test_x[:500], callback=events.append)
     assert res.film is None and {e["kind"] for e in events} == {"step", "epoch"}
-    assert set(events[0]) == {"kind", "epoch", "step", "steps", "loss", "images"}
+    assert set(events[0]) == {"kind", "epoch", "step", "steps", "loss", "images", "progress"}
 
 
 # --- the checkpoint --------------------------------------------------------------------------

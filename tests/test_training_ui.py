@@ -225,3 +225,18 @@ def test_a_finished_run_that_collapsed_says_so(env):
         assert not at.sidebar.warning
     finally:
         registry()._jobs.pop(job.id, None)
+
+
+def test_the_form_starts_a_one_minute_quick_run_by_default(env):
+    at = page()
+    assert at.sidebar.radio(key="train_length").value == "Quick: 1 minute"
+    train_button(at).click()
+    at.run()
+    no_errors(at)
+    job = job_of(at)
+    try:
+        assert job.cfg.recipe == "quick" and job.cfg.seconds == 60 and job.cfg.batch_size == 32
+        assert job.out.name.endswith("_60s.pt")
+    finally:
+        job.stop()
+        ended(at, job)

@@ -11,6 +11,7 @@ partial: it stops where the budget does and is validated like any other.
 from __future__ import annotations
 
 import math
+import os
 import time
 
 from ..core.latent import evaluate
@@ -81,3 +82,15 @@ class TimeBudget(Callback):
         run.total_steps = max(lo, done, 1)
         self.plans.append(run.total_steps)
         self._planned_at = time.perf_counter()
+
+
+def process_started() -> float:
+    """When this process started, on ``time.perf_counter()``'s clock (Linux: from /proc; elsewhere:
+    now, which leaves out the interpreter's start and its imports)."""
+    now = time.perf_counter()
+    try:
+        ticks = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19])
+        uptime = float(open("/proc/uptime").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return now
+    return now - max(0.0, uptime - ticks / os.sysconf("SC_CLK_TCK"))

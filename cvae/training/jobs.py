@@ -70,6 +70,7 @@ def _child_main(cfg: "TrainConfig", out: str, data: str, conn, stop) -> None:
                 pass
         send("phase", "loading")
         from ..core import data as cvae_data  # torch and the trainer load here, in the child only
+        from .budget import process_started
         from .loop import train
 
         train_x, _ = cvae_data.load_mnist("train", data, download=False)
@@ -84,7 +85,8 @@ def _child_main(cfg: "TrainConfig", out: str, data: str, conn, stop) -> None:
             send("event", event)
             return not stop.value
 
-        res = train(cfg, train_x, test_x, test_y=test_y, callback=callback, out=out)  # test_y: the film
+        # test_y: the film; started: a time budget counts from this process's start (loading included)
+        res = train(cfg, train_x, test_x, test_y=test_y, callback=callback, out=out, started=process_started())
         send("result", {"stop_reason": res.stop_reason, "message": res.message, "best_epoch": res.best_epoch,
                         "spread": res.spread})
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the server as a message
