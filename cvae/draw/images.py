@@ -34,7 +34,11 @@ def _upscale(a: np.ndarray, scale: int) -> np.ndarray:
         raise ValueError(f"scale must be an integer in [1, {MAX_SCALE}], got {scale}")
     if a.shape[0] * a.shape[1] * scale * scale > MAX_PIXELS:
         raise ValueError("the exported image would be too large; lower the scale")
-    # Nearest neighbour: each model pixel becomes a crisp scale x scale block.
+    return _blocks(a, scale)
+
+
+def _blocks(a: np.ndarray, scale: int) -> np.ndarray:
+    """Nearest neighbour: each model pixel becomes a crisp scale x scale block."""
     return np.repeat(np.repeat(a, scale, axis=0), scale, axis=1) if scale > 1 else a
 
 
@@ -102,22 +106,12 @@ def pixelate(image: np.ndarray, scale: int) -> np.ndarray:
 
     Done on the server so the browser never smooths a 28x28 digit into a blur.
     """
-    img = np.asarray(image)
-    if img.dtype != np.uint8:
-        img = to_uint8(img)
-    if img.ndim != 2:
-        raise ValueError(f"expected a 2-D image, got shape {img.shape}")
-    scale = max(1, int(scale))
-    return np.repeat(np.repeat(img, scale, axis=0), scale, axis=1)
+    return _blocks(_as_uint8_image(image), max(1, int(scale)))
 
 
 def png_data_uri(image: np.ndarray) -> str:
     """A 2-D uint8 (or [0,1] float) image as a data:image/png URI (the last few are memoised)."""
-    img = np.asarray(image)
-    if img.dtype != np.uint8:
-        img = to_uint8(img)
-    if img.ndim != 2:
-        raise ValueError(f"expected a 2-D image, got shape {img.shape}")
+    img = _as_uint8_image(image)
     return _png_uri(img.tobytes(), img.shape)
 
 
