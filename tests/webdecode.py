@@ -1,6 +1,6 @@
 """The browser's forward pass in NumPy, from the payload alone (test-only).
 
-It loops over ``payload["layers"]`` exactly as ``ui/explorer.js`` does (dense with a
+It loops over ``payload["layers"]`` exactly as ``cvae/web/decoder.js`` does (dense with a
 channel-major reshape; transposed convolutions as a scatter-add cropped by the declared
 "same" crop), so the payload's layout is checked without a browser.
 """

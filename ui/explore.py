@@ -5,7 +5,7 @@ What the browser does and what Python does:
 - The scatter (``st.plotly_chart``, keyed "scatter") and the manifold (keyed "manifold", in a
   tab beside it, drawn only while that tab is open) are drawn in the full run only: a latent
   move never re-sends them. The browser draws the current point, the hover preview and the
-  feature layers over them (ui/explorer.js).
+  feature layers over them (cvae/web/views.js).
 - The decoder column is the fragment "decoder": the live canvas, sliders and pad
   (ui/explorer.py), the server-rendered fallback digit (until the browser says it decodes)
   and the selected digit.
@@ -44,7 +44,7 @@ PANELS = "panels"  # rerun too when they show something that depends on the poin
 def scatter_figure(path: str, stamp: tuple, _enc: dict):
     fig = figures.latent_scatter(_enc["z_mean"], _enc["label"])
     # No per-point indices on the wire (27 KB of 167): the browser takes them from the
-    # encodings it already holds (ui/explorer.js testIndex); the hover shows digit and z.
+    # encodings it already holds (cvae/web/plotly_hook.js testIndex); the hover shows digit and z.
     for t in fig.data:
         t.customdata = None
         t.hovertemplate = f"digit {t.name}<br>z1=%{{x:.2f}}<br>z2=%{{y:.2f}}<extra></extra>"

@@ -2,9 +2,10 @@
 and the hooks that make the scatter a 2-D slider and move the manifold's ring.
 
 One ``st.components.v2`` component. Its inline JavaScript is only a small loader
-(``ui/explorer_boot.js``); the explorer module (``ui/explorer.js``), its styles, the
-decoder's weights and the encodings are content-addressed assets: each rerun sends their
-hashes. The browser keeps the payloads in IndexedDB across reloads and names them in a
+(``ui/explorer_boot.js``); the explorer's code (one bundle of the modules in ``cvae/web``,
+which the static site shares, with this page's host adapter ``ui/explorer_host.js``), its
+styles, the decoder's weights and the encodings are content-addressed assets: each rerun
+sends their hashes. The browser keeps the payloads in IndexedDB across reloads and names them in a
 cookie; a new session gets up front what the browser lacks, and anything still missing is
 asked for ("need"). The browser decodes while anything moves; Python hears only commits
 ("commit": a release, a key-up, a click; numbered, and the number echoed back) and the
@@ -28,6 +29,7 @@ import streamlit as st
 from cvae.core.latent import grid_pixel
 from cvae.core.payloads import decoder_payload, digest, points_payload
 from cvae.draw.palette import DIGIT_COLORS
+from cvae.web import WEB_DIR, bundle
 
 _HERE = Path(__file__).resolve().parent
 COMPONENT = "cvae_explorer"
@@ -45,11 +47,17 @@ HOOKS_ENV = "CVAE_TEST_HOOKS"
 _WEIGHTS: "weakref.WeakKeyDictionary[object, tuple[tuple, dict]]" = weakref.WeakKeyDictionary()
 
 
-@cache
-def _text_asset(name: str) -> dict:
-    """A file of ui/ as a content-addressed asset (read once per process)."""
-    text = (_HERE / name).read_text(encoding="utf-8")
+def _text_asset(name: str, text: str) -> dict:
     return {"text": text, "hash": digest({"file": name}, text.encode())}
+
+
+# Why: the bundle and the styles are read from disk and hashed once per process; every rerun
+# sends their hashes.
+@cache
+def _code_assets(hooks: bool) -> tuple[dict, dict]:
+    entries = [_HERE / "explorer_host.js"] + ([WEB_DIR / "hooks.js"] if hooks else [])
+    return (_text_asset("explorer", bundle(entries)),
+            _text_asset("explorer.css", (WEB_DIR / "explorer.css").read_text(encoding="utf-8")))
 
 
 def _compact(js: str) -> str:
@@ -174,8 +182,9 @@ def explorer_ui(model, enc: dict, z: Sequence[float], bounds: Sequence[float], *
     to_send: set = st.session_state[state_key].setdefault("hashes", set())
     weights = _weights(model)
     points = _points(np.asarray(enc["z_mean"], np.float32), np.asarray(enc["label"]), bounds)
-    assets = {"code": _text_asset("explorer.js"), "style": _text_asset("explorer.css"),
-              "weights": weights, "points": points}
+    hooks = os.environ.get(HOOKS_ENV) == "1"
+    code, style = _code_assets(hooks)
+    assets = {"code": code, "style": style, "weights": weights, "points": points}
 
     def on_need() -> None:
         need = (st.session_state.get(key) or {}).get("need")
@@ -226,7 +235,7 @@ def explorer_ui(model, enc: dict, z: Sequence[float], bounds: Sequence[float], *
         "manifold_selector": f".st-key-{manifold_key} .js-plotly-plot",
         "hint": "Drag a slider or the pad, or hover and drag on the scatter: the digit is decoded in your "
                 "browser as you move. Release to commit.",
-        "hooks": os.environ.get(HOOKS_ENV) == "1",
+        "hooks": hooks,
     }
     _components()[0](key=key, data=data, width="stretch", height="content",
                      on_commit_change=on_commit_cb, on_need_change=on_need, on_failed_change=on_failed)

@@ -3,7 +3,7 @@
 ``set_latent(z1, z2)`` is the one way to move the point (clamped to the explorer's
 bounds); the browser's commits, a click on a test digit, "Explore from here" and a link
 all go through it. The committed point is mirrored in the URL (``?z1=..&z2=..``) by the
-browser (ui/explorer.js), so a link opens the explorer there: :func:`point_from_url` reads
+browser (cvae/web/explorer.js), so a link opens the explorer there: :func:`point_from_url` reads
 it once per session; bad values in a URL are ignored or clamped.
 """
 

@@ -2,7 +2,7 @@
 
 The layers are declared once, by :func:`encoder_spec` and :func:`decoder_spec` (JSON-safe
 dicts, in order); :class:`Encoder` and :class:`Decoder` are built from them, and the
-browser's decoder (``cvae.webexport``, ``ui/explorer.js``) reads the same list.
+browser's decoder (``cvae.core.payloads``, ``cvae/web/decoder.js``) reads the same list.
 
 Keras' ``padding="same"`` is reproduced exactly by :func:`same_padding`: with stride 2 on
 an even size the one row/column of padding goes at the bottom/right (TensorFlow's rule

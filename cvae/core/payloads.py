@@ -1,6 +1,6 @@
 """The decoder and the encodings as compact, JSON-safe payloads for the web browser.
 
-The browser-side decoder (``ui/explorer.js``) receives the decoder once: its layer list
+The browser-side decoder (``cvae/web/decoder.js``) receives the decoder once: its layer list
 (:func:`cvae.model.decoder_spec`, the one declaration of the architecture) and its
 weights as float32 little-endian bytes in one base64 string, each tensor with its shape
 and offset. It keeps them under ``hash``, a content hash of the header and the bytes, so
