@@ -96,7 +96,11 @@ def sigmas(at) -> list[tuple[float, ...]]:
 def test_panels_start_clean(harness):
     st_ = status(harness)
     assert STAR_NAME not in st_["traces"]
-    assert "morph path" in st_["traces"]  # the default morph's layer, though its panel is not drawn
+    # No layer the person did not ask for: the morph path and the posterior appear once their
+    # panel has been opened, even with a digit selected.
+    assert not any(n in st_["traces"] for n in ("morph path", "posterior samples"))
+    harness.session_state["selected_index"] = 42
+    assert "posterior samples" not in status(harness.run())["traces"]
     assert any("Nothing drawn yet" in i.value for i in harness.info)
     # Only the drawing pad is drawn until another tab is opened.
     assert not harness.get("download_button") and not harness.slider
@@ -241,6 +245,10 @@ def test_features_in_the_app(model, enc, monkeypatch, tmp_path):
     at.session_state["selected_index"] = 7
     at.run()
     assert not at.exception and not at.error
+    names = [layer.get("name") for layer in overlay_layers(at)]
+    assert names == [STAR_NAME]  # the drawing, asked for; the morph and the posterior not yet
+    at.session_state["feat_morph_asked"] = at.session_state["feat_unc_asked"] = True  # their panels were opened
+    at.run()
     names = [layer.get("name") for layer in overlay_layers(at)]
     assert STAR_NAME in names and "morph path" in names
     assert "test #7 (%d) 1σ (39%%)" % enc["label"][7] in names

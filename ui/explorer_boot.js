@@ -1,5 +1,5 @@
 // The explorer's loader: the only code sent with every rerun, so it stays small.
-// Everything heavy (the explorer module ui/explorer.js, the decoder's weights, the
+// Everything heavy (the explorer bundle: cvae/web and ui/explorer_host.js, the decoder's weights, the
 // encodings) is content-addressed: Python sends {hash} and, only when asked, the payload.
 // The loader looks in this page's memory, then in IndexedDB (kept across reloads), and
 // asks Python for what is missing ("need"), again after a while, at most ASK_MAX times.

@@ -38,6 +38,9 @@ K_STEPS, K_SHOW_PATH, K_PLAY = "feat_morph_steps", "feat_morph_show_path", "feat
 K_FPS = "feat_morph_fps"
 K_U_SOURCE, K_U_INDEX = "feat_unc_source", "feat_unc_index"
 K_U_N, K_U_SEED, K_U_SHOW = "feat_unc_n", "feat_unc_seed", "feat_unc_show"
+# A panel's layer is drawn on the scatter once the person has opened that panel (asked for it):
+# a page opened for the first time shows the encodings and the point, nothing unexplained.
+K_MORPH_ASKED, K_U_ASKED = "feat_morph_asked", "feat_unc_asked"
 
 TEST_DIGIT, CURRENT, DRAWN, CLICKED = "Test digit", "Current point", "Your drawing", "Clicked test digit"
 ENDPOINT_KINDS = (TEST_DIGIT, CLICKED, CURRENT, DRAWN)
@@ -227,6 +230,7 @@ def _endpoint_ui(prefix: str, n_test: int) -> None:
 
 def morph_ui(model, enc: dict, current=None, selected_index: int | None = None):
     """Two endpoints, the straight path between them, its decoded strip and animation."""
+    st.session_state[K_MORPH_ASKED] = True
     st.markdown("A straight line between two points of the latent space, decoded at evenly spaced steps "
                 "(the **pink path** on the scatter).")
     n_test = len(enc["z_mean"])
@@ -286,6 +290,7 @@ def posterior_source(model, enc: dict, selected_index: int | None) -> tuple[np.n
 
 def uncertainty_ui(model, enc: dict, selected_index: int | None = None):
     """The encoder's posterior for a clicked or drawn digit: ellipses and decoded samples."""
+    st.session_state[K_U_ASKED] = True
     st.markdown("The encoder does not give one point but a Gaussian q(z|x) with mean z_mean and "
                 "standard deviation σ = exp(½·z_log_var). On the scatter (**green**): its 1σ and 2σ "
                 "ellipses (39% and 86% of the probability in 2-D); below: digits decoded from samples "
@@ -394,14 +399,14 @@ def feature_traces(model, enc: dict, current=None, selected_index: int | None = 
     traces: list = []
     if model.latent_dim != 2:
         return traces
-    if _get(K_U_SHOW):
+    if _get(K_U_SHOW) and st.session_state.get(K_U_ASKED):
         try:
             zm, lv, label = posterior_source(model, enc, selected_index)
             traces += ellipse_traces(zm, lv, name=label)
             traces.append(samples_trace(sample_posterior(zm, lv, int(_get(K_U_N)), int(_get(K_U_SEED)))))
         except ValueError:
             pass
-    if _get(K_SHOW_PATH):
+    if _get(K_SHOW_PATH) and st.session_state.get(K_MORPH_ASKED):
         try:
             traces.append(path_trace(morph_line(model, enc, current, selected_index)))
         except ValueError:
