@@ -65,6 +65,12 @@ def test_explore_in_chromium(app_server, page):
     wait_idle(page)
     assert page.locator('[data-testid="stException"]').count() == 0
     assert committed(page) == (0.0, 0.0)
+    # Nothing that is not the explorer's: no "Deploy" button or developer menu (the toolbar in
+    # minimal mode), and no layer on the scatter the person has not asked for (no morph path).
+    page.get_by_test_id("stHeader").wait_for(state="attached", timeout=60_000)
+    assert page.get_by_test_id("stAppDeployButton").count() == 0
+    assert page.get_by_test_id("stMainMenu").count() == 0
+    assert page.evaluate("cvaeExplorer.overlays()") == {}
     # One live digit at the head of the decoder column: >= 280 px, pixelated, the shipped
     # model's decode; the server's fallback copy is hidden while the browser decodes.
     digit = page.locator("canvas.digit")
