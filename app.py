@@ -27,6 +27,7 @@ from ui.how import how_it_works_ui
 from ui.latent import BOUNDS_KEY, current_latent, point_from_url, set_latent
 from ui.models import (configure_torch_threads, data_dir, latent_spread_ui, load_encodings, model_info_ui,
                        model_picker_ui, runs_dir, usable_model_ui)
+from ui.publish import publish_ui
 from ui.training import TRAIN_FORM_KEY, train_form_ui, training_ui
 
 
@@ -41,6 +42,7 @@ def sidebar_ui(data: str) -> tuple[str | None, tuple | None]:
                 path, stamp = usable_model_ui(path)
             if path:
                 model_info_ui(path, stamp)
+                publish_ui(path, stamp, data)
         with part("Training"):
             # Collapsed, the form is only its label (its inputs cost every browser that opens
             # the page their drawing); open at once when there is no model yet.

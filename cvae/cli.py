@@ -1,4 +1,4 @@
-"""Command line: ``python -m cvae train|evaluate|encode|ship|film``.
+"""Command line: ``python -m cvae train|evaluate|encode|ship|film|site``.
 
 Errors a person can fix (missing data, bad checkpoint, bad option) print one clear
 message to stderr and exit with code 2, never a traceback.
@@ -117,6 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--ship", action="store_true",
                    help="also write the film to assets/film.npz as the shipped model's film (a separate run "
                         "of its recipe; the page says so)")
+    w = sub.add_parser("site", help="write a static explorer of a checkpoint (no server: any static host, a "
+                                    "ZIP, or opened as a file)",
+                       description="Write the explorer of CHECKPOINT as a self-contained static site: index.html, "
+                                   "its script and styles, the decoder's weights and the test digits' encodings. "
+                                   "Serve it with `python -m http.server -d DIR`, or open DIR/index.html.")
+    w.add_argument("checkpoint")
+    w.add_argument("--out", required=True, help="the folder to write (refused when it exists and is not empty)")
+    w.add_argument("--data-dir", help="MNIST folder: the test digits shown when one is clicked, and the encodings "
+                                      "of a model other than the shipped one")
+    w.add_argument("--force", action="store_true", help="replace the folder --out if it holds files")
     return p
 
 
@@ -276,6 +286,24 @@ def _cmd_film(args) -> int:
     return 0
 
 
+def _cmd_site(args) -> int:
+    from .site import write_site
+
+    try:
+        out, files = write_site(args.checkpoint, args.out, args.data_dir, force=args.force)
+    except FileExistsError as exc:
+        print(f"error: {exc}; choose another folder or pass --force to replace it", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    size = sum(len(b) for b in files.values())
+    originals = "with" if "digits.png" in files else "without (no MNIST here)"
+    print(f"wrote {out}/: {len(files)} files, {size / 1e6:.2f} MB, the test digits' originals {originals}. "
+          f"Serve it with `python -m http.server -d {out}` or open {out}/index.html")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from .core.checkpoint import CheckpointError
     from .core.data import DataMissingError
@@ -287,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     args.started = started
     try:
         return {"train": _cmd_train, "evaluate": _cmd_evaluate, "encode": _cmd_encode, "ship": _cmd_ship,
-                "film": _cmd_film}[args.command](args)
+                "film": _cmd_film, "site": _cmd_site}[args.command](args)
     except (DataMissingError, CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

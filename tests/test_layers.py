@@ -21,7 +21,9 @@ ALLOWED = {
     "cvae.core": {"cvae.core"},
     "cvae.training": {"cvae.core", "cvae.training"},
     "cvae.draw": {"cvae.core", "cvae.draw"},
-    "cvae.cli": {"cvae.core", "cvae.training", "cvae.draw"},
+    "cvae.web": {"cvae.web"},
+    "cvae.site": {"cvae.core", "cvae.draw", "cvae.web"},
+    "cvae.cli": {"cvae.core", "cvae.training", "cvae.draw", "cvae.site"},
     "cvae.__main__": {"cvae.cli"},
     "cvae": {"cvae.core", "cvae.training"},
 }
@@ -30,6 +32,8 @@ FORBIDDEN = {
     "cvae.core": {"plotly", "PIL", "streamlit", "ui", "app"},
     "cvae.training": {"plotly", "PIL", "streamlit", "ui", "app"},
     "cvae.draw": {"streamlit", "ui", "app"},
+    "cvae.web": {"plotly", "PIL", "streamlit", "torch", "ui", "app"},
+    "cvae.site": {"streamlit", "plotly", "ui", "app"},
     "cvae.cli": {"streamlit", "ui", "app"},
 }
 

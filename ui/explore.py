@@ -26,14 +26,14 @@ from cvae.core import latent as cvae_latent
 from cvae.core.data import has_mnist
 from cvae.draw import figures
 from cvae.draw.images import pixelate
+from cvae.web import DIGIT_PX, SLIDER_STEP
 from ui import features
 from ui.common import part
 from ui.film import film_replay_ui
-from ui.explorer import DIGIT_PX, FALLBACK_KEY, browser_decodes, explorer_ui, manifold_map, overlays_ui
+from ui.explorer import FALLBACK_KEY, browser_decodes, explorer_ui, overlays_ui
 from ui.latent import apply_selection, bounds, current_latent, set_latent
 from ui.models import load_model, manifold_image, test_digit
 
-SLIDER_STEP = 0.01
 FRAGMENTS = ["decoder"]  # what every commit reruns
 PANELS = "panels"  # rerun too when they show something that depends on the point
 
@@ -174,7 +174,7 @@ def manifold_ui(path: str, stamp: tuple) -> dict | None:
     with part("The manifold"):
         st.plotly_chart(manifold_chart(path, stamp, int(n), tuple(z1r), tuple(z2r)), key="manifold",
                         config={"displaylogo": False})
-        return manifold_map(int(n), z1r, z2r)
+        return cvae_latent.manifold_map(int(n), z1r, z2r)
     return None
 
 

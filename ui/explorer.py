@@ -26,17 +26,14 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from cvae.core.latent import grid_pixel
 from cvae.core.payloads import decoder_payload, digest, points_payload
 from cvae.draw.palette import DIGIT_COLORS
-from cvae.web import WEB_DIR, bundle
+from cvae.web import DIGIT_PX, HINT, PAD_PX, WEB_DIR, bundle
 
 _HERE = Path(__file__).resolve().parent
 COMPONENT = "cvae_explorer"
 OVERLAY_COMPONENT = "cvae_overlays"
 FALLBACK_KEY = "cvae_fallback"  # explorer.js hides this container while it decodes
-DIGIT_PX = 280  # the decoder canvas: 28 px x 10, nearest neighbour
-PAD_PX = 220
 # Test and benchmark hooks on the page's globalThis, only when asked for.
 HOOKS_ENV = "CVAE_TEST_HOOKS"
 
@@ -114,17 +111,6 @@ def parse_commit(value, bounds: Sequence[float], n_points: int) -> tuple[float, 
     return min(max(z1, lo1), hi1), min(max(z2, lo2), hi2), sel
 
 
-def manifold_map(n: int, z1_range: Sequence[float], z2_range: Sequence[float], cell: int = 28) -> dict:
-    """The affine map from a latent point to the manifold image's pixels, taken from
-    :func:`cvae.core.latent.grid_pixel` (the one definition), for the browser's ring."""
-    (a, b), (c, d) = z1_range, z2_range
-    x0, y0 = grid_pixel(a, c, n, z1_range, z2_range, cell)
-    x1, y1 = grid_pixel(b, d, n, z1_range, z2_range, cell)
-    sx = (x1 - x0) / (b - a)
-    sy = (y1 - y0) / (d - c)
-    return {"x": [sx, x0 - sx * a], "y": [sy, y0 - sy * c], "inside": [a, b, c, d], "cell": cell, "side": n * cell}
-
-
 def overlay_layers(traces: Sequence) -> list[dict]:
     """Plotly scatter traces (the feature layers of cvae.overlays) as plain shapes for the
     browser's overlay: points, mode, colour, width, dash, marker size and symbol."""
@@ -167,7 +153,7 @@ def explorer_ui(model, enc: dict, z: Sequence[float], bounds: Sequence[float], *
 
     ``on_commit(z1, z2, selected)`` runs as the widget callback of a commit (clamped to
     ``bounds``: z1 lo, z1 hi, z2 lo, z2 hi); it may set session state and ``st.rerun`` named
-    fragments. ``manifold`` is :func:`manifold_map` of the manifold shown, or None.
+    fragments. ``manifold`` is :func:`cvae.core.latent.manifold_map` of the manifold shown, or None.
     """
     bounds = tuple(float(v) for v in bounds)
     state_key = f"_{key}_send"  # hashes the browser asked for: sent with the next run, once
@@ -233,8 +219,7 @@ def explorer_ui(model, enc: dict, z: Sequence[float], bounds: Sequence[float], *
         "manifold": manifold,
         "scatter_selector": f".st-key-{scatter_key} .js-plotly-plot",
         "manifold_selector": f".st-key-{manifold_key} .js-plotly-plot",
-        "hint": "Drag a slider or the pad, or hover and drag on the scatter: the digit is decoded in your "
-                "browser as you move. Release to commit.",
+        "hint": HINT,
         "hooks": hooks,
     }
     _components()[0](key=key, data=data, width="stretch", height="content",

@@ -175,6 +175,18 @@ def grid_pixel(z1: float, z2: float, n: int, z1_range, z2_range, cell: int = 28)
     return (fx + 0.5) * cell, (fy + 0.5) * cell
 
 
+def manifold_map(n: int, z1_range: Sequence[float], z2_range: Sequence[float], cell: int = 28) -> dict:
+    """The affine map from a latent point to the manifold image's pixels, taken from
+    :func:`grid_pixel` (the one definition), for the browser's ring."""
+    (a, b), (c, d) = z1_range, z2_range
+    x0, y0 = grid_pixel(a, c, n, z1_range, z2_range, cell)
+    x1, y1 = grid_pixel(b, d, n, z1_range, z2_range, cell)
+    sx = (x1 - x0) / (b - a)
+    sy = (y1 - y0) / (d - c)
+    return {"x": [sx, x0 - sx * a], "y": [sy, y0 - sy * c], "inside": [a, b, c, d], "cell": cell, "side": n * cell}
+
+
+
 # Straight-line morphs between two latent points
 
 MIN_STEPS, MAX_STEPS = 2, 64

@@ -122,3 +122,23 @@ def _png_uri(raw: bytes, shape: tuple) -> str:
     buf = io.BytesIO()
     Image.fromarray(np.frombuffer(raw, np.uint8).reshape(shape)).save(buf, format="PNG", optimize=False)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def sheet_png(images, columns: int, levels: int = 16) -> bytes:
+    """Digits (N, H, W; uint8 or [0, 1]) as one PNG sheet, ``columns`` per row, each pixel one
+    of ``levels`` grey levels (a palette PNG of 4 bits a pixel for 16): MNIST's 10,000 test
+    digits in about 1 MB where 256 levels take 1.6 MB. Unused cells are black."""
+    a = np.stack([_as_uint8_image(im) for im in images]) if len(images) else np.zeros((0, 28, 28), np.uint8)
+    n, h, w = a.shape
+    if n == 0 or columns < 1 or not 2 <= levels <= 256:
+        raise ValueError(f"need N >= 1 images, columns >= 1 and 2-256 levels; got {n}, {columns}, {levels}")
+    rows = -(-n // columns)
+    grid = np.zeros((rows * columns, h, w), np.uint8)
+    grid[:n] = np.rint(a.astype(np.float32) * (levels - 1) / 255).astype(np.uint8)
+    grid = grid.reshape(rows, columns, h, w).transpose(0, 2, 1, 3).reshape(rows * h, columns * w)
+    img = Image.fromarray(grid, mode="P")
+    grey = np.rint(np.arange(levels) * 255 / (levels - 1)).astype(np.uint8)
+    img.putpalette(np.repeat(grey, 3).tolist())
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=True, bits=max(1, int(np.ceil(np.log2(levels)))))
+    return buf.getvalue()

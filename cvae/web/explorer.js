@@ -22,6 +22,12 @@ export class Explorer {
   constructor(host, { surfaces = () => ({}), onFail = () => {} } = {}) {
     Object.assign(this, explorerDom(host));
     this.dctx = this.digit.getContext("2d");
+    // On a small screen the digit may be out of view while the point moves (the scatter and
+    // the pad are above or below it): a copy floats in the corner until the move ends.
+    this.digitInView = true;
+    this.seen = new IntersectionObserver(([e]) => { this.digitInView = e.intersectionRatio >= 0.6; this.showFloat(); },
+                                         { threshold: [0, 0.6, 1] });
+    this.seen.observe(this.digit);
     this.committed = [0, 0];
     this.live = null;       // {z, source}: a point being previewed or dragged, not yet committed
     this.shown = null;
@@ -109,6 +115,7 @@ export class Explorer {
   endPreview() {
     this.live = null;
     this.refresh();
+    this.showFloat();
   }
 
   commit(z, select = null) {
@@ -119,6 +126,7 @@ export class Explorer {
     // decodes: the host then stops drawing its fallback digit (until "failed").
     this.told = !this.failed && !!this.model;
     this.refresh();
+    this.showFloat();
     this.commits.commit({ z1: z[0], z2: z[1], select, decodes: this.told });
   }
 
@@ -161,9 +169,19 @@ export class Explorer {
     Object.assign(this.stats, { decodes: this.stats.decodes + 1, decodeMs: this.stats.decodeMs + ms, lastDecodeMs: ms,
                                 paints: this.stats.paints + 1 });
     paintImage(this.dctx, img, this.model.size);
+    this.showFloat();
     say(ms);
     this.digit.dataset.z = `${z[0]},${z[1]}`;
     this.digit.dispatchEvent(new CustomEvent("cvae:paint", { bubbles: true, composed: true, detail: { z, source: this.live && this.live.source } }));
+  }
+
+  showFloat() {
+    const on = !!this.live && !this.digitInView && !this.failed && !!this.shown;
+    if (on) {
+      const g = this.float.getContext("2d");
+      g.drawImage(this.digit, 0, 0);
+    }
+    if (this.float.hidden === on) this.float.hidden = !on;
   }
 
   // ---- the surfaces ----
@@ -205,6 +223,7 @@ export class Explorer {
     clearInterval(this.poll);
     this.commits.drop();
     this.watch.disconnect();
+    this.seen.disconnect();
     for (const s of [this.scatter, this.manifold]) if (s && s.detach) s.detach();
     this.root.remove();
     LIVE.delete(this);

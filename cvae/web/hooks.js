@@ -22,7 +22,7 @@ if (!globalThis.cvaeExplorer) {
     stats: () => [...LIVE].map((x) => ({ ...x.stats, committed: x.committed.slice(), shown: x.shown && x.shown.slice(),
                                           live: x.live && { ...x.live }, hasModel: !!x.model, selected: x.selected,
                                           scatter: ready(x.scatter), manifold: ready(x.manifold), failed: x.failed,
-                                          watching: x.watching, resent: x.commits.resent, seq: x.commits.seq })),
+                                          watching: x.watching, float: !x.float.hidden, resent: x.commits.resent, seq: x.commits.seq })),
     // Client (page) coordinates of a latent point on the scatter or the manifold.
     scatterPx: (z1, z2) => first().scatter.client(z1, z2),
     scatterLatent: (clientX, clientY) => first().scatter.at({ clientX, clientY }).z,

@@ -6,6 +6,7 @@
 // A hook is a "surface" for the explorer: at(e) (the latent point under a pointer), toPx(z1, z2)
 // (figure pixels), area() (the plot area) and begin() (a cleared 2-D context over the figure,
 // clipped to the plot area), the same as the static site's canvas scatter offers.
+import { beginOverlay } from "./views.js";
 
 export class PlotHook {
   constructor(selector, onAttach) {
@@ -70,23 +71,6 @@ export class PlotHook {
   }
 
   detach() { this.canvas.remove(); }
-}
-
-// A cleared 2-D context over an overlay canvas of w x h CSS pixels, clipped to the area.
-export function beginOverlay(c, w, h, area) {
-  const dpr = globalThis.devicePixelRatio || 1;
-  if (c.width !== Math.round(w * dpr) || c.height !== Math.round(h * dpr)) {
-    [c.width, c.height] = [Math.round(w * dpr), Math.round(h * dpr)];
-    [c.style.width, c.style.height] = [`${w}px`, `${h}px`];
-  }
-  const g = c.getContext("2d");
-  g.setTransform(1, 0, 0, 1, 0, 0);
-  g.clearRect(0, 0, c.width, c.height);
-  g.setTransform(dpr, 0, 0, dpr, 0, 0);
-  g.beginPath();
-  g.rect(area.left, area.top, area.width, area.height);
-  g.clip();
-  return g;
 }
 
 // The scatter as a 2-D slider: hover previews, press-drag moves, release commits, a click on a

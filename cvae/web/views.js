@@ -10,6 +10,7 @@ export function explorerDom(host) {
       <canvas class="digit" width="28" height="28" role="img" aria-label="decoded digit"></canvas>
       <div class="cvae-error" role="alert" hidden></div>
     </div>
+    <canvas class="float" width="28" height="28" aria-hidden="true" hidden></canvas>
     <div class="readout" aria-live="off"></div>
     <label class="zrow"><span>z1</span><input type="range" aria-label="z1"><output></output></label>
     <label class="zrow"><span>z2</span><input type="range" aria-label="z2"><output></output></label>
@@ -18,7 +19,7 @@ export function explorerDom(host) {
   host.appendChild(root);
   const q = (s) => root.querySelector(s);
   return {
-    root, digit: q("canvas.digit"), error: q(".cvae-error"), readout: q(".readout"), pad: q("canvas.pad"),
+    root, digit: q("canvas.digit"), float: q("canvas.float"), error: q(".cvae-error"), readout: q(".readout"), pad: q("canvas.pad"),
     hint: q(".hint"), sliders: [...root.querySelectorAll("input[type=range]")], outputs: [...root.querySelectorAll("output")],
   };
 }
@@ -161,6 +162,23 @@ function padBackground(s, dpr, bounds, points, palette, background) {
   g.fillText(`z₁ ${a}…${b}`, 4, s - 4);
   g.fillText(`z₂ ${c}…${d}`, 4, 12);
   return bg;
+}
+
+// A cleared 2-D context over an overlay canvas of w x h CSS pixels, clipped to the area.
+export function beginOverlay(c, w, h, area) {
+  const dpr = globalThis.devicePixelRatio || 1;
+  if (c.width !== Math.round(w * dpr) || c.height !== Math.round(h * dpr)) {
+    [c.width, c.height] = [Math.round(w * dpr), Math.round(h * dpr)];
+    [c.style.width, c.style.height] = [`${w}px`, `${h}px`];
+  }
+  const g = c.getContext("2d");
+  g.setTransform(1, 0, 0, 1, 0, 0);
+  g.clearRect(0, 0, c.width, c.height);
+  g.setTransform(dpr, 0, 0, dpr, 0, 0);
+  g.beginPath();
+  g.rect(area.left, area.top, area.width, area.height);
+  g.clip();
+  return g;
 }
 
 export function ring(g, px, py, r, color, width) {

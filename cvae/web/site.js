@@ -1,0 +1,107 @@
+// The static site's host: the page itself holds the point (no server). It reads the model and
+// the encodings from data.js (globalThis.CVAE_SITE, written by `python -m cvae site`), starts
+// the explorer on the same modules as the app, and answers its commits as Python does: the
+// point moves, a click selects a digit, the commit's number is echoed, the URL keeps the point.
+import { Explorer, pointFromUrl } from "./explorer.js";
+import { preparePoints } from "./payload.js";
+import { decode } from "./decoder.js";
+import { paintImage } from "./views.js";
+import { CanvasScatter } from "./canvas_scatter.js";
+import { ManifoldView } from "./manifold.js";
+
+function start() {
+  const S = globalThis.CVAE_SITE, $ = (id) => document.getElementById(id);
+  if (!S) return failPage("data.js did not load: keep the folder's files together.");
+  $("model").textContent = S.model.line;
+  document.title = `CVAE latent explorer · ${S.model.name}`;
+  const points = preparePoints(S.points);
+  const state = { z: pointFromUrl(globalThis.location.search, S.bounds) || [0, 0], selected: null, seq: 0 };
+  state.z = state.z.map((v, k) => Math.min(S.bounds[2 * k + 1], Math.max(S.bounds[2 * k], v)));
+  const values = { weights: S.weights, points: S.points };
+  const assets = { weights: { hash: S.weights.hash }, points: { hash: S.points.hash } };
+  const data = () => ({
+    assets, z: state.z, bounds: S.bounds, step: S.step, selected: state.selected, seq: state.seq, decodes: true,
+    session: "site", n_points: points.n, palette: S.palette, digit_px: S.digit_px, pad_px: S.pad_px,
+    manifold: S.manifold.map, hint: S.hint,
+  });
+  let x = null;
+  // The commit trigger: applied at once, then the explorer hears back as it does from Python.
+  const send = (name, v) => {
+    if (name !== "commit") return;
+    state.z = [v.z1, v.z2];
+    state.seq = v.seq;
+    if (Number.isInteger(v.select) && v.select >= 0 && v.select < points.n) state.selected = v.select;
+    queueMicrotask(() => { x.update(data(), values, send); showSelection(); link(); });
+  };
+  // The test digits' sheet, when the site was written with MNIST beside it.
+  const sheet = S.digits ? Object.assign(new Image(), { src: S.digits.file, alt: "" }) : null;
+  let manifold = null;
+  x = new Explorer($("explorer"), {
+    surfaces: (ex) => ({
+      scatter: new CanvasScatter($("scatter"), ex, { points, bounds: S.bounds, palette: S.palette }),
+      manifold: (manifold = new ManifoldView($("manifold"), ex, S.manifold)),
+    }),
+  });
+  x.update(data(), values, send);
+  link();
+
+  // The manifold's tab: decoded the first time it is opened.
+  for (const tab of document.querySelectorAll("[role=tab]")) {
+    tab.addEventListener("click", () => {
+      for (const t of document.querySelectorAll("[role=tab]")) {
+        const on = t === tab;
+        t.setAttribute("aria-selected", String(on));
+        $(t.getAttribute("aria-controls")).hidden = !on;
+      }
+      if (tab.getAttribute("aria-controls") === "manifold-panel" && x.model) manifold.draw(x.model).then(() => x.drawManifold());
+      x.drawScatter();
+      x.drawManifold();
+    });
+  }
+
+  function link() {
+    const a = $("link"), url = new URL(globalThis.location.href);
+    url.searchParams.set("z1", state.z[0].toFixed(3));
+    url.searchParams.set("z2", state.z[1].toFixed(3));
+    a.href = url.href;
+    a.textContent = `a link to z = (${state.z[0].toFixed(3)}, ${state.z[1].toFixed(3)})`;
+  }
+
+  // A clicked test digit beside its reconstruction (decoded at its z_mean).
+  function showSelection() {
+    const i = state.selected, box = $("selection");
+    if (i === null || !x.model) { box.hidden = true; return; }
+    box.hidden = false;
+    const label = points.label[i], [a, b, c, d] = S.bounds;
+    const z = [a + points.x[i] * (b - a), d - points.y[i] * (d - c)];
+    $("selection-title").textContent = `Selected: test digit #${i}, a ${label}`;
+    const recon = $("reconstruction");
+    paintImage(recon.getContext("2d"), decode(x.model, z), 28);
+    $("reconstruction-caption").textContent = `reconstruction at z_mean = (${z[0].toFixed(2)}, ${z[1].toFixed(2)})`;
+    const orig = $("original"), g = orig.getContext("2d");
+    if (sheet) {
+      const draw = () => {
+        g.clearRect(0, 0, 28, 28);
+        g.drawImage(sheet, (i % S.digits.columns) * 28, Math.floor(i / S.digits.columns) * 28, 28, 28, 0, 0, 28, 28);
+      };
+      if (sheet.complete) draw(); else sheet.addEventListener("load", draw, { once: true });
+      $("original-caption").textContent = `original #${i} (label ${label})`;
+    } else {
+      g.fillStyle = "#000"; g.fillRect(0, 0, 28, 28);
+      $("original-caption").textContent = "the originals were not included (the site was written without MNIST)";
+    }
+  }
+  $("clear").addEventListener("click", () => { state.selected = null; showSelection(); x.update(data(), values, send); });
+}
+
+function failPage(message) {
+  const el = document.getElementById("explorer");
+  el.innerHTML = "";
+  const note = document.createElement("div");
+  note.className = "cvae-error";
+  note.setAttribute("role", "alert");
+  note.textContent = message;
+  el.appendChild(note);
+}
+
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start); else start();
