@@ -1,0 +1,284 @@
+"""The static site in real Chromium, served by `python -m http.server` from a temporary folder
+(and opened as a file), with every request outside that server aborted and counted: none may be
+made. The decode equals PyTorch's; hover and slider drag repaint; press-drag-release moves the
+point; a click selects a test digit (its original from MNIST beside its reconstruction); a link
+opens at its point; the legend, zoom and the manifold work; and on a phone the digit stays in
+view while a finger drags on the scatter, without scrolling the page."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cvae.core import latent
+from cvae.core.data import load_mnist
+from cvae.core.files import write_folder
+from cvae.core.shipped import SHIPPED_CHECKPOINT, shipped_encodings
+from cvae.site import SHEET_LEVELS, site_files
+from devkit import DATA_DIR, free_port, needs_data
+
+pytestmark = needs_data
+TIMEOUT_MS = 60_000
+READY = "() => globalThis.cvaeExplorer && cvaeExplorer.stats().some(s => s.hasModel && s.paints > 0 && s.scatter)"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("site") / "site"
+    return write_folder(out, site_files(SHIPPED_CHECKPOINT, DATA_DIR, hooks=True))
+
+
+@pytest.fixture(scope="module")
+def served(site):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "http.server", "-d", str(site), "-b", "127.0.0.1", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.05)  # the server's socket is not open yet (a poll, not a synchronisation)
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)
+
+
+class Visit:
+    """A page in its own context; requests outside ``origin`` are aborted and kept."""
+
+    def __init__(self, browser, origin: str, **ctx):
+        self.ctx = browser.new_context(**({"viewport": {"width": 1280, "height": 900}} | ctx))
+        self.outside: list[str] = []
+        self.errors: list[str] = []
+        self.ctx.route("**/*", self.route)
+        self.origin = origin
+        self.page = self.ctx.new_page()
+        self.page.set_default_timeout(TIMEOUT_MS)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("request", lambda r: None if r.url.startswith((origin, "data:", "blob:")) else self.outside.append(r.url))
+        # A Content-Security-Policy violation is an error too.
+        self.page.add_init_script("document.addEventListener('securitypolicyviolation', e =>"
+                                  " console.error('CSP: ' + e.violatedDirective + ' ' + e.blockedURI))")
+
+    def route(self, route):
+        url = route.request.url
+        if url.startswith(self.origin):
+            return route.continue_()
+        self.outside.append(url)
+        route.abort()
+
+    def open(self, path="/index.html"):
+        self.page.goto(self.origin + path)
+        self.page.wait_for_function(READY)
+        return self.page
+
+    def close(self):
+        assert self.outside == [], self.outside
+        assert self.errors == [], self.errors
+        self.ctx.close()
+
+
+def stats(pg) -> dict:
+    return pg.evaluate("cvaeExplorer.stats()[0]")
+
+
+def digit(pg) -> np.ndarray:
+    rgba = pg.locator("canvas.digit").evaluate("c => Array.from(c.getContext('2d').getImageData(0, 0, 28, 28).data)")
+    return np.array(rgba, np.int16).reshape(28, 28, 4)[..., 0]
+
+
+def pytorch(model, z) -> np.ndarray:
+    return np.rint(latent.decode_points(model, np.array([z], np.float32))[0] * 255)
+
+
+def test_the_page_decodes_as_pytorch_and_follows_the_mouse(browser, served, model):
+    v = Visit(browser, served)
+    pg = v.open("/index.html?z1=0.75&z2=-1.25")
+    # A link opens at its point, and the canvas shows PyTorch's decode of it.
+    assert stats(pg)["committed"] == [0.75, -1.25]
+    assert np.abs(digit(pg) - pytorch(model, [0.75, -1.25])).max() <= 1
+    assert "134,165 parameters · test loss 147.74" in pg.locator("#model").inner_text()
+
+    # Hover: each move repaints the digit at the latent point under the cursor, no commit. (Pointer
+    # events carry float32 coordinates: a latent point read back differs by ~2e-7.)
+    x0, y0 = pg.evaluate("cvaeExplorer.scatterPx(-0.5, 0.5)")
+    paints = stats(pg)["paints"]
+    pg.mouse.move(x0, y0)
+    for k in range(1, 21):
+        pg.mouse.move(x0 + 6 * k, y0 + 2 * k)
+        pg.wait_for_function(f"() => cvaeExplorer.stats()[0].paints >= {paints + k}")
+    s = stats(pg)
+    assert s["commits"] == 0 and s["live"]["source"] == "hover"
+    want = pg.evaluate(f"cvaeExplorer.scatterLatent({x0 + 120}, {y0 + 40})")
+    assert s["live"]["z"] == pytest.approx(want, abs=1e-6)
+    assert np.abs(digit(pg) - pytorch(model, want)).max() <= 1
+
+    # Press, drag, release: the point moves to where the button came up, and the URL keeps it.
+    pg.mouse.down()
+    pg.mouse.move(x0 + 40, y0 - 60, steps=8)
+    assert stats(pg)["live"]["source"] == "drag" and stats(pg)["commits"] == 0
+    pg.mouse.up()
+    end = pg.evaluate(f"cvaeExplorer.scatterLatent({x0 + 40}, {y0 - 60})")
+    pg.wait_for_function("() => cvaeExplorer.stats()[0].commits === 1")
+    assert stats(pg)["committed"] == pytest.approx(end, abs=1e-6)
+    pg.wait_for_function("([a, b]) => { const q = new URLSearchParams(location.search);"
+                         " return q.get('z1') === a && q.get('z2') === b; }", arg=[f"{end[0]:.3f}", f"{end[1]:.3f}"])
+    assert np.abs(digit(pg) - pytorch(model, end)).max() <= 1
+
+    # A slider dragged with the mouse repaints while the thumb moves, and commits on release.
+    pg.mouse.move(5, 5)
+    box = pg.get_by_role("slider", name="z1", exact=True).bounding_box()
+    paints, commits = stats(pg)["paints"], stats(pg)["commits"]
+    y = box["y"] + box["height"] / 2
+    pg.mouse.move(box["x"] + 5, y)
+    pg.mouse.down()
+    for k in range(1, 11):
+        pg.mouse.move(box["x"] + 5 + 12 * k, y)
+        pg.wait_for_function(f"() => cvaeExplorer.stats()[0].paints > {paints}")
+        paints = stats(pg)["paints"]
+    assert stats(pg)["commits"] == commits
+    pg.mouse.up()
+    pg.wait_for_function(f"() => cvaeExplorer.stats()[0].commits === {commits + 1}")
+    z = stats(pg)["committed"]
+    assert np.abs(digit(pg) - pytorch(model, z)).max() <= 1
+    v.close()
+
+
+def test_a_click_selects_a_test_digit_beside_its_reconstruction(browser, served, model, enc):
+    v = Visit(browser, served)
+    pg = v.open()
+    zm = enc["z_mean"]
+    crowd = [(np.linalg.norm(zm - zm[i], axis=1) < 0.08).sum() for i in range(2000)]
+    target = int(np.argmin(crowd))  # an isolated digit: the click lands on it alone
+    x, y = pg.evaluate("([a, b]) => cvaeExplorer.scatterPx(a, b)", [float(zm[target, 0]), float(zm[target, 1])])
+    pg.mouse.click(x + 1, y)
+    pg.locator("#selection-title").filter(has_text=f"#{target},").wait_for()
+    assert stats(pg)["committed"] == pytest.approx(zm[target], abs=2e-4)  # the points travel quantised
+    orig = np.array(pg.locator("#original").evaluate(
+        "c => Array.from(c.getContext('2d').getImageData(0, 0, 28, 28).data)"), np.int16).reshape(28, 28, 4)[..., 0]
+    images, _ = load_mnist("test", DATA_DIR, download=False)
+    assert np.abs(orig - images[target, 0].numpy() * 255).max() <= 255 / (SHEET_LEVELS - 1) / 2 + 1
+    assert f"original #{target} (label {enc['label'][target]})" in pg.locator("#original-caption").inner_text()
+    recon = np.array(pg.locator("#reconstruction").evaluate(
+        "c => Array.from(c.getContext('2d').getImageData(0, 0, 28, 28).data)"), np.int16).reshape(28, 28, 4)[..., 0]
+    assert np.abs(recon - pytorch(model, stats(pg)["committed"])).max() <= 1
+    pg.get_by_role("button", name="Clear selection").click()
+    assert pg.locator("#selection").is_hidden()
+    v.close()
+
+
+def test_legend_zoom_and_the_manifold(browser, served, model):
+    v = Visit(browser, served)
+    pg = v.open()
+    seven = "#7f7f7f"  # the palette's 7
+
+    def pixels_of(color: str) -> int:
+        """Pixels of one digit's colour: drawn 1-4 times over white at opacity 0.7."""
+        rgb = np.array([int(color[i:i + 2], 16) for i in (1, 3, 5)], float)
+        shades = [np.rint(255 * 0.3 ** k + rgb * (1 - 0.3 ** k)).tolist() for k in (1, 2, 3, 4)]
+        return pg.evaluate("""(shades) => { const c = document.querySelector('canvas.points');
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;
+            for (let i = 0; i < d.length; i += 4) if (shades.some(w => Math.abs(d[i] - w[0]) <= 1
+                && Math.abs(d[i+1] - w[1]) <= 1 && Math.abs(d[i+2] - w[2]) <= 1)) n++; return n; }""", shades)
+
+    assert pixels_of(seven) > 200
+    pg.locator(".legend button", has_text="7").click()
+    assert pg.locator(".legend button", has_text="7").get_attribute("aria-pressed") == "false"
+    assert pixels_of(seven) == 0
+    pg.locator(".legend button", has_text="7").click()
+    assert pixels_of(seven) > 200
+    red = pixels_of("#d62728")
+    pg.locator(".legend button", has_text="3").dblclick()  # only the 3s
+    assert pixels_of(seven) == 0 and pixels_of("#1f77b4") == 0
+    assert pixels_of("#d62728") > max(red, 30)  # no longer covered by other digits
+    pg.locator(".legend button", has_text="3").dblclick()  # all again
+    assert pixels_of(seven) > 200
+
+    # The wheel zooms about the cursor: the latent point under it stays under it.
+    x, y = pg.evaluate("cvaeExplorer.scatterPx(1.0, -1.0)")
+    pg.mouse.move(x, y)
+    before = pg.evaluate("cvaeExplorer.scatterPx(2.0, 0.0)")
+    pg.mouse.wheel(0, -400)
+    pg.wait_for_function(f"() => cvaeExplorer.scatterPx(2.0, 0.0)[0] > {before[0] + 20}")
+    assert pg.evaluate(f"cvaeExplorer.scatterLatent({x}, {y})") == pytest.approx([1.0, -1.0], abs=0.01)
+    pg.mouse.dblclick(x, y)  # back to the whole plane
+    pg.wait_for_function(f"() => Math.abs(cvaeExplorer.scatterPx(2.0, 0.0)[0] - {before[0]}) < 0.5")
+
+    # The manifold tab: the tutorial's grid decoded in the browser, as PyTorch decodes it.
+    pg.get_by_role("tab", name="Manifold").click()
+    pg.wait_for_function("() => cvaeExplorer.stats()[0].manifoldDraws > 0")
+    grid = latent.to_uint8(latent.decode_grid(model)).astype(np.int16)
+    pg.wait_for_function("""() => { const c = document.querySelector('canvas.image');
+        const d = c.getContext('2d').getImageData(0, c.height - 28, 28, 28).data;
+        return d[3] === 255; }""")  # the last row is drawn
+    got = np.array(pg.locator("canvas.image").evaluate(
+        "c => Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)"), np.int16)
+    got = got.reshape(grid.shape[0], grid.shape[1], 4)[..., 0]
+    assert np.abs(got - grid).max() <= 1
+    # The ring is where cvae.core.latent.grid_pixel puts the point.
+    z = stats(pg)["committed"]
+    px = latent.grid_pixel(*z, 15, latent.GRID_Z1, latent.GRID_Z2)
+    box = pg.locator("canvas.image").bounding_box()
+    k = box["width"] / (15 * 28)
+    assert pg.evaluate("cvaeExplorer.manifoldRing()") == pytest.approx([box["x"] + px[0] * k, box["y"] + px[1] * k],
+                                                                       abs=0.5)
+    v.close()
+
+
+def test_opened_as_a_file(browser, site, model):
+    v = Visit(browser, site.as_uri())
+    pg = v.open("/index.html?z1=-0.5&z2=1.5")
+    assert stats(pg)["committed"] == [-0.5, 1.5]
+    assert np.abs(digit(pg) - pytorch(model, [-0.5, 1.5])).max() <= 1
+    v.close()
+
+
+def touch_drag(pg, cdp, points):
+    """A finger on the screen: down at the first point, through the rest, up at the last."""
+    (x, y), *rest = points
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+    for x, y in rest:
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
+
+
+def test_a_phone_drags_on_the_scatter_with_the_digit_in_view(browser, served, model):
+    v = Visit(browser, served, viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True,
+              device_scale_factor=2)
+    pg = v.open()
+    # The legend is one or two short rows above the scatter, not a column beside it.
+    legend, plot = pg.locator(".legend").bounding_box(), pg.locator(".plot").bounding_box()
+    assert legend["y"] + legend["height"] <= plot["y"] + 1 and legend["height"] < 80
+    # As the page opens, the digit is below the scatter, mostly out of view.
+    d = pg.locator("canvas.digit").bounding_box()
+    assert 844 - d["y"] < 0.5 * d["height"]
+    scroll = pg.evaluate("window.scrollY")
+    cdp = v.ctx.new_cdp_session(pg)
+    x, y = pg.evaluate("cvaeExplorer.scatterPx(0, 0)")
+    path = [(x + 4 * k, y - 3 * k) for k in range(15)]
+    touch_drag(pg, cdp, path)
+    pg.wait_for_function("() => cvaeExplorer.stats()[0].live && cvaeExplorer.stats()[0].live.source === 'drag'")
+    s = stats(pg)
+    assert s["commits"] == 0 and s["float"], s
+    # The digit's copy floats inside the screen and shows the point under the finger.
+    box = pg.locator("canvas.float").bounding_box()
+    assert box and box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= 390 and box["y"] + box["height"] <= 844
+    want = pg.evaluate(f"cvaeExplorer.scatterLatent({path[-1][0]}, {path[-1][1]})")
+    assert s["live"]["z"] == pytest.approx(want, abs=1e-6)
+    floated = np.array(pg.locator("canvas.float").evaluate(
+        "c => Array.from(c.getContext('2d').getImageData(0, 0, 28, 28).data)"), np.int16).reshape(28, 28, 4)[..., 0]
+    assert np.abs(floated - pytorch(model, want)).max() <= 1
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    pg.wait_for_function("() => cvaeExplorer.stats()[0].commits === 1")
+    assert stats(pg)["committed"] == pytest.approx(want, abs=1e-6)
+    assert pg.evaluate("window.scrollY") == scroll  # the finger moved the point, not the page
+    assert not stats(pg)["float"]
+    v.close()
