@@ -124,3 +124,87 @@ def test_explore_in_chromium(app_server, page):
     page.mouse.move(5, 5)
     page.evaluate("window.scrollTo(0, 0)")
     save_screenshot(page)
+
+
+SCROLLS = "() => [window.scrollY, ...[...document.querySelectorAll('[data-testid=stMain], [data-testid=stAppViewContainer]')].map(e => e.scrollTop)]"
+
+
+def test_a_phone_drags_on_the_scatter_with_the_digit_in_view(app_server, browser):
+    """390 px wide, a finger: the legend leaves the plot its width, a touch-drag on the scatter
+    moves the point without scrolling the page, and the digit (or its floating copy) is in view."""
+    model = load_checkpoint(shipped.SHIPPED_CHECKPOINT)
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True,
+                              device_scale_factor=2)
+    page = ctx.new_page()
+    page.set_default_timeout(120_000)
+    page.goto(app_server.url)
+    page.wait_for_function(READY_JS, timeout=180_000)
+    wait_idle(page)
+    gd = ".st-key-scatter .js-plotly-plot"
+    width, plot = page.evaluate(f"() => {{ const gd = document.querySelector('{gd}');"
+                                " return [gd.getBoundingClientRect().width, gd._fullLayout.xaxis._length]; }")
+    # The legend is a row above the plot, not a column beside it (measured: 283 of 358 px; 186 with a column).
+    assert plot >= 0.75 * width, (plot, width)
+    page.locator(gd).scroll_into_view_if_needed()
+    page.locator(gd).evaluate("e => e.scrollIntoView({block: 'center'})")
+    scrolls = page.evaluate(SCROLLS)
+    cdp = ctx.new_cdp_session(page)
+    x, y = page.evaluate("cvaeExplorer.scatterPx(0.5, -0.5)")
+    path = [(x + 4 * k, y - 3 * k) for k in range(15)]
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+    for px, py in path[1:]:
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": px, "y": py}]})
+    want = page.evaluate(f"cvaeExplorer.scatterLatent({path[-1][0]}, {path[-1][1]})")
+    page.wait_for_function("(w) => { const s = cvaeExplorer.stats()[0]; return s.live && s.live.source === 'drag'"
+                           " && Math.abs(s.live.z[0] - w[0]) < 1e-6 && Math.abs(s.live.z[1] - w[1]) < 1e-6; }", arg=want,
+                           timeout=30_000)
+    s = page.evaluate("cvaeExplorer.stats()[0]")
+    assert s["live"]["z"] == pytest.approx(want, abs=1e-6) and s["commits"] == 0
+    # The digit is in view: the canvas itself, or its floating copy.
+    digit = page.locator("canvas.digit").bounding_box()
+    shown = max(0.0, min(844.0, digit["y"] + digit["height"]) - max(0.0, digit["y"])) / digit["height"]
+    assert shown < 0.6  # the scatter in the middle of the screen: the digit below it is out of view
+    assert s["float"]
+    box = page.locator("canvas.float").bounding_box()
+    assert 0 <= box["x"] and box["x"] + box["width"] <= 390 and 0 <= box["y"] and box["y"] + box["height"] <= 844
+    floated = np.array(page.locator("canvas.float").evaluate(
+        "c => Array.from(c.getContext('2d').getImageData(0, 0, 28, 28).data)"), np.int16).reshape(28, 28, 4)[..., 0]
+    assert np.abs(floated - np.rint(decode_points(model, np.array([want], np.float32))[0] * 255)).max() <= 1
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    page.wait_for_function("() => cvaeExplorer.stats()[0].commits === 1")
+    assert committed(page) == pytest.approx(want, abs=1e-6)
+    assert page.evaluate(SCROLLS) == scrolls  # the finger moved the point, not the page
+    ctx.close()
+
+
+def test_publish_downloads_the_sites_zip(app_server, page, tmp_path):
+    """The sidebar's ZIP is the site `python -m cvae site` writes, and it opens as a file."""
+    import zipfile
+
+    from cvae.site import site_files
+    from devkit import DATA_DIR
+
+    page.goto(app_server.url)
+    page.wait_for_function(READY_JS, timeout=180_000)
+    wait_idle(page)
+    page.get_by_text("Publish this explorer").click()
+    with page.expect_download(timeout=120_000) as dl:
+        page.get_by_role("button", name="Download the site (ZIP)").click()
+    path = tmp_path / "site.zip"
+    dl.value.save_as(path)
+    assert dl.value.suggested_filename == "cvae-explorer-cvae_mnist.zip"
+    want = site_files(shipped.SHIPPED_CHECKPOINT, DATA_DIR, hooks=False)
+    with zipfile.ZipFile(path) as z:
+        assert sorted(z.namelist()) == sorted(f"cvae-explorer-cvae_mnist/{n}" for n in want)
+        for name, data in want.items():
+            assert z.read(f"cvae-explorer-cvae_mnist/{name}") == data, name
+        z.extractall(tmp_path)
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto((tmp_path / "cvae-explorer-cvae_mnist" / "index.html").as_uri() + "?z1=1&z2=-2")
+    page.wait_for_function("() => { const c = document.querySelector('canvas.digit'); return c && c.dataset.z; }")
+    assert page.locator("canvas.digit").get_attribute("data-z") == "1,-2"
+    model = load_checkpoint(shipped.SHIPPED_CHECKPOINT)
+    want = np.rint(decode_points(model, np.array([[1.0, -2.0]], np.float32))[0] * 255)
+    assert np.abs(canvas_pixels(page).astype(int) - want).max() <= 1
+    assert errors == []

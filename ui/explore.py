@@ -51,6 +51,9 @@ def scatter_figure(path: str, stamp: tuple, _enc: dict):
     # The browser's drag moves the point (zoom and pan stay in the modebar and the wheel);
     # hover labels only right on a point, so a click selects the digit under the cursor.
     fig.update_layout(dragmode=False, clickmode="event", hoverdistance=6)
+    # The legend as one row above the plot: on a phone a column beside it took half the width.
+    fig.update_layout(legend=dict(orientation="h", x=0, xanchor="left", y=1.0, yanchor="bottom", title_text="digit"),
+                      margin=dict(t=40))
     return fig
 
 
