@@ -1,4 +1,4 @@
-"""Bits shared by the browser benchmarks (interaction_cost.py, load_test.py): the server
+"""Bits shared by the browser benchmarks (interaction_cost.py, load_test.py, site.py): the server
 (devkit.start_server, the one copy), the server's CPU time from /proc, and the test
 hooks the explorer exposes with CVAE_TEST_HOOKS=1."""
 
@@ -23,6 +23,27 @@ BARE_READY_JS = """() => { const gd = document.querySelector('.st-key-scatter .j
             && document.querySelector('.st-key-z1 input[type=range]')); }"""
 IDLE_JS = ("() => { const a = document.querySelector('[data-testid=\"stApp\"]'); "
            "return !!a && a.getAttribute('data-test-script-state') === 'notRunning'; }")
+
+
+RAF_JS = "() => { if (window.__raf === undefined) { window.__raf = 0; const f = () => { window.__raf++; requestAnimationFrame(f); }; requestAnimationFrame(f); } }"
+
+
+def stat(page) -> dict:
+    return page.evaluate("() => ({...cvaeExplorer.stats()[0], raf: window.__raf})")
+
+
+def fps(page, seconds: float, moves, what: str) -> dict:
+    """Drive the mouse through ``moves`` (a list of page points, cycled) for ``seconds``;
+    digit repaints, rAF frames, mouse events and scatter draws per second."""
+    page.evaluate(RAF_JS)
+    s0, t0, n = stat(page), time.perf_counter(), 0
+    while time.perf_counter() - t0 < seconds and n < 100_000:
+        page.mouse.move(*moves[n % len(moves)])
+        n += 1
+    s1, dt = stat(page), time.perf_counter() - t0
+    return {"what": what, "paints": (s1["paints"] - s0["paints"]) / dt, "raf": (s1["raf"] - s0["raf"]) / dt,
+            "events": n / dt, "draws": (s1.get("scatterDraws", 0) - s0.get("scatterDraws", 0)) / dt,
+            "commits": s1["commits"] - s0["commits"]}
 
 
 def app_env(runs: Path) -> dict:

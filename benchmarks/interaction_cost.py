@@ -37,15 +37,12 @@ from pathlib import Path
 
 
 from _common import (add_env_option, print_failures, BARE_PAGE, BARE_READY_JS, CHROMIUM, CHROMIUM_ARGS, IDLE_JS, READY_JS, Quiet,  # noqa: E402
-                     app_env, cpu_seconds, med, server_env, start_server)
+                     app_env, cpu_seconds, fps, med, server_env, start_server)
 
 TARGETS = {"move_cpu_s": 0.030, "move_bytes": 20_000, "open_cpu_s": 0.3, "open_bytes": 1_500_000,
            "reload_bytes": 300_000}
 VIEWPORT = {"width": 1400, "height": 1000}
 TIMEOUT_MS = 180_000
-RAF_JS = "() => { if (window.__raf === undefined) { window.__raf = 0; const f = () => { window.__raf++; requestAnimationFrame(f); }; requestAnimationFrame(f); } }"
-
-
 class Wire:
     """Websocket frames of one page, both ways (bytes and count)."""
 
@@ -167,24 +164,6 @@ def breakdown(frames) -> list[tuple[str, int, int]]:
         row[0] += 1
         row[1] += len(payload)
     return sorted(((k, n, b) for k, (n, b) in out.items()), key=lambda r: -r[2])
-
-
-def stat(page) -> dict:
-    return page.evaluate("() => ({...cvaeExplorer.stats()[0], raf: window.__raf})")
-
-
-def fps(page, seconds: float, moves, what: str) -> dict:
-    """Drive the mouse through ``moves`` (a list of page points, cycled) for ``seconds``;
-    digit repaints, rAF frames, mouse events and scatter draws per second."""
-    page.evaluate(RAF_JS)
-    s0, t0, n = stat(page), time.perf_counter(), 0
-    while time.perf_counter() - t0 < seconds and n < 100_000:
-        page.mouse.move(*moves[n % len(moves)])
-        n += 1
-    s1, dt = stat(page), time.perf_counter() - t0
-    return {"what": what, "paints": (s1["paints"] - s0["paints"]) / dt, "raf": (s1["raf"] - s0["raf"]) / dt,
-            "events": n / dt, "draws": (s1.get("scatterDraws", 0) - s0.get("scatterDraws", 0)) / dt,
-            "commits": s1["commits"] - s0["commits"]}
 
 
 def measure_fps(bench: Bench, page, wire, seconds: float) -> list[dict]:

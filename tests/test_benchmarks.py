@@ -99,3 +99,21 @@ def test_train_speed_figures_are_consistent():
     assert ratios == len(final) - 1, summary  # one per trainer beside the reference
     for ips, us in re.findall(r"(\d+) img/s \((\d+) us/img", summary):
         assert int(us) == pytest.approx(1e6 / int(ips), rel=0.5 / int(ips) + 1e-3, abs=1), summary
+
+
+def test_site_benchmark_sizes_are_the_files_it_writes(tmp_path):
+    """benchmarks/site.py: its sizes are those of the folder `python -m cvae site` writes, it
+    opens the page with no request outside it, and the repaint rows are there."""
+    out = run("benchmarks/site.py", "--data-dir", str(DATA_DIR), "--opens", "1", "--seconds", "1")
+    site = tmp_path / "site"
+    r = subprocess.run([sys.executable, "-m", "cvae", "site", "assets/cvae_mnist.pt", "--out", str(site),
+                        "--data-dir", str(DATA_DIR)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    for f in site.iterdir():
+        assert re.search(rf"^\s+{re.escape(f.name)}\s+{f.stat().st_size:,} bytes$", out, re.M), (f.name, out)
+    total = sum(f.stat().st_size for f in site.iterdir())
+    assert re.search(rf"total\s+{total:,} bytes", out), out
+    assert "requests outside the folder: 0" in out
+    for what in ("dragging the z1 slider", "hovering the scatter", "dragging on the scatter"):
+        events, paints = (float(v) for v in re.search(rf"{what}\s+{NUM}\s+{NUM}", out).groups())
+        assert events > 0 and paints > 0, out

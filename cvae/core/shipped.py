@@ -45,7 +45,7 @@ def encodings_for(checkpoint, data_dir, load_model) -> dict:
     computed from the MNIST test set (``load_model()`` gives the model only then).
     """
     ckpt, enc_file = Path(checkpoint), Path(SHIPPED_ENCODINGS)
-    if ckpt == Path(SHIPPED_CHECKPOINT) and enc_file.is_file():
+    if ckpt.resolve() == Path(SHIPPED_CHECKPOINT).resolve() and enc_file.is_file():
         stale = enc_file.stat().st_mtime_ns < ckpt.stat().st_mtime_ns
         if not (stale and has_mnist(data_dir)):
             return {**read_encodings(enc_file), "source": f"assets/{enc_file.name}"}
