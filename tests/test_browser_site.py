@@ -265,14 +265,14 @@ def test_a_phone_drags_on_the_scatter_with_the_digit_in_view(browser, served, mo
     x, y = pg.evaluate("cvaeExplorer.scatterPx(0, 0)")
     path = [(x + 4 * k, y - 3 * k) for k in range(15)]
     touch_drag(pg, cdp, path)
-    pg.wait_for_function("() => cvaeExplorer.stats()[0].live && cvaeExplorer.stats()[0].live.source === 'drag'")
+    want = pg.evaluate(f"cvaeExplorer.scatterLatent({path[-1][0]}, {path[-1][1]})")
+    pg.wait_for_function("(w) => { const s = cvaeExplorer.stats()[0]; return s.live && s.live.source === 'drag'"
+                         " && Math.abs(s.live.z[0] - w[0]) < 1e-6 && Math.abs(s.live.z[1] - w[1]) < 1e-6; }", arg=want)
     s = stats(pg)
     assert s["commits"] == 0 and s["float"], s
     # The digit's copy floats inside the screen and shows the point under the finger.
     box = pg.locator("canvas.float").bounding_box()
     assert box and box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= 390 and box["y"] + box["height"] <= 844
-    want = pg.evaluate(f"cvaeExplorer.scatterLatent({path[-1][0]}, {path[-1][1]})")
-    assert s["live"]["z"] == pytest.approx(want, abs=1e-6)
     floated = np.array(pg.locator("canvas.float").evaluate(
         "c => Array.from(c.getContext('2d').getImageData(0, 0, 28, 28).data)"), np.int16).reshape(28, 28, 4)[..., 0]
     assert np.abs(floated - pytorch(model, want)).max() <= 1
@@ -281,4 +281,20 @@ def test_a_phone_drags_on_the_scatter_with_the_digit_in_view(browser, served, mo
     assert stats(pg)["committed"] == pytest.approx(want, abs=1e-6)
     assert pg.evaluate("window.scrollY") == scroll  # the finger moved the point, not the page
     assert not stats(pg)["float"]
+
+    # A finger on the pad, scrolled to the bottom of the screen: the digit (or its copy) is in view.
+    pg.locator("canvas.pad").evaluate("e => e.scrollIntoView({block: 'end'})")
+    scroll = pg.evaluate("window.scrollY")
+    p = pg.locator("canvas.pad").bounding_box()
+    cx, cy = p["x"] + p["width"] / 2, p["y"] + p["height"] / 2
+    touch_drag(pg, cdp, [(cx + 3 * k, cy + 2 * k) for k in range(10)])
+    pg.wait_for_function("() => { const s = cvaeExplorer.stats()[0]; return s.live && s.live.source === 'pad'; }")
+    d = pg.locator("canvas.digit").bounding_box()
+    shown = max(0.0, min(844.0, d["y"] + d["height"]) - max(0.0, d["y"])) / d["height"]
+    if shown < 0.6:
+        box = pg.locator("canvas.float").bounding_box()
+        assert stats(pg)["float"] and box["y"] >= 0 and box["y"] + box["height"] <= 844
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    pg.wait_for_function("() => cvaeExplorer.stats()[0].commits === 2")
+    assert pg.evaluate("window.scrollY") == scroll and not stats(pg)["float"]
     v.close()
