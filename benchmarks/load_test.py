@@ -160,6 +160,7 @@ async def start_training(s: Session, epochs: int, limit: int, timeout_ms: float)
     """Session ``s`` starts a small run from the sidebar's form and waits until it runs."""
     side = s.page.locator('[data-testid="stSidebar"]')
     await side.get_by_text("Train a new model").click()  # the form is drawn when opened
+    await side.get_by_text("Epochs", exact=True).click()  # the radio: epochs and a limit, not the quick minute
     for label, value in (("Epochs", epochs), ("Training images", limit)):
         box = side.locator(f'input[aria-label^="{label}"]').first
         await box.fill(str(value))
