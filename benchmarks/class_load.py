@@ -72,7 +72,7 @@ def locust(host: str, user_class: str, users: int, ramp: float, seconds: float, 
     fails = list(csv.DictReader(open(f"{prefix}_failures.csv")))
     exc = [row for row in csv.DictReader(open(f"{prefix}_exceptions.csv"))] if Path(f"{prefix}_exceptions.csv").is_file() else []
     out = {"rc": r.returncode, "stderr": r.stderr[-2000:], "failures": fails, "exceptions": exc}
-    for name in ("open", "commit"):
+    for name in ("open", "commit", "poll"):
         row = rows.get(name, {})
         out[name] = {"n": int(row.get("Request Count", 0) or 0), "failed": int(row.get("Failure Count", 0) or 0),
                      **{q: float(row.get(q, "nan") or "nan") for q in ("50%", "90%", "99%", "100%")}}
@@ -134,7 +134,7 @@ def scenario(name: str, script: str | None, user_class: str, users: int, args, t
             running, trainer = start_trainer(host, args.epochs, 180)
         prof = None
         if profile and server:
-            prof_out = tmp / f"{name}.speedscope.txt"
+            prof_out = Path(args.profile_out or tmp / f"{name}.profile.txt")
             prof = subprocess.Popen(["py-spy", "record", "-p", str(server.proc.pid), "-d", str(int(profile)),
                                      "-f", "raw", "-o", str(prof_out), "-r", "50", "--nonblocking"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -158,26 +158,28 @@ def scenario(name: str, script: str | None, user_class: str, users: int, args, t
     return res
 
 
-def top_frames(path: Path, n: int = 12) -> list[tuple[str, float]]:
-    """py-spy's raw (collapsed) stacks: the share of samples in which each of our functions or
-    each library's top frame appears, largest first."""
-    own, total = Counter(), 0
+def top_frames(path: Path, n: int = 10) -> list[tuple[str, float]]:
+    """py-spy's raw (collapsed) stacks of the server: the share of samples spent in each function
+    itself (the stack's last frame), and in each of the project's functions with what they call,
+    largest first."""
+    leaf, mine, total = Counter(), Counter(), 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not count.isdigit():
             continue
-        c = int(count)
+        c, frames = int(count), stack.split(";")
         total += c
-        frames = stack.split(";")
-        seen = set()
+        names = []
         for f in frames:
-            fn = f.split(" (")[0]
-            where = f.split(" (")[1].split(":")[0] if " (" in f else ""
-            key = f"{fn} ({Path(where).name})" if where else fn
-            if key not in seen:
-                own[key] += c
-                seen.add(key)
-    return [(k, v / max(total, 1)) for k, v in own.most_common(n)]
+            fn, _, where = f.partition(" (")
+            file = where.split(":")[0]
+            names.append((f"{fn} ({Path(file).name})", file))
+        leaf[names[-1][0]] += c
+        for key in {k for k, file in names if "/ui/" in file or "/cvae/" in file or file.endswith("app.py")}:
+            mine[key] += c
+    total = max(total, 1)
+    return ([("self: " + k, v / total) for k, v in leaf.most_common(n)]
+            + [("with callees: " + k, v / total) for k, v in mine.most_common(n)])
 
 
 def line(res: dict) -> str:
@@ -213,9 +215,11 @@ def main(argv=None) -> int:
     ap.add_argument("--minutes", type=float, default=2, help="minutes of moves after the ramp")
     ap.add_argument("--no-floor", action="store_true", help="the app only, not the bare page beside it")
     ap.add_argument("--train", action="store_true", help="one real browser trains a model from the sidebar meanwhile")
-    ap.add_argument("--epochs", type=int, default=3, help="the training run's epochs (--train)")
+    ap.add_argument("--epochs", type=int, default=12,
+                    help="the training run's epochs (--train; enough to outlast the load)")
     ap.add_argument("--knee", help="user counts to run in turn, e.g. 100,200,300 (stops past commit p90 1 s)")
     ap.add_argument("--profile", type=float, default=0, help="py-spy the server for this many seconds of each run")
+    ap.add_argument("--profile-out", help="keep py-spy's collapsed stacks in this file")
     ap.add_argument("--host", help="load an existing server at this URL (e.g. nginx before replicas)")
     args = ap.parse_args(argv)
     results, lost = [], []
@@ -241,6 +245,10 @@ def main(argv=None) -> int:
     for res in results:
         print(line(res))
         lost += problems(res)
+        p = res.get("poll", {})
+        if p.get("n"):
+            print(f"  {'':<18}the training run's progress, polled by every tab every 5 s: {p['n']} polls, "
+                  f"{p['failed']} failed, p50 {p['50%']:.0f} ms, p90 {p['90%']:.0f} ms")
         if "still_training" in res:
             print(f"  the training run was {'still running' if res['still_training'] else 'over'} at the end")
         for fn, share in res.get("profile", []):

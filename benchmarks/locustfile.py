@@ -8,8 +8,9 @@ own command line, e.g. ``locust -f benchmarks/locustfile.py --headless -u 100 -r
 - BareUser: the same pace on the bare page (benchmarks/bare_page.py): each move is a new z1
   slider value, a full rerun.
 
-Requests in Locust's statistics: "open" (connect to the first run finished) and "commit" (sent
-to the run finished), request type "ws". A lost commit, a wrong point, an error on the page or
+Requests in Locust's statistics: "open" (connect to the first run finished), "commit" (sent
+to the run finished) and "poll" (a fragment rerun the server asked for with run_every, e.g. a
+training run's progress, sent when due as a browser's timer sends it), request type "ws". A lost commit, a wrong point, an error on the page or
 a closed socket is a failure.
 """
 
@@ -65,6 +66,9 @@ class _Tab(User):
 class ExplorerUser(_Tab):
     @task
     def move(self) -> None:
+        if self.tab is not None and self.tab.due():
+            self.act("poll", self.tab.poll)
+
         def commit():
             lo1, hi1, lo2, hi2 = self.tab.data["bounds"]
             return self.tab.commit(round(random.uniform(lo1, hi1), 3), round(random.uniform(lo2, hi2), 3))

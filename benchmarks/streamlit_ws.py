@@ -8,7 +8,9 @@ ForwardMsg protobufs shipped in the ``streamlit`` package), as a browser tab spe
   release: ``{z1, z2, select, decodes, seq, session}``) as a rerun of the explorer's fragment;
   read until it finished, and check that the explorer's new data echoes the commit's number and
   holds the point sent;
-- :meth:`Tab.slide`: a slider's new value (the bare page's ``z1``), a full rerun.
+- :meth:`Tab.slide`: a slider's new value (the bare page's ``z1``), a full rerun;
+- :meth:`Tab.poll`: the fragment reruns the server asked for (``run_every``: a run in progress
+  followed by every tab), when they are due, as the browser's timer sends them.
 
 websocket-client is synchronous; under Locust it runs on gevent's sockets (monkey-patched).
 """
@@ -55,6 +57,7 @@ class Tab:
         self.fragment = None
         self.data = None
         self.widgets: dict[str, str] = {}  # slider and other widget ids seen, by user key
+        self.auto: dict[str, list[float]] = {}  # fragment id -> [interval s, next due (monotonic)]
 
     # -- the wire
     def get_page(self) -> None:
@@ -118,6 +121,11 @@ class Tab:
                     run.exceptions.append(el.exception.message)
                 elif ek == "slider":
                     self.widgets[el.slider.label] = el.slider.id
+            elif kind == "auto_rerun":
+                every = fm.auto_rerun.interval
+                self.auto[fm.auto_rerun.fragment_id] = [every, time.monotonic() + every]
+            elif kind == "stop_auto_rerun":
+                self.auto.clear()
             elif kind == "script_finished":
                 status = ForwardMsg.ScriptFinishedStatus.Name(fm.script_finished)
                 if status in DONE:
@@ -168,6 +176,27 @@ class Tab:
         if abs(got["z"][0] - z1) > 1e-9 or abs(got["z"][1] - z2) > 1e-9:
             raise ProtocolError(f"commit {seq}: sent ({z1}, {z2}), the explorer holds {got['z']}")
         return run
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        return any(now >= d[1] for d in self.auto.values())
+
+    def poll(self) -> Run:
+        """Rerun each fragment whose run_every interval has passed (as the browser's timer does)."""
+        total, now = Run(0.0, 0, 0), time.monotonic()
+        for fragment, due in list(self.auto.items()):
+            if now < due[1]:
+                continue
+            due[1] = now + due[0]
+            msg = BackMsg()
+            msg.rerun_script.page_script_hash = self.page_hash
+            msg.rerun_script.fragment_id = fragment
+            msg.rerun_script.widget_states.SetInParent()
+            self._context(msg)
+            run = self._run(msg)
+            total.seconds, total.bytes, total.messages = (total.seconds + run.seconds, total.bytes + run.bytes,
+                                                           total.messages + run.messages)
+        return total
 
     def slide(self, label: str, value: float) -> Run:
         """Move a slider (the bare page's z1): a full rerun with its new value."""

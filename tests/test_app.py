@@ -310,3 +310,33 @@ def test_a_bad_checkpoint_is_one_message(env):
     at = run_app(model_path=str(runs / "broken.pt"))
     assert not at.exception
     assert any("broken.pt" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_the_points_payload_is_kept_by_its_encodings_object():
+    """A fragment's rerun reuses the payload of its encodings (no hashing, no re-encoding); other
+    encodings, other bounds or a freed array are never taken for it."""
+    import gc
+
+    from cvae.core.payloads import points_payload
+    from ui.explorer import _POINTS, _points
+
+    rng = np.random.default_rng(3)
+    enc = {"z_mean": rng.normal(size=(500, 2)).astype(np.float32), "label": rng.integers(0, 10, 500)}
+    b = (-4.0, 4.0, -4.0, 4.0)
+    first = _points(enc, b)
+    assert first == points_payload(enc["z_mean"], enc["label"], b[:2], b[2:])
+    assert _points(enc, b) is first  # kept
+    assert _points(enc, (-5.0, 5.0, -4.0, 4.0)) is not first  # new bounds
+    other = {"z_mean": enc["z_mean"] + 1, "label": enc["label"]}
+    assert _points(other, b)["hash"] != first["hash"]  # another model's encodings
+    # An entry left at an address by another array (freed, the address reused) is not taken.
+    import weakref
+
+    fresh = rng.normal(size=(500, 2)).astype(np.float32)
+    _POINTS[id(fresh)] = (weakref.ref(other["z_mean"]), b, first)
+    assert _points({"z_mean": fresh, "label": enc["label"]}, b) == points_payload(fresh, enc["label"], b[:2], b[2:])
+    del enc, first, other
+    gc.collect()
+    last = {"z_mean": rng.normal(size=(9, 2)).astype(np.float32), "label": np.zeros(9, int)}
+    _points(last, b)
+    assert all(ref() is not None for ref, _, _ in _POINTS.values())  # freed arrays' entries are gone

@@ -25,7 +25,7 @@ import cvae
 from cvae.core import latent as cvae_latent
 from cvae.core.data import has_mnist
 from cvae.draw import figures
-from cvae.draw.images import pixelate
+from cvae.draw.images import pixelate, png_bytes
 from cvae.web import DIGIT_PX, SLIDER_STEP
 from ui import features
 from ui.common import part
@@ -90,14 +90,20 @@ def clear_selection() -> None:
     st.rerun([*FRAGMENTS, PANELS])
 
 
-def fallback_digit_ui(model, z: tuple[float, float]) -> None:
+# Why: every new tab's first run draws this digit (the browser has not yet said it decodes),
+# and a class opening the page at once is at the same point: decoded and encoded once.
+@st.cache_data(show_spinner=False, max_entries=64)
+def fallback_png(path: str, stamp: tuple, z1: float, z2: float) -> bytes:
+    return png_bytes(cvae.decode_point(load_model(path, stamp), z1, z2), scale=DIGIT_PX // 28)
+
+
+def fallback_digit_ui(path: str, stamp: tuple, z: tuple[float, float]) -> None:
     """The digit rendered on the server: shown only where the browser cannot decode (the
     browser hides it while its decoder works, and once the browser has said so in a commit it
     is not drawn at all), and what AppTest sees."""
     with st.container(key=FALLBACK_KEY):
         with part("The decoder"):
-            digit = cvae.decode_point(model, *z)
-            st.image(pixelate(digit, DIGIT_PX // 28), width=DIGIT_PX, output_format="PNG",
+            st.image(fallback_png(path, stamp, float(z[0]), float(z[1])), width=DIGIT_PX,
                      caption=f"decoded at z = ({z[0]:.3f}, {z[1]:.3f}) on the server")
 
 
@@ -135,11 +141,10 @@ def decoder_fragment(path: str, stamp: tuple, enc: dict, data: str, manifold: di
     apply_selection(enc["z_mean"])
     model = load_model(path, stamp)
     z = current_latent()
-    st.subheader("Decoder")
     explorer_ui(model, enc, z, bounds(), on_commit=commit, selected=st.session_state.get("selected_index"),
                 manifold=manifold, step=SLIDER_STEP)
     if not browser_decodes():  # the browser shows this digit itself, at display rate
-        fallback_digit_ui(model, z)
+        fallback_digit_ui(path, stamp, z)
     features.current_digit_download_ui(model, z)
     # The feature layers over the scatter (the panels send them too, when their widgets change).
     overlays_ui(features.feature_traces(model, enc, z, st.session_state.get("selected_index")),
@@ -216,6 +221,7 @@ def explorer_page_ui(path: str, stamp: tuple, enc: dict, data: str) -> None:
             with t_manifold:
                 manifold = manifold_ui(path, stamp)
     with right:
+        st.subheader("Decoder")  # outside the fragment: not sent again with every commit
         decoder_fragment(path, stamp, enc, data, manifold)
     panels_fragment(path, stamp, enc, data)
 
