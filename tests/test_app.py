@@ -194,6 +194,9 @@ def test_a_commit_moves_the_point_and_the_fallback_digit(env):
     assert after.url != before_url, "the decoded digit did not change"
     assert "z = (1.500, -0.750)" in after.caption
     assert committed(at) == pytest.approx((1.5, -0.75))
+    at.session_state["z2"] = 0.25  # the other coordinate alone moves it too
+    at.run()
+    assert digit_image(at).url not in (after.url, before_url)
     # The current digit's download sits in the decoder column (which every commit reruns).
     assert "Current digit (PNG)" in [b.label for b in at.get("download_button")]
 
@@ -340,3 +343,20 @@ def test_the_points_payload_is_kept_by_its_encodings_object():
     last = {"z_mean": rng.normal(size=(9, 2)).astype(np.float32), "label": np.zeros(9, int)}
     _points(last, b)
     assert all(ref() is not None for ref, _, _ in _POINTS.values())  # freed arrays' entries are gone
+
+
+def test_the_fallback_digit_is_the_decode_at_the_point():
+    import io
+
+    from PIL import Image
+
+    from cvae import decode_points, load_checkpoint
+    from ui.common import file_stamp
+    from ui.explore import fallback_png
+
+    path = shipped.SHIPPED_CHECKPOINT
+    png = fallback_png(str(path), file_stamp(path), 1.5, -0.75)
+    img = np.asarray(Image.open(io.BytesIO(png)).convert("L"), np.int16)
+    assert img.shape == (280, 280)
+    want = np.rint(decode_points(load_checkpoint(path), np.array([[1.5, -0.75]], np.float32))[0] * 255)
+    assert np.abs(img[::10, ::10] - want).max() <= 1 and np.abs(img[9::10, 9::10] - want).max() <= 1
