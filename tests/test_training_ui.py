@@ -240,3 +240,43 @@ def test_the_form_starts_a_one_minute_quick_run_by_default(env):
     finally:
         job.stop()
         ended(at, job)
+
+
+def test_every_tab_sees_the_latest_snapshot_and_curves_of_a_run(env):
+    """The live film and curves (built once per change for every tab following the run) show
+    the newest snapshot and epoch after each rerun."""
+    import numpy as np
+
+    from cvae.training.config import TrainConfig
+    from test_app import plotly_array, plotly_spec
+
+    reg = registry()
+    job = TrainJob(TrainConfig.from_recipe("fast", epochs=4), "/nonexistent/never-written.pt", "unused")
+    job.status = "running"  # as the reader thread sets it; no process behind it
+    reg._jobs[job.id] = job
+    rng = np.random.default_rng(0)
+
+    def snapshot(step):
+        z = rng.normal(size=(2000, 2)).astype(np.float16)
+        job._handle("event", {"kind": "snapshot", "step": step, "epoch": step / 10, "z": z,
+                              "labels": np.arange(2000) % 10, "loss": 200.0 - step, "val_loss": None})
+        return z
+
+    try:
+        snapshot(1)
+        job._handle("event", {"kind": "step", "epoch": 1, "step": 5, "steps": 10, "loss": 190.0})
+        at = page()
+        for k in range(2, 5):
+            z = snapshot(k)
+            job._handle("event", {"kind": "step", "epoch": 1, "step": 10, "steps": 10, "loss": 180.0 - k})
+            job._handle("event", {"kind": "epoch", "epoch": k - 1, "loss": 170.0 - k, "val_loss": 175.0 - k})
+            at.run()
+            film = plotly_spec(at, "film_live")
+            xs = np.concatenate([plotly_array(t["x"]) for t in film["data"] if t.get("type") == "scattergl"])
+            assert sorted(xs.astype(np.float32)) == sorted(z[:, 0].astype(np.float32))  # the newest snapshot
+            curves = plotly_spec(at, "train_live_chart")
+            val = next(t for t in curves["data"] if "val" in (t.get("name") or ""))
+            assert list(plotly_array(val["y"]))[-1] == pytest.approx(175.0 - k)  # the newest epoch
+    finally:
+        job.status = "done"
+        reg._jobs.pop(job.id, None)

@@ -34,13 +34,24 @@ def shipped_note(film: Film) -> str | None:
               "carries no snapshots of its own. The clouds form the same way; where each one settles differs.")
 
 
-def live_film_ui(snapshots: list[dict], *, key: str = "film_live") -> None:
-    """The latest snapshot of a run in progress (the caller reruns this as snapshots arrive)."""
+# Why: every tab following a run reruns its view every few seconds (a class of 100 tabs: 20
+# reruns a second), and this figure (2,000 points, a manifold, the axes from every snapshot so
+# far) took ~50 ms to build, half the server's time under that load (benchmarks/class_load.py
+# --train --profile). It changes only when a snapshot arrives: built once per snapshot, for
+# every tab (the figure is never changed after it is built).
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _live_figure(run_id: str, count: int, _snapshots: list[dict]):
+    return live_figure(_snapshots[:count])
+
+
+def live_film_ui(snapshots: list[dict], *, run_id: str = "", key: str = "film_live") -> None:
+    """The latest snapshot of a run in progress (the caller reruns this as snapshots arrive).
+    ``run_id`` names the run, so that every tab following it shares one figure per snapshot."""
     if not snapshots:
         st.caption("The training film starts with the first snapshot, taken before the first step.")
         return
     last = snapshots[-1]
-    st.plotly_chart(live_figure(snapshots), key=key, config={"displaylogo": False})
+    st.plotly_chart(_live_figure(run_id, len(snapshots), snapshots), key=key, config={"displaylogo": False})
     st.caption(f"Snapshot {len(snapshots)}: {frame_caption(last)}. The 2,000 film digits (200 of each) are "
                "encoded at the start, several times in the first epoch and after every epoch.")
 

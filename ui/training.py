@@ -181,6 +181,13 @@ def _stop(job: TrainJob) -> None:
     st.toast("Stopping after the current step...")
 
 
+# Why: every tab following the run reruns this every few seconds; the curves change only when
+# a step point or an epoch arrives: built once per change, for every tab.
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _history_figure(run_id: str, epochs: int, steps: int, _history: list, _steps: list):
+    return figures.history_figure(_history[:epochs], live_steps=_steps[:steps], height=220)
+
+
 def _training_status_ui() -> None:
     job = _followed_job()
     if job is None:
@@ -188,10 +195,10 @@ def _training_status_ui() -> None:
     mine = job.id == st.session_state.get("train_job_id")
     st.progress(job.progress, text=f"{LABELS[job.status]}: {job_text(job)}")
     if job.history or job.steps:
-        st.plotly_chart(figures.history_figure(job.history, live_steps=job.steps, height=220),
+        st.plotly_chart(_history_figure(job.id, len(job.history), len(job.steps), job.history, job.steps),
                         key="train_live_chart", config={"displaylogo": False})
     if job.running:
-        live_film_ui(job.snapshots)
+        live_film_ui(job.snapshots, run_id=job.id)
         # A callback, so the rerun it triggers already draws the button disabled.
         st.button("Stop training", key="stop_training", disabled=job.stop_requested, on_click=_stop, args=(job,),
                   help="Stops after the current step and keeps the best epoch so far.")
