@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import weakref
 from collections.abc import Callable, Sequence
 from functools import cache
@@ -92,6 +93,7 @@ def _weights(model) -> dict:
 # reference: a freed array is never taken for a new one at the same address) and the bounds,
 # with no hashing of the arrays (which cost ~1 ms a commit).
 _POINTS: dict[int, tuple[weakref.ref, tuple, dict]] = {}
+_POINTS_LOCK = threading.Lock()  # every session's script thread reads and prunes it
 
 
 def _points(enc: dict, bounds: tuple) -> dict:
@@ -100,12 +102,14 @@ def _points(enc: dict, bounds: tuple) -> dict:
     if hit is not None and hit[0]() is z and hit[1] == bounds:
         return hit[2]
     payload = points_payload(np.asarray(z, np.float32), np.asarray(enc["label"]), bounds[:2], bounds[2:])
-    for k in [k for k, v in _POINTS.items() if v[0]() is None]:  # arrays freed since
-        del _POINTS[k]
     try:
-        _POINTS[id(z)] = (weakref.ref(z), bounds, payload)
+        ref = weakref.ref(z)
     except TypeError:  # not an object a weak reference can follow (a list): not kept
-        pass
+        return payload
+    with _POINTS_LOCK:
+        for k in [k for k, v in _POINTS.items() if v[0]() is None]:  # arrays freed since
+            del _POINTS[k]
+        _POINTS[id(z)] = (ref, bounds, payload)
     return payload
 
 
