@@ -66,3 +66,64 @@ def test_temp_files_names_what_a_killed_writer_leaves(tmp_path):
     left.write_bytes(b"")
     (tmp_path / ".other.pt.x.tmp").write_bytes(b"")
     assert files.temp_files(path) == [left]
+
+
+def test_a_folder_is_written_whole_and_read_back(tmp_path):
+    out = tmp_path / "site"
+    want = {"index.html": b"<p>hi</p>", "data.js": b"x = 1;"}
+    assert files.write_folder(out, want) == out
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == want
+    assert sorted(os.listdir(tmp_path)) == ["site"]  # no temporary folder beside it
+    with pytest.raises(FileExistsError, match="exists and is not empty"):
+        files.write_folder(out, {"other": b"2"})
+    assert {p.name for p in out.iterdir()} == set(want)  # refused: untouched
+    files.write_folder(out, {"other": b"2"}, replace=True)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == {"other": b"2"}  # swapped, nothing of the old
+    assert sorted(os.listdir(tmp_path)) == ["site"]
+    for bad in ("", "a/b", "..", "."):
+        with pytest.raises(ValueError, match="not a file name"):
+            files.write_folder(tmp_path / "x", {bad: b""})
+    (tmp_path / "file").write_bytes(b"f")
+    with pytest.raises(FileExistsError, match="is a file"):
+        files.write_folder(tmp_path / "file", want, replace=True)
+
+
+@pytest.mark.parametrize("replace", [False, True], ids=["new", "replacing"])
+def test_a_folder_that_fails_half_way_leaves_nothing_and_keeps_the_old(tmp_path, monkeypatch, replace):
+    out = tmp_path / "site"
+    if replace:
+        files.write_folder(out, {"old.txt": b"old"})
+    calls = {"n": 0}
+    real = os.fsync
+
+    def full_after_one(fd):  # the disk fills up after the first file
+        calls["n"] += 1
+        if calls["n"] > 1:
+            _enospc()
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", full_after_one)
+    with pytest.raises(OSError):
+        files.write_folder(out, {"a": b"1", "b": b"2", "c": b"3"}, replace=True)
+    monkeypatch.setattr(os, "fsync", real)
+    assert sorted(os.listdir(tmp_path)) == (["site"] if replace else [])
+    if replace:
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == {"old.txt": b"old"}
+
+
+def test_a_folder_whose_last_rename_fails_keeps_the_old_one(tmp_path, monkeypatch):
+    out = tmp_path / "site"
+    files.write_folder(out, {"old.txt": b"old"})
+    real = os.replace
+
+    def no_new_folder(src, dst):  # the new folder cannot be put in place (the old one was moved away)
+        if str(src).endswith(".tmp") and os.path.isdir(src):
+            _enospc()
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", no_new_folder)
+    with pytest.raises(OSError):
+        files.write_folder(out, {"new.txt": b"new"}, replace=True)
+    monkeypatch.setattr(os, "replace", real)
+    assert sorted(os.listdir(tmp_path)) == ["site"]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == {"old.txt": b"old"}

@@ -83,7 +83,7 @@ def test_the_shipped_models_site_holds_this_model_and_mnist(tmp_path, model):
         cell = sheet[28 * r0:28 * r0 + 28, 28 * c0:28 * c0 + 28]
         mnist = images[i, 0].numpy() * 255
         step = 255 / (SHEET_LEVELS - 1)
-        assert np.abs(cell - mnist).max() <= step / 2 + 0.5
+        assert np.abs(cell - mnist).max() <= 8  # the nearest of 16 levels, 17 apart: at most 8 off
     # Which model: its line names the file, its size, its test loss.
     line = d["model"]["line"]
     assert line.startswith("cvae_mnist.pt · 134,165 parameters · test loss 147.74")
