@@ -156,6 +156,47 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_port(port: int, proc=None, timeout: float = 30.0) -> None:
+    """Until something listens on 127.0.0.1:``port``; RuntimeError if ``proc`` exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if proc is not None and proc.poll() is not None:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise RuntimeError(f"the server exited with code {proc.returncode}: {err}") from None
+            time.sleep(0.05)  # poll interval while the server starts, not a synchronisation
+    raise RuntimeError(f"nothing listened on port {port} within {timeout:.0f} s")
+
+
+def serve_folder(folder: Path) -> tuple[subprocess.Popen, str]:
+    """``python -m http.server`` on a free port for ``folder`` (a static site); (process, URL)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "http.server", "-d", str(folder), "-b", "127.0.0.1", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port, proc)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def touch(cdp, points=(), *, end: bool = False) -> None:
+    """A finger on a page (a CDP session of a context with touch): down at the first point and
+    through the rest; ``end`` lifts it."""
+    (x, y), *rest = points if points else [(None, None)]
+    if x is not None:
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+    for x, y in rest:
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
+    if end:
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
+def in_view(box: dict, height: float) -> float:
+    """The share of an element's bounding box (Playwright's) inside a viewport ``height`` tall."""
+    return max(0.0, min(height, box["y"] + box["height"]) - max(0.0, box["y"])) / box["height"]
+
+
 @dataclass
 class Server:
     url: str

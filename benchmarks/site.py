@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,22 +27,9 @@ from _common import CHROMIUM, CHROMIUM_ARGS, READY_JS, data_dir, fps, med
 from cvae.core.files import write_folder
 from cvae.core.shipped import SHIPPED_CHECKPOINT
 from cvae.site import site_files
-from devkit import free_port
+from devkit import serve_folder
 
 READY_AT = "() => new Promise((done) => { const f = () => { try { if ((" + READY_JS + ")()) return done(performance.now()); } catch (e) {} requestAnimationFrame(f); }; f(); })"
-
-
-def serve(folder: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "http.server", "-d", str(folder), "-b", "127.0.0.1", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(300):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.05)  # the server is starting
-    return proc, f"http://127.0.0.1:{port}"
 
 
 def open_once(browser, url: str, outside: list) -> float:
@@ -103,7 +88,7 @@ def main(argv=None) -> int:
         total = sum(len(d) for d in plain.values())
         print(f"  {'total':<12} {total:>10,} bytes ({total / 1e6:.2f} MB; the bound for a site that draws its own "
               "scatter: 1.5 MB)")
-        proc, origin = serve(folder)
+        proc, origin = serve_folder(folder)
         outside: list[str] = []
         try:
             with sync_playwright() as pw:

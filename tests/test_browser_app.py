@@ -18,7 +18,7 @@ import pytest
 from cvae import decode_points, load_checkpoint
 
 from cvae.core import shipped
-from devkit import REPO
+from devkit import REPO, in_view, touch
 
 pytestmark = pytest.mark.skipif(not shipped.SHIPPED_CHECKPOINT.is_file(), reason="no shipped model in assets/")
 
@@ -151,9 +151,7 @@ def test_a_phone_drags_on_the_scatter_with_the_digit_in_view(app_server, browser
     cdp = ctx.new_cdp_session(page)
     x, y = page.evaluate("cvaeExplorer.scatterPx(0.5, -0.5)")
     path = [(x + 4 * k, y - 3 * k) for k in range(15)]
-    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
-    for px, py in path[1:]:
-        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": px, "y": py}]})
+    touch(cdp, path)
     want = page.evaluate(f"cvaeExplorer.scatterLatent({path[-1][0]}, {path[-1][1]})")
     page.wait_for_function("(w) => { const s = cvaeExplorer.stats()[0]; return s.live && s.live.source === 'drag'"
                            " && Math.abs(s.live.z[0] - w[0]) < 1e-6 && Math.abs(s.live.z[1] - w[1]) < 1e-6; }", arg=want,
@@ -162,15 +160,14 @@ def test_a_phone_drags_on_the_scatter_with_the_digit_in_view(app_server, browser
     assert s["live"]["z"] == pytest.approx(want, abs=1e-6) and s["commits"] == 0
     # The digit is in view: the canvas itself, or its floating copy.
     digit = page.locator("canvas.digit").bounding_box()
-    shown = max(0.0, min(844.0, digit["y"] + digit["height"]) - max(0.0, digit["y"])) / digit["height"]
-    assert shown < 0.6  # the scatter in the middle of the screen: the digit below it is out of view
+    assert in_view(digit, 844) < 0.6  # the scatter in the middle of the screen: the digit below it is out of view
     assert s["float"]
     box = page.locator("canvas.float").bounding_box()
     assert 0 <= box["x"] and box["x"] + box["width"] <= 390 and 0 <= box["y"] and box["y"] + box["height"] <= 844
     floated = np.array(page.locator("canvas.float").evaluate(
         "c => Array.from(c.getContext('2d').getImageData(0, 0, 28, 28).data)"), np.int16).reshape(28, 28, 4)[..., 0]
     assert np.abs(floated - np.rint(decode_points(model, np.array([want], np.float32))[0] * 255)).max() <= 1
-    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    touch(cdp, end=True)
     page.wait_for_function("() => cvaeExplorer.stats()[0].commits === 1")
     assert committed(page) == pytest.approx(want, abs=1e-6)
     assert page.evaluate(SCROLLS) == scrolls  # the finger moved the point, not the page

@@ -7,10 +7,6 @@ view while a finger drags on the scatter, without scrolling the page."""
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +15,9 @@ import pytest
 from cvae.core import latent
 from cvae.core.data import load_mnist
 from cvae.core.files import write_folder
-from cvae.core.shipped import SHIPPED_CHECKPOINT, shipped_encodings
+from cvae.core.shipped import SHIPPED_CHECKPOINT
 from cvae.site import site_files
-from devkit import DATA_DIR, free_port, needs_data
+from devkit import DATA_DIR, in_view, needs_data, serve_folder, touch
 
 pytestmark = needs_data
 TIMEOUT_MS = 60_000
@@ -36,17 +32,8 @@ def site(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def served(site):
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "http.server", "-d", str(site), "-b", "127.0.0.1", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.05)  # the server's socket is not open yet (a poll, not a synchronisation)
-    yield f"http://127.0.0.1:{port}"
+    proc, url = serve_folder(site)
+    yield url
     proc.terminate()
     proc.wait(10)
 
@@ -242,14 +229,6 @@ def test_opened_as_a_file(browser, site, model):
     v.close()
 
 
-def touch_drag(pg, cdp, points):
-    """A finger on the screen: down at the first point, through the rest, up at the last."""
-    (x, y), *rest = points
-    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
-    for x, y in rest:
-        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
-
-
 def test_a_phone_drags_on_the_scatter_with_the_digit_in_view(browser, served, model):
     v = Visit(browser, served, viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True,
               device_scale_factor=2)
@@ -264,7 +243,7 @@ def test_a_phone_drags_on_the_scatter_with_the_digit_in_view(browser, served, mo
     cdp = v.ctx.new_cdp_session(pg)
     x, y = pg.evaluate("cvaeExplorer.scatterPx(0, 0)")
     path = [(x + 4 * k, y - 3 * k) for k in range(15)]
-    touch_drag(pg, cdp, path)
+    touch(cdp, path)
     want = pg.evaluate(f"cvaeExplorer.scatterLatent({path[-1][0]}, {path[-1][1]})")
     pg.wait_for_function("(w) => { const s = cvaeExplorer.stats()[0]; return s.live && s.live.source === 'drag'"
                          " && Math.abs(s.live.z[0] - w[0]) < 1e-6 && Math.abs(s.live.z[1] - w[1]) < 1e-6; }", arg=want)
@@ -276,7 +255,7 @@ def test_a_phone_drags_on_the_scatter_with_the_digit_in_view(browser, served, mo
     floated = np.array(pg.locator("canvas.float").evaluate(
         "c => Array.from(c.getContext('2d').getImageData(0, 0, 28, 28).data)"), np.int16).reshape(28, 28, 4)[..., 0]
     assert np.abs(floated - pytorch(model, want)).max() <= 1
-    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    touch(cdp, end=True)
     pg.wait_for_function("() => cvaeExplorer.stats()[0].commits === 1")
     assert stats(pg)["committed"] == pytest.approx(want, abs=1e-6)
     assert pg.evaluate("window.scrollY") == scroll  # the finger moved the point, not the page
@@ -287,14 +266,13 @@ def test_a_phone_drags_on_the_scatter_with_the_digit_in_view(browser, served, mo
     scroll = pg.evaluate("window.scrollY")
     p = pg.locator("canvas.pad").bounding_box()
     cx, cy = p["x"] + p["width"] / 2, p["y"] + p["height"] / 2
-    touch_drag(pg, cdp, [(cx + 3 * k, cy + 2 * k) for k in range(10)])
+    touch(cdp, [(cx + 3 * k, cy + 2 * k) for k in range(10)])
     pg.wait_for_function("() => { const s = cvaeExplorer.stats()[0]; return s.live && s.live.source === 'pad'; }")
     d = pg.locator("canvas.digit").bounding_box()
-    shown = max(0.0, min(844.0, d["y"] + d["height"]) - max(0.0, d["y"])) / d["height"]
-    if shown < 0.6:
+    if in_view(d, 844) < 0.6:
         box = pg.locator("canvas.float").bounding_box()
         assert stats(pg)["float"] and box["y"] >= 0 and box["y"] + box["height"] <= 844
-    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    touch(cdp, end=True)
     pg.wait_for_function("() => cvaeExplorer.stats()[0].commits === 2")
     assert pg.evaluate("window.scrollY") == scroll and not stats(pg)["float"]
     v.close()

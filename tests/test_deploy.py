@@ -10,13 +10,12 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from devkit import REPO, data_dir, free_port, needs_data, start_server
+from devkit import REPO, data_dir, free_port, needs_data, start_server, wait_for_port
 
 DEPLOY = REPO / "deploy"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -103,16 +102,7 @@ def replicas(tmp_path_factory):
     main = nginx_conf(port, [s.url.split("//")[1] for s in servers], tmp)
     proc = subprocess.Popen([NGINX, "-p", str(tmp), "-c", str(main)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
-    import socket
-
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(proc.stderr.read().decode())
-            time.sleep(0.05)  # nginx is starting
+    wait_for_port(port, proc)
     yield {"url": f"http://127.0.0.1:{port}", "servers": servers, "log": tmp / "logs" / "access.log", "runs": runs}
     proc.terminate()
     proc.wait(10)
