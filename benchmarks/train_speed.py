@@ -7,7 +7,7 @@ Both run side by side in one process, on the same machine, on the same MNIST ima
   nn.ConvTranspose2d with symmetric padding, Adam 1e-3, a Python step loop.
 * project: ``cvae.train`` with a recipe (default: the project's default recipe), as
   ``python -m cvae train`` runs it (``--precision auto``: bfloat16 products through
-  cvae.gemm where the CPU has native bfloat16), and the same trainer on PyTorch's stock
+  cvae.training.gemm where the CPU has native bfloat16), and the same trainer on PyTorch's stock
   layers (``--precision fp32``).
 
 Throughput alternates short rounds of each (so machine noise hits both alike) and prints
@@ -31,15 +31,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-REPO = Path(__file__).resolve().parents[1]
-
-from cvae import TrainConfig, evaluate, load_mnist
-
-from cvae import train
+from cvae import TrainConfig, evaluate, load_mnist, train
 from cvae.core.model import reparameterize, vae_loss
 from cvae.training.gemm import native_bf16
 from cvae.training.config import DEFAULT_RECIPE, RECIPES
-from cvae.training.hardware import auto_workers, describe_precision, keep_freed_memory, matmul_dtype
+from cvae.training.hardware import describe_precision, keep_freed_memory
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 class PlainCVAE(nn.Module):
@@ -142,7 +140,7 @@ def main(argv=None):
     ref.run(320)  # warm-up
     # The project as configured; the same trainer at the reference's batch of 32 (when the
     # recipe's differs), to separate the batch size's share of the speed from the code's; and on
-    # PyTorch's stock layers (float32), to show what cvae.gemm adds.
+    # PyTorch's stock layers (float32), to show what cvae.training.gemm adds.
     variants = {"project": cfg}
     if cfg.batch_size != 32:
         variants["project, batch 32"] = TrainConfig(**{**cfg.to_dict(), "batch_size": 32})
@@ -163,13 +161,10 @@ def main(argv=None):
     ips = {name: n / t for name, (n, t) in done.items()}
     ref_ips, proj_ips, stock_ips = ips["reference"], ips["project"], ips["project, stock layers"]
     cpu = torch.device("cpu")
-    dtype = matmul_dtype(cfg.precision, cpu)
-    workers = cfg.workers or auto_workers(cpu, cfg.batch_size, dtype)
-    stock_workers = cfg.workers or auto_workers(cpu, cfg.batch_size, None)
     print(f"THROUGHPUT reference {ref_ips:.0f} img/s ({1e6 / ref_ips:.0f} us/img), project {proj_ips:.0f} img/s "
-          f"({1e6 / proj_ips:.0f} us/img; {describe_precision(cfg.precision, cpu)}, {workers} worker(s)), "
+          f"({1e6 / proj_ips:.0f} us/img; {describe_precision(cfg.precision, cpu)}), "
           f"ratio {proj_ips / ref_ips:.2f}x; project on the stock layers {stock_ips:.0f} img/s "
-          f"({1e6 / stock_ips:.0f} us/img, {stock_workers} workers), ratio {stock_ips / ref_ips:.2f}x"
+          f"({1e6 / stock_ips:.0f} us/img), ratio {stock_ips / ref_ips:.2f}x"
           + (f"; project at batch 32 {ips['project, batch 32']:.0f} img/s, ratio "
              f"{ips['project, batch 32'] / ref_ips:.2f}x" if "project, batch 32" in ips else ""))
 

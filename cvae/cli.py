@@ -1,4 +1,4 @@
-"""Command line: ``python -m cvae train|evaluate|encode|ship|film|site``.
+"""Command line: ``python -m cvae train|evaluate|encode|ship|film|site|import``.
 
 Errors a person can fix (missing data, bad checkpoint, bad option) print one clear
 message to stderr and exit with code 2, never a traceback.
@@ -36,7 +36,7 @@ def _positive_float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .training.config import DEFAULT_RECIPE, RECIPES
+    from .training.config import BUDGET_RECIPE, DEFAULT_RECIPE, RECIPES
 
     p = argparse.ArgumentParser(prog="python -m cvae", description="The tutorial's CVAE on MNIST.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -45,47 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train the CVAE on MNIST and save the best epoch's weights (atomically).")
     t.add_argument("--data-dir", help="MNIST folder (holds MNIST/raw); default $CVAE_DATA or a cache folder")
     t.add_argument("--out", required=True, help="checkpoint file to write (best epoch, written atomically)")
-    t.add_argument("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE,
-                   help=f"preset of the options below (default {DEFAULT_RECIPE}); "
+    t.add_argument("--recipe", choices=sorted(RECIPES),
+                   help=f"preset of the options below (default {DEFAULT_RECIPE}; with --seconds, {BUDGET_RECIPE}); "
                         + "; ".join(f"{k}: {v}" for k, v in RECIPES.items()))
-    t.add_argument("--epochs", type=_positive_int, help="most epochs")
-    t.add_argument("--seconds", type=_positive_float, metavar="S",
-                   help="train for S seconds of wall time, loading the data and the film included: the number "
-                        "of steps and the learning-rate schedule fit it (--epochs is then ignored); e.g. 60")
-    t.add_argument("--batch-size", type=_positive_int)
-    t.add_argument("--lr", type=_positive_float, help="learning rate")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--limit", type=_positive_int, help="train on the first N training images only")
-    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     t.add_argument("--init", metavar="CHECKPOINT",
                    help="start from this checkpoint's weights and architecture (fine-tuning) instead of "
                         "a fresh model")
     t.add_argument("--no-download", action="store_true", help="never try to download MNIST")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
-    t.add_argument("--no-film", action="store_true",
-                   help="do not record the training film (snapshots of the latent space; on by default)")
     r = t.add_argument_group("research options", "the recipe's schedule and regularisation, and how the CPU "
                                                   "computes (docs/model-card.md, docs/performance.md)")
-    r.add_argument("--optimizer", choices=["adam", "rmsprop"])
-    r.add_argument("--schedule", choices=["constant", "cosine"])
-    r.add_argument("--warmup", type=float, metavar="FRACTION",
-                   help="raise the learning rate linearly over this share of all steps first "
-                        "(cosine schedule only; e.g. 0.02)")
-    r.add_argument("--patience", type=int, help="early-stopping patience in epochs (0: off)")
-    r.add_argument("--weight-decay", type=float, help="decoupled weight decay (AdamW); default 0")
-    r.add_argument("--ema", type=float, metavar="DECAY",
-                   help="validate and save an exponential moving average of the weights (e.g. 0.999); default off")
-    r.add_argument("--augment", type=float, metavar="SHARE",
-                   help="turn and zoom this share of the training images at random in each step "
-                        "(data augmentation; see --rotate, --zoom); default 0: off")
-    r.add_argument("--rotate", type=float, metavar="DEG", help="augmentation: largest turn in degrees (default 8)")
-    r.add_argument("--zoom", type=float, metavar="F", help="augmentation: largest change of scale (default 0.06)")
-    r.add_argument("--workers", type=int, help="threads that split each batch on a CPU (default 0: one per core "
-                                               "on the stock layers, one on the bfloat16 products)")
-    r.add_argument("--precision", choices=["auto", "fp32", "bf16"],
-                   help="CPU training arithmetic: fp32 = PyTorch's stock layers; bf16 = the layers as "
-                        "bfloat16 matrix products (cvae.training.gemm, about twice as fast where the CPU has "
-                        "native bfloat16); auto (default) = bf16 where native, else fp32")
+    _config_options(t, r)
 
     e = sub.add_parser("evaluate", help="test-set loss of a checkpoint")
     e.add_argument("checkpoint")
@@ -122,24 +92,69 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write the explorer of CHECKPOINT as a self-contained static site: index.html, "
                                    "its script and styles, the decoder's weights and the test digits' encodings. "
                                    "Serve it with `python -m http.server -d DIR`, or open DIR/index.html.")
-    w.add_argument("checkpoint")
+    w.add_argument("checkpoint", help="a checkpoint, or any model file `python -m cvae import` reads (converted "
+                                      "first)")
     w.add_argument("--out", required=True, help="the folder to write (refused when it exists and is not empty)")
     w.add_argument("--data-dir", help="MNIST folder: the test digits shown when one is clicked, and the encodings "
                                       "of a model other than the shipped one")
     w.add_argument("--force", action="store_true", help="replace the folder --out if it holds files")
+
+    i = sub.add_parser("import", help="convert your own model (the Keras tutorial's weights, a PyTorch "
+                                      "state_dict or checkpoint) into this app's checkpoint",
+                       description="Read FILE, a model of the Keras tutorial's architecture: Keras 3 weights "
+                                   "(vae.save_weights(\"vae.weights.h5\")), a Keras 3 archive "
+                                   "(vae.save(\"vae.keras\")), TF 2 / Keras 2 weights (.h5), a PyTorch "
+                                   "state_dict or a checkpoint of this app; check it and write it as a checkpoint "
+                                   "that every command and the app open. Nothing in the file is ever run.")
+    i.add_argument("file")
+    i.add_argument("--out", required=True, help="checkpoint file to write (atomically; nothing is written when "
+                                                "FILE is refused)")
     return p
 
 
-def config_from_args(args):
-    """The TrainConfig that ``train``'s options ask for (unset options: the recipe's values)."""
-    from .training.config import TrainConfig
+_PARSE = {"int": (int, "a whole number"), "float": (float, "a number"), "str": (str, "")}
 
-    return TrainConfig.from_recipe(args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                   optimizer=args.optimizer, schedule=args.schedule, patience=args.patience,
-                                   warmup=args.warmup, seed=args.seed, limit=args.limit, device=args.device,
-                                   weight_decay=args.weight_decay, ema=args.ema, workers=args.workers,
-                                   precision=args.precision, augment=args.augment, rotate=args.rotate,
-                                   zoom=args.zoom, film=False if args.no_film else None, seconds=args.seconds)
+
+def _parser_of(kind: str):
+    convert, what = _PARSE[kind]
+
+    def parse(text: str):
+        try:
+            return convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    parse.__name__ = kind  # argparse names the type in its messages
+    return parse
+
+
+def _config_options(main, research) -> None:
+    """``train``'s options, one per field of TrainConfig that has a help text: its name, type,
+    choices and help come from the field; unset, it keeps the recipe's value; its checks are
+    TrainConfig's own (a bad value is the config's ValueError, exit 2)."""
+    from .training.config import cli_fields
+
+    for f in cli_fields():
+        meta = f.metadata
+        group = research if meta["research"] else main
+        if meta["flag"]:  # a switch that turns a default-on field off
+            group.add_argument(meta["flag"], dest=f.name, action="store_const", const=not f.default,
+                               default=None, help=meta["help"])
+            continue
+        kind = str(f.type).split(" |")[0]
+        group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=_parser_of(kind),
+                           choices=meta["choices"], metavar=meta["metavar"], help=meta["help"])
+
+
+def config_from_args(args):
+    """The TrainConfig that ``train``'s options ask for: unset options keep the recipe's values; the
+    recipe is --recipe, else the quick recipe for a time budget (--seconds), else the default."""
+    from .training.config import BUDGET_RECIPE, DEFAULT_RECIPE, ConfigError, TrainConfig, cli_fields
+
+    recipe = args.recipe or (BUDGET_RECIPE if args.seconds is not None else DEFAULT_RECIPE)
+    try:
+        return TrainConfig.from_recipe(recipe, **{f.name: getattr(args, f.name) for f in cli_fields()})
+    except ConfigError as exc:  # name the option, as argparse does for the values it refuses
+        raise ValueError(f"--{exc.field.replace('_', '-')}: {exc}") from None
 
 
 def _cmd_train(args) -> int:
@@ -180,8 +195,12 @@ def _cmd_train(args) -> int:
             "machine": machine_description()}
     if init_from:
         meta["init_from"] = init_from
+    def warn_short_plan(event: dict) -> None:  # the budget's plan, a second into the run
+        if event["kind"] == "plan" and event["warning"]:
+            print(f"warning: {event['warning']}", flush=True)
+
     result = train(cfg, train_x, test_x, model=model, out=args.out, progress=not args.quiet, started=args.started,
-                   log=lambda line: print(line, flush=True), meta=meta, test_y=test_y)
+                   log=lambda line: print(line, flush=True), meta=meta, test_y=test_y, callback=warn_short_plan)
     print(result.message)
     if result.spread is not None:
         print("Latent spread (std of z_mean over 2,000 test digits): "
@@ -286,11 +305,28 @@ def _cmd_film(args) -> int:
     return 0
 
 
+def _cmd_import(args) -> int:
+    from .core.importer import import_model
+
+    out, imported = import_model(args.file, args.out)
+    notes = "".join(f"; {n}" for n in imported.notes)
+    print(f"wrote {out}: {imported.description}, {sum(p.numel() for p in imported.model.parameters()):,} "
+          f"parameters, {imported.model.latent_dim}-D latent space{notes}")
+    return 0
+
+
 def _cmd_site(args) -> int:
+    import tempfile
+
+    from .core.importer import import_model, is_checkpoint
     from .site import write_site
 
     try:
-        out, files = write_site(args.checkpoint, args.out, args.data_dir, force=args.force)
+        with tempfile.TemporaryDirectory() as tmp:
+            checkpoint = args.checkpoint
+            if not is_checkpoint(checkpoint):  # another kind of model file: converted first
+                checkpoint, _ = import_model(checkpoint, Path(tmp) / f"{Path(checkpoint).name.split('.')[0]}.pt")
+            out, files = write_site(checkpoint, args.out, args.data_dir, force=args.force)
     except FileExistsError as exc:
         print(f"error: {exc}; choose another folder or pass --force to replace it", file=sys.stderr)
         return EXIT_USAGE
@@ -298,9 +334,10 @@ def _cmd_site(args) -> int:
         print(f"error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     size = sum(len(b) for b in files.values())
-    originals = "with" if "digits.png" in files else "without (no MNIST here)"
-    print(f"wrote {out}/: {len(files)} files, {size / 1e6:.2f} MB, the test digits' originals {originals}. "
-          f"Serve it with `python -m http.server -d {out}` or open {out}/index.html")
+    originals = ("with the test digits' originals" if "digits.png" in files
+                 else "without the test digits' originals (no MNIST here)")
+    print(f"Wrote {out}/: {len(files)} files, {size / 1e6:.2f} MB, {originals}. "
+          f"Serve it with `python -m http.server -d {out}`, or open {out}/index.html.")
     return 0
 
 
@@ -315,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     args.started = started
     try:
         return {"train": _cmd_train, "evaluate": _cmd_evaluate, "encode": _cmd_encode, "ship": _cmd_ship,
-                "film": _cmd_film, "site": _cmd_site}[args.command](args)
+                "film": _cmd_film, "site": _cmd_site, "import": _cmd_import}[args.command](args)
     except (DataMissingError, CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

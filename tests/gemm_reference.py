@@ -1,4 +1,4 @@
-"""A float64 reference for every layer of cvae.gemm's fast path, on the fast path's own inputs.
+"""A float64 reference for every layer of cvae.training.gemm's fast path, on the fast path's own inputs.
 
 tests/test_gemm.py compares the fast path with autograd end to end; in bfloat16 that leaves a
 few percent of rounding error (accumulated through the decoder's backward pass), enough to hide
@@ -12,7 +12,7 @@ path's docstring says it rounds:
   activations rounded) and a ``dtype`` output, summed exactly then rounded once;
 - a stride-2 transposed convolution's scatter (forward, and the encoder's second convolution's
   input gradient) adds each tap's rounded product into a ``dtype`` sum, one tap group at a time
-  in the order of ``cvae.gemm._fold_s2`` (:data:`S2_GROUPS`), with the bias after the first;
+  in the order of ``cvae.training.gemm._fold_s2`` (:data:`S2_GROUPS`), with the bias after the first;
 - the last layer's nine taps are rounded products summed in float32; bias gradients are sums of
   the upstream gradient, rounded to ``dtype`` for the stride-2 transposed convolutions.
 
@@ -32,14 +32,14 @@ from cvae.core.model import _apply, kl_divergence, reconstruction_loss, reparame
 
 F64 = torch.float64
 
-# The stride-2 3x3 scatter's taps (kernel row, column) in the groups cvae.gemm._fold_s2 adds, in
+# The stride-2 3x3 scatter's taps (kernel row, column) in the groups cvae.training.gemm._fold_s2 adds, in
 # its order: rows/columns 0-1 (copied: one per output pixel), then column 2, row 2, the corner.
 # Each output pixel gets at most one tap from each group.
 S2_GROUPS = (((0, 0), (0, 1), (1, 0), (1, 1)), ((0, 2), (1, 2)), ((2, 0), (2, 1)), ((2, 2),))
-# The last (stride-1) layer's taps in the order cvae.gemm sums them: the centre, then row-major.
+# The last (stride-1) layer's taps in the order cvae.training.gemm sums them: the centre, then row-major.
 S1_GROUPS = (((1, 1),),) + tuple(((ky, kx),) for ky in range(3) for kx in range(3) if (ky, kx) != (1, 1))
 
-# What cvae.gemm takes from PyTorch's own convolution with bfloat16 tensors and whose rounding
+# What cvae.training.gemm takes from PyTorch's own convolution with bfloat16 tensors and whose rounding
 # depends on the CPU (see onednn_bf16_convolutions): the second transposed convolution's
 # output and the two weight gradients oneDNN computes.
 TORCH_CONVOLUTIONS = ("decoder.deconv2: a6", "decoder.deconv2: dweight", "decoder.deconv3: dweight")

@@ -20,14 +20,26 @@ def run_cli(*args, env_extra=None, timeout=600):
                           text=True, timeout=timeout)
 
 
-def test_offline_without_data_is_one_clear_paragraph(tmp_path):
+def main_cli(capsys, *args) -> tuple[int, str]:
+    """`python -m cvae ARGS` in this process (cvae.cli.main, as cvae/__main__.py calls it), where
+    the process boundary is not what a test checks: the exit code and what went to stderr."""
+    from cvae.cli import main
+
+    capsys.readouterr()
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exc:  # argparse's own refusals
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def test_offline_without_data_is_one_clear_paragraph(tmp_path, capsys):
     empty = tmp_path / "no-mnist"
     # The checkpoint is read first; give a real one so the data error is what shows.
     ck = save_checkpoint(CVAE(), tmp_path / "m.pt")
-    r = run_cli("evaluate", str(ck), "--data-dir", str(empty), "--no-download")
-    assert r.returncode == 2
-    assert "Traceback" not in r.stderr
-    err = r.stderr.strip()
+    code, err = main_cli(capsys, "evaluate", ck, "--data-dir", empty, "--no-download")
+    assert code == 2
+    err = err.strip()
     assert len(err.splitlines()) == 1
     for f in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
         assert f in err
@@ -44,13 +56,12 @@ def test_offline_download_attempt_fails_cleanly(tmp_path):
     assert not (tmp_path / "m.pt").exists()
 
 
-def test_bad_checkpoint_exit_code(tmp_path):
+def test_bad_checkpoint_exit_code(tmp_path, capsys):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    r = run_cli("evaluate", str(bad), "--data-dir", str(DATA_DIR))
-    assert r.returncode == 2
-    assert "Traceback" not in r.stderr
-    assert str(bad) in r.stderr
+    code, err = main_cli(capsys, "evaluate", bad, "--data-dir", DATA_DIR)
+    assert code == 2
+    assert str(bad) in err
 
 
 @pytest.mark.parametrize("args,names", [
@@ -58,30 +69,30 @@ def test_bad_checkpoint_exit_code(tmp_path):
     (["--augment", "2"], "augment"), (["--augment", "-0.1"], "augment"), (["--warmup", "1.5"], "warmup"),
     (["--warmup", "-0.5"], "warmup"),
 ])
-def test_bad_training_options_are_refused_before_the_data(tmp_path, args, names):
+def test_bad_training_options_are_refused_before_the_data(tmp_path, capsys, args, names):
     """A bad option is exit 2 with a message about that option, before MNIST is looked for: the
     data folder here is empty, so a run that got past the check would fail on the data instead
-    (also exit 2, but with the MNIST message)."""
-    r = run_cli("train", "--data-dir", str(tmp_path / "no-mnist"), "--no-download", "--out", str(tmp_path / "m.pt"),
-                *args)
-    assert r.returncode == 2, r.stderr[-2000:]
-    assert "Traceback" not in r.stderr
-    err = r.stderr.strip().splitlines()[-1]
+    (also exit 2, but with the MNIST message). In process: an exception would fail the test."""
+    code, err = main_cli(capsys, "train", "--data-dir", tmp_path / "no-mnist", "--no-download",
+                         "--out", tmp_path / "m.pt", *args)
+    assert code == 2, err[-2000:]
+    err = err.strip().splitlines()[-1]
     assert names in err and "MNIST" not in err, err
     assert not (tmp_path / "m.pt").exists()
 
 
-def test_good_training_options_reach_the_data_check(tmp_path):
+def test_good_training_options_reach_the_data_check(tmp_path, capsys):
     """Control for the test above: the same command with good values fails on the missing data."""
-    r = run_cli("train", "--data-dir", str(tmp_path / "no-mnist"), "--no-download", "--out", str(tmp_path / "m.pt"),
-                "--augment", "0.5", "--warmup", "0.1")
-    assert r.returncode == 2 and "MNIST was not found" in r.stderr, r.stderr[-2000:]
+    code, err = main_cli(capsys, "train", "--data-dir", tmp_path / "no-mnist", "--no-download",
+                         "--out", tmp_path / "m.pt", "--augment", "0.5", "--warmup", "0.1")
+    assert code == 2 and "MNIST was not found" in err, err[-2000:]
 
 
-@needs_data
-def test_train_then_evaluate_json(tmp_path):
+def test_train_then_evaluate_json(tmp_path, small_mnist):
+    """`python -m cvae train`, then `evaluate`, as processes, on MNIST's first 1,024 training and
+    1,000 test images (conftest small_mnist)."""
     out = tmp_path / "m.pt"
-    r = run_cli("train", "--data-dir", str(DATA_DIR), "--out", str(out), "--epochs", "1", "--limit", "512",
+    r = run_cli("train", "--data-dir", str(small_mnist), "--out", str(out), "--epochs", "1", "--limit", "512",
                 "--batch-size", "64", "--augment", "0.5", "--rotate", "5", "--warmup", "0.1", "--quiet")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "Epoch 1/1" in r.stdout and "val_loss" in r.stdout and "augment 0.5 (rotate 5.0, zoom 0.06)" in r.stdout
@@ -95,22 +106,21 @@ def test_train_then_evaluate_json(tmp_path):
     from cvae import load_mnist
     from cvae.core.data import fingerprint
 
-    train_x, test_x = (load_mnist(split, DATA_DIR, download=False)[0][:512] for split in ("train", "test"))
+    train_x, test_x = (load_mnist(split, small_mnist, download=False)[0][:512] for split in ("train", "test"))
     assert meta["extra"]["train_images"] == 512
     assert meta["extra"]["train_images_sha256"] == fingerprint(train_x) != fingerprint(test_x)
-    r = run_cli("evaluate", str(out), "--data-dir", str(DATA_DIR), "--json")
+    r = run_cli("evaluate", str(out), "--data-dir", str(small_mnist), "--json")
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert {"test_loss", "recon", "kl"} <= set(res)
     assert res["test_loss"] == pytest.approx(res["recon"] + res["kl"], rel=1e-5)
-    assert res["n"] == 10_000
+    assert res["n"] == 1_000  # the test images of that folder
     # The same seed gives the same figure.
-    r2 = run_cli("evaluate", str(out), "--data-dir", str(DATA_DIR), "--json")
+    r2 = run_cli("evaluate", str(out), "--data-dir", str(small_mnist), "--json")
     assert json.loads(r2.stdout.strip().splitlines()[-1])["test_loss"] == res["test_loss"]
 
 
-@needs_data
-def test_train_init_starts_from_the_checkpoint(tmp_path):
+def test_train_init_starts_from_the_checkpoint(tmp_path, small_mnist):
     """--init fine-tunes a checkpoint: its architecture is kept and training starts at its weights."""
     from cvae import load_checkpoint
 
@@ -118,7 +128,7 @@ def test_train_init_starts_from_the_checkpoint(tmp_path):
     start = CVAE(latent_dim=3)
     save_checkpoint(start, tmp_path / "start.pt", extra={"command": "python -m cvae train (the first run)"})
     out = tmp_path / "tuned.pt"
-    r = run_cli("train", "--data-dir", str(DATA_DIR), "--out", str(out), "--init", str(tmp_path / "start.pt"),
+    r = run_cli("train", "--data-dir", str(small_mnist), "--out", str(out), "--init", str(tmp_path / "start.pt"),
                 "--epochs", "1", "--limit", "256", "--batch-size", "64", "--lr", "1e-9", "--quiet")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "Starting from" in r.stdout
@@ -129,14 +139,13 @@ def test_train_init_starts_from_the_checkpoint(tmp_path):
         assert torch.allclose(a, b, atol=1e-6), name  # lr 1e-9: the weights barely move
 
 
-def test_train_init_from_a_bad_file_is_exit_2(tmp_path):
+def test_train_init_from_a_bad_file_is_exit_2(tmp_path, capsys):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    r = run_cli("train", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o.pt"), "--init", str(bad),
-                "--no-download")
-    assert r.returncode == 2
-    assert "Traceback" not in r.stderr
-    assert "bad.pt" in r.stderr and "MNIST" not in r.stderr  # the checkpoint is checked before the data
+    code, err = main_cli(capsys, "train", "--data-dir", tmp_path, "--out", tmp_path / "o.pt", "--init", bad,
+                         "--no-download")
+    assert code == 2
+    assert "bad.pt" in err and "MNIST" not in err  # the checkpoint is checked before the data
 
 
 # Every option of `train` and the TrainConfig field it sets (the value given, then the field's).
@@ -220,3 +229,64 @@ def test_train_names_a_collapsed_dimension(tmp_path, monkeypatch, capsys):
     assert code == 0
     assert "Latent spread (std of z_mean over 2,000 test digits): z1 1.250, z2 0.040" in out
     assert "warning: Posterior collapse in z2 (spread 0.040)" in out and "Train longer" in out
+
+
+@pytest.mark.parametrize("given, recipe", [
+    (["--seconds", "30"], "quick"), (["--seconds", "30", "--recipe", "fast"], "fast"), ([], "fast"),
+    (["--recipe", "tutorial"], "tutorial"),
+])
+def test_seconds_means_the_quick_recipe_unless_another_is_named(given, recipe):
+    from cvae.cli import build_parser, config_from_args
+    from cvae.training.config import RECIPES
+
+    cfg = config_from_args(build_parser().parse_args(["train", "--out", "x.pt", *given]))
+    assert cfg.recipe == recipe
+    assert cfg.lr == RECIPES[recipe]["lr"] and cfg.batch_size == RECIPES[recipe]["batch_size"]
+    assert cfg.seconds == (30 if given[:1] == ["--seconds"] else RECIPES[recipe].get("seconds"))
+
+
+def test_the_options_are_the_configs_fields():
+    """One source: every option of `train` that sets a config is a TrainConfig field with its help,
+    choices and default; an option name that is not a field is refused by the config itself."""
+    from dataclasses import FrozenInstanceError, fields
+
+    from cvae.cli import build_parser
+    from cvae.training.config import TrainConfig, cli_fields
+
+    train = next(a for a in build_parser()._subparsers._group_actions[0].choices.values()
+                 if "--seconds" in a._option_string_actions)
+    for f in cli_fields():
+        action = next(a for a in train._actions if a.dest == f.name)
+        assert action.help == f.metadata["help"] and action.default is None
+        if f.metadata["choices"]:
+            assert tuple(action.choices) == tuple(f.metadata["choices"])
+    with pytest.raises(ValueError, match="unknown training option 'epoch'"):
+        TrainConfig.from_recipe("fast", epoch=3)
+    cfg = TrainConfig.from_recipe("fast")
+    with pytest.raises(FrozenInstanceError):
+        cfg.epochs = 3
+    assert {f.name for f in fields(TrainConfig)} >= {f.name for f in cli_fields()}
+
+
+@needs_data
+def test_a_budget_too_short_to_spread_is_a_warning_before_the_run_goes_on(tmp_path, monkeypatch, capsys):
+    """The budget's plan reaches the command line as it happens (a second in), not after the run."""
+    import cvae.training.loop as loop
+    from cvae import CVAE
+    from cvae.cli import main
+    from cvae.training.loop import TrainResult
+
+    seen_before_end = []
+
+    def fake_train(cfg, *args, out=None, callback=None, **kwargs):
+        callback({"kind": "plan", "steps": 250, "needed": 700, "seconds": cfg.seconds,
+                  "warning": "This budget fits about 250 training steps in 20 s ..."})
+        seen_before_end.append(capsys.readouterr().out)
+        save_checkpoint(CVAE(), out)
+        return TrainResult(model=CVAE(), history=[{"epoch": 1}], best_epoch=1, best_val_loss=200.0,
+                           stop_reason="completed", message="finished 1 epoch", seconds=1.0, spread=[1.0, 1.0])
+
+    monkeypatch.setattr(loop, "train", fake_train)
+    assert main(["train", "--data-dir", str(DATA_DIR), "--out", str(tmp_path / "m.pt"), "--no-download", "--quiet",
+                 "--no-film", "--seconds", "20"]) == 0
+    assert "warning: This budget fits about 250 training steps in 20 s" in seen_before_end[0]

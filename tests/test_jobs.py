@@ -6,6 +6,8 @@ skip, except under CI=true, where they fail. Every wait is on a condition with a
 
 from __future__ import annotations
 
+import dataclasses
+
 import importlib
 import os
 import signal
@@ -24,15 +26,17 @@ from cvae.core.data import fingerprint
 from cvae.training.jobs import JobBusyError, JobRegistry, TrainJob
 from ui.training import job_text
 
-from devkit import REPO, require_data
+from devkit import REPO
 
 cvae_hardware = importlib.import_module("cvae.training.hardware")
-TIMEOUT = 240  # a whole small run on a busy 2-core machine (the test-set evaluation is ~10 s an epoch)
+TIMEOUT = 240  # a whole small run on a busy 2-core machine
+LONG = 500  # epochs of a run the test stops: far more than can pass before it does (8 steps and 1,000 test images each)
 
 
 @pytest.fixture(scope="module")
-def data() -> str:
-    return str(require_data())  # skips without MNIST; fails under CI=true
+def data(small_mnist) -> str:
+    """MNIST's first 1,024 training and 1,000 test images (conftest): the runs here use 256."""
+    return str(small_mnist)  # skips without MNIST; fails under CI=true
 
 
 def config(**kw) -> cvae.TrainConfig:
@@ -90,6 +94,7 @@ def completed(data, tmp_path_factory):
     return job, out, calls, seen, threads_before
 
 
+@pytest.mark.slow  # a two-epoch run in a child process
 def test_a_run_reports_progress_history_and_saves_its_checkpoint(completed, data):
     job, out, _, seen, _ = completed
     assert job.status == "done", job_text(job)
@@ -115,6 +120,7 @@ def test_a_run_reports_progress_history_and_saves_its_checkpoint(completed, data
     assert job.error is None and not job.forced and job.phase == "training"
 
 
+@pytest.mark.slow  # a two-epoch run in a child process
 def test_a_run_forwards_the_trainers_film_snapshots(completed):
     job = completed[0]
     snaps = job.snapshots
@@ -125,6 +131,7 @@ def test_a_run_forwards_the_trainers_film_snapshots(completed):
     assert all(s["z"].dtype == np.float16 and s["z"].shape == (len(s["labels"]), 2) for s in snaps)
 
 
+@pytest.mark.slow  # a two-epoch run in a child process
 def test_the_server_process_keeps_its_threads_and_allocator(completed):
     job, _, calls, seen, threads_before = completed
     assert job.status == "done", job_text(job)
@@ -150,10 +157,11 @@ def test_every_event_kind_reaches_its_field():
 
 # --------------------------------------------------------------------------- stop
 
+@pytest.mark.slow  # a run in a child process, stopped after its first epoch
 def test_stop_ends_the_run_early_and_keeps_the_best_checkpoint(data, tmp_path):
-    """50 epochs of 8 steps asked for; Stop after the first epoch ends it there, cooperatively."""
+    """LONG epochs of 8 steps asked for; Stop after the first epoch ends it there, cooperatively."""
     out = tmp_path / "stopped.pt"
-    job = JobRegistry().start(config(epochs=50, batch_size=32), out, data)
+    job = JobRegistry().start(config(epochs=LONG, batch_size=32), out, data)
     wait_for(lambda: job.history, TIMEOUT, "the first epoch", job)
     job.stop()
     assert job.stop_requested and job.running
@@ -161,8 +169,8 @@ def test_stop_ends_the_run_early_and_keeps_the_best_checkpoint(data, tmp_path):
     assert job.status == "stopped", job_text(job)
     assert job_text(job).startswith("training stopped by request"), job_text(job)
     assert job.exitcode == 0, "the child should have ended by itself, not by the hard stop"
-    assert len(job.history) < 50 and job.steps[-1][0] < 50 and job.progress < 1
-    assert len(job.steps) < 50 * 8
+    assert len(job.history) < LONG and job.steps[-1][0] < LONG and job.progress < 1
+    assert len(job.steps) < LONG * 8
     assert job.saved and out.is_file()
     model = load_checkpoint(out)
     assert model.meta["extra"]["stop_reason"] == "stopped"
@@ -174,7 +182,7 @@ def test_a_child_that_does_not_stop_is_ended_after_the_grace_period(data, tmp_pa
     """grace 0: the stop request cannot be honoured while the child still loads torch and MNIST,
     so the hard stop ends it; the job says so and is never left running."""
     reg = JobRegistry(grace_s=0.0)
-    job = reg.start(config(epochs=50), tmp_path / "never.pt", data)
+    job = reg.start(config(epochs=LONG), tmp_path / "never.pt", data)
     job.stop()
     finished(job, 60)
     assert job.status == "stopped", job_text(job)
@@ -188,7 +196,7 @@ def test_a_hung_child_is_terminated_then_killed_after_the_grace_period(data, tmp
     """A child frozen mid-training (SIGSTOP: it reads no stop flag and SIGTERM waits until it
     would continue) is ended by the hard stop: terminate after the grace period, then kill."""
     reg = JobRegistry(grace_s=0.5)
-    job = reg.start(config(epochs=50, batch_size=32), tmp_path / "hung.pt", data)
+    job = reg.start(config(epochs=LONG, batch_size=32), tmp_path / "hung.pt", data)
     wait_for(lambda: job.steps, TIMEOUT, "the first steps", job)
     os.kill(job.pid, signal.SIGSTOP)
     asked = time.monotonic()
@@ -224,7 +232,9 @@ def test_a_config_the_trainer_refuses_is_a_failed_job_with_the_reason(data, tmp_
 def test_an_invalid_config_is_refused_before_anything_starts(tmp_path):
     reg = JobRegistry()
     cfg = config()
-    cfg.epochs = 0  # a dataclass can be changed after its checks ran
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.epochs = 0  # checked once, on creation, and never changed after
+    object.__setattr__(cfg, "epochs", 0)  # forced past the freeze: the registry checks again
     with pytest.raises(ValueError, match="epochs must be 1..10000"):
         reg.start(cfg, tmp_path / "x.pt", "unused")
     assert reg.jobs == []
@@ -232,7 +242,7 @@ def test_an_invalid_config_is_refused_before_anything_starts(tmp_path):
 
 def test_a_killed_child_is_a_failed_job_not_a_hang(data, tmp_path):
     out = tmp_path / "killed.pt"
-    job = JobRegistry().start(config(epochs=50, batch_size=32), out, data)
+    job = JobRegistry().start(config(epochs=LONG, batch_size=32), out, data)
     wait_for(lambda: job.steps, TIMEOUT, "the first steps", job)
     os.kill(job.pid, signal.SIGKILL)
     finished(job, 60)
@@ -246,7 +256,7 @@ ORPHAN_SCRIPT = """
 import sys
 import cvae
 from cvae.training.jobs import JobRegistry
-cfg = cvae.TrainConfig.from_recipe(cvae.DEFAULT_RECIPE, epochs=50, batch_size=32, limit=256, device="cpu")
+cfg = cvae.TrainConfig.from_recipe(cvae.DEFAULT_RECIPE, epochs=500, batch_size=32, limit=256, device="cpu")
 job = JobRegistry().start(cfg, sys.argv[1], sys.argv[2])
 print(job.pid, flush=True)
 while not job.steps and job.running:
@@ -288,14 +298,14 @@ def test_a_killed_server_leaves_no_training_behind(data, tmp_path):
 
 def test_one_run_at_a_time(data, tmp_path):
     reg = JobRegistry(grace_s=0.0)
-    first = reg.start(config(epochs=50), tmp_path / "a.pt", data)
+    first = reg.start(config(epochs=LONG), tmp_path / "a.pt", data)
     with pytest.raises(JobBusyError, match="another training is running"):
         reg.start(config(), tmp_path / "b.pt", data)
     assert reg.jobs == [first] and reg.active() is first and reg.get(first.id) is first
     first.stop()
     finished(first, 60)
     assert reg.active() is None
-    second = reg.start(config(epochs=50), tmp_path / "c.pt", data)  # free again once it ended
+    second = reg.start(config(epochs=LONG), tmp_path / "c.pt", data)  # free again once it ended
     assert reg.active() is second
     second.stop()
     finished(second, 60)
@@ -311,3 +321,22 @@ def test_finished_jobs_are_pruned_to_the_most_recent(tmp_path):
         finished(job, 60)
         assert reg.jobs == started[-2:], i
     assert reg.get(started[0].id) is None and reg.get(started[-1].id) is started[-1]
+
+
+def test_the_training_child_runs_at_the_chosen_niceness(data, tmp_path, monkeypatch):
+    """CHILD_NICE as measured by benchmarks/train_priority.py (docs/performance.md): the run keeps most of
+    its pace beside other programs and the class's commits stay quick; $CVAE_TRAIN_NICE overrides it."""
+    from cvae.training.jobs import CHILD_NICE, child_nice
+
+    assert CHILD_NICE == 5
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    job = JobRegistry().start(config(epochs=50), tmp_path / "n.pt", data)
+    try:
+        wait_for(lambda: job.phase != "starting", TIMEOUT, "the child's first message", job)
+        assert os.getpriority(os.PRIO_PROCESS, job.pid) == min(base + CHILD_NICE, 19)
+    finally:
+        job.stop()
+        finished(job)
+    for value, want in (("12", 12), ("0", 0), ("40", 19), ("-3", 0), ("fast", CHILD_NICE), ("", CHILD_NICE)):
+        monkeypatch.setenv("CVAE_TRAIN_NICE", value)
+        assert child_nice() == want, value

@@ -18,18 +18,20 @@ from cvae import load_checkpoint
 from cvae.training.jobs import TrainJob
 from ui.training import job_text
 
-from devkit import REPO, require_data
+from devkit import REPO
 
 from streamlit.testing.v1 import AppTest
 
 HARNESS = str(REPO / "tests" / "apps" / "training_harness.py")
 SCRIPT_TIMEOUT = 120  # one rerun of the harness (imports torch the first time) on a busy 2-core machine
 RUN_TIMEOUT = 240  # a whole small run
+LONG = 200  # epochs (the form's most) of 8 steps: a run the test stops, far too long to end first
 
 
 @pytest.fixture
-def env(monkeypatch, tmp_path):
-    monkeypatch.setenv("CVAE_DATA", str(require_data()))  # skips without MNIST; fails under CI=true
+def env(monkeypatch, tmp_path, small_mnist):
+    # MNIST's first 1,024 training and 1,000 test images (conftest); skips without MNIST, fails under CI=true
+    monkeypatch.setenv("CVAE_DATA", str(small_mnist))
     monkeypatch.setenv("CVAE_RUNS", str(tmp_path / "runs"))
     yield tmp_path
     # A test that failed half-way must not leave its run going into the next test.
@@ -126,7 +128,7 @@ def test_a_run_from_the_form_finishes_and_switches_to_the_new_model(env):
     ended(at, job)
     no_errors(at)
     assert job.status == "done", job_text(job)
-    assert progress_text(at).startswith("Finished: finished 1 epochs"), progress_text(at)
+    assert progress_text(at).startswith("Finished: finished 1 epoch;"), progress_text(at)
     saved = Path(at.session_state["_pending_model"])
     assert saved == job.out and saved.parent == env / "runs" and saved.is_file()
     assert [s.value for s in at.sidebar.success] == [f"Saved {saved.name} and switched to it."]
@@ -138,9 +140,10 @@ def test_a_run_from_the_form_finishes_and_switches_to_the_new_model(env):
     assert not at.sidebar.success and at.session_state["_acknowledged_job"] == job.id
 
 
+@pytest.mark.slow  # a run in a child process, stopped after its first epoch
 def test_the_stop_button_stops_the_run_early_and_keeps_its_best_epoch(env):
     at = page()
-    job = start(at, epochs=50, batch=32, limit=256)  # 50 epochs of 8 steps
+    job = start(at, epochs=LONG, batch=32, limit=256)
     wait_until(job, lambda j: j.history or not j.running, RUN_TIMEOUT, "the first epoch")
     assert job.running, job_text(job)
     at.run()
@@ -154,16 +157,17 @@ def test_the_stop_button_stops_the_run_early_and_keeps_its_best_epoch(env):
     no_errors(at)
     assert job.status == "stopped" and job.exitcode == 0, (job.status, job_text(job), job.exitcode)
     assert progress_text(at).startswith("Stopped: training stopped by request"), progress_text(at)
-    assert len(job.history) < 50 and job.steps[-1][0] < 50
+    assert len(job.history) < LONG and job.steps[-1][0] < LONG
     # It kept the best epoch so far, and the page switched to it.
     model = load_checkpoint(at.session_state["_pending_model"])
     assert model.meta["extra"]["stop_reason"] == "stopped" and len(model.meta["history"]) == len(job.history)
     assert stop_button(at) is None and not train_button(at).disabled
 
 
+@pytest.mark.slow  # two runs in child processes, one after the other
 def test_another_tab_follows_the_run_and_can_stop_it(env):
     mine = page()
-    job = start(mine, epochs=50, batch=32, limit=256)
+    job = start(mine, epochs=LONG, batch=32, limit=256)
     other = page()  # a second session of the same server process
     no_errors(other)
     assert job.running, job_text(job)
@@ -181,7 +185,7 @@ def test_another_tab_follows_the_run_and_can_stop_it(env):
     mine.run()
     assert progress_text(mine).startswith("Stopped: ")
     # Now the other tab starts a run: the first one shows that run, not its own old one.
-    second = start(other, epochs=50, batch=32, limit=256)
+    second = start(other, epochs=LONG, batch=32, limit=256)
     mine.run()
     assert second.running, job_text(second)
     assert progress_text(mine).startswith("Training: ") and train_button(mine).disabled
@@ -227,9 +231,45 @@ def test_a_finished_run_that_collapsed_says_so(env):
         registry()._jobs.pop(job.id, None)
 
 
+def test_a_running_budget_too_short_to_spread_says_so_above_the_film(env):
+    """The budget's plan event, a second into the run, reaches the page: its sentence as a warning while
+    the run goes on; no warning for a plan that fits."""
+    import cvae
+
+    job = TrainJob(cvae.TrainConfig.from_recipe("quick"), env / "runs" / "q.pt", env)
+    job.phase = "training"
+    job._handle("event", {"kind": "plan", "steps": 250, "needed": 700, "seconds": 60.0,
+                          "warning": "This budget fits about 250 training steps in 60 s ..."})
+    registry()._jobs[job.id] = job
+    try:
+        at = page(train_job_id=job.id)
+        assert [w.value for w in at.sidebar.warning] == ["This budget fits about 250 training steps in 60 s ..."]
+        job._handle("event", {"kind": "plan", "steps": 2500, "needed": 700, "seconds": 60.0, "warning": None})
+        at.run()
+        assert not at.sidebar.warning
+    finally:
+        job.status = "stopped"
+        registry()._jobs.pop(job.id, None)
+
+
+def test_the_quick_form_trains_for_the_seconds_given(env):
+    at = page()
+    at.sidebar.number_input(key="train_seconds").set_value(90)
+    train_button(at).click()
+    at.run()
+    no_errors(at)
+    job = job_of(at)
+    try:
+        assert job.cfg.recipe == "quick" and job.cfg.seconds == 90
+        assert job.out.name.endswith("_90s.pt")
+    finally:
+        job.stop()
+        ended(at, job)
+
+
 def test_the_form_starts_a_one_minute_quick_run_by_default(env):
     at = page()
-    assert at.sidebar.radio(key="train_length").value == "Quick: 1 minute"
+    assert at.sidebar.radio(key="train_length").value == "Quick: a time budget"
     train_button(at).click()
     at.run()
     no_errors(at)

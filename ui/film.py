@@ -10,6 +10,7 @@ none. All figures and files come from :mod:`cvae.draw.film`.
 from __future__ import annotations
 
 import hashlib
+import re
 
 import streamlit as st
 
@@ -21,6 +22,13 @@ NO_FILM = ("This model has no training film: it was trained without snapshots (w
            "version that recorded none). Training in the app or with `python -m cvae train` records one.")
 
 
+def portable_command(command: str) -> str:
+    """A recorded command as a reader can run it: the data folder it named on the machine that
+    ran it (``--data-dir ../shared/mnist``) is left out (``train`` finds MNIST through CVAE_DATA
+    or its own default)."""
+    return re.sub(r"\s--data-dir(?:=|\s+)\S+", "", command)
+
+
 def shipped_note(film: Film) -> str | None:
     """Where a shipped film comes from, for the page (None when it is the model's own run)."""
     info = film.info
@@ -28,7 +36,7 @@ def shipped_note(film: Film) -> str | None:
         return None
     val = info.get("best_val_loss")
     return ("This film comes from a separate run of the default recipe "
-            f"(`{info.get('command', 'python -m cvae train')}`"
+            f"(`{portable_command(info.get('command', 'python -m cvae train'))}`"
             + (f", {info['epochs']} epochs, val_loss {val:.1f}" if val is not None and info.get("epochs") else "")
             + "), not from the shipped model itself, which was trained further in several stages and "
               "carries no snapshots of its own. The clouds form the same way; where each one settles differs.")
@@ -83,7 +91,11 @@ def film_replay_ui(model, *, key: str = "film_replay") -> None:
     if replay.problem:
         st.warning(f"This checkpoint's film could not be read: {replay.problem}")
     if replay.film is None:
-        if not replay.problem:
+        origin = model.meta.get("extra", {}).get("imported_from")
+        if isinstance(origin, dict):
+            st.info(f"This model was opened from {origin.get('file')}: it was trained elsewhere, so there is no "
+                    "training film of it.")
+        elif not replay.problem:
             st.info(NO_FILM)
         return
     film = replay.film

@@ -13,6 +13,7 @@ for the model picker) and "_train_notice" (shown once).
 from __future__ import annotations
 
 import datetime as _dt
+import secrets
 import signal
 from pathlib import Path
 
@@ -41,7 +42,20 @@ TRAIN_FORM_KEY = "train_form_open"  # the app's expander around the form
 
 
 LENGTH_KEY = "train_length"
-QUICK, EPOCHS = "Quick: 1 minute", "Epochs"
+QUICK, EPOCHS = "Quick: a time budget", "Epochs"
+
+
+def new_run_path(runs: str | Path, settings: str, now: _dt.datetime | None = None,
+                 taken: set[Path] = frozenset()) -> Path:
+    """Where a new run saves: ``cvae_<date>-<time>-<tag>_<settings>.pt`` in ``runs``. The tag is
+    random, so runs started in the same second (another tab, another replica on the same runs
+    volume) never share a file; a name on disk or in ``taken`` (the outs of this process's jobs,
+    not written yet) is never given again."""
+    stamp = (now or _dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
+    while True:
+        path = Path(runs) / f"cvae_{stamp}-{secrets.token_hex(3)}_{settings}.pt"
+        if not path.exists() and path not in taken:
+            return path
 
 
 def train_form_ui(data: str, runs: Path) -> None:
@@ -49,16 +63,19 @@ def train_form_ui(data: str, runs: Path) -> None:
     and its settings; a valid submit starts a run saving into ``runs``."""
     reg = job_registry()
     length = st.radio("How long", [QUICK, EPOCHS], key=LENGTH_KEY, horizontal=True,
-                      help="Quick: the quick recipe, fitted to one minute of this machine (loading the data and "
-                           "the film included): enough for both latent dimensions to spread. Epochs: the default "
-                           "recipe, which reaches the tutorial's quality in about 5 epochs.")
+                      help="Quick: the quick recipe, fitted to the seconds you give it on this machine (loading "
+                           "the data and the film included); a minute is enough for both latent dimensions to "
+                           "spread, and the run says so at once when the machine is too busy for that. Epochs: "
+                           "the default recipe, which reaches the tutorial's quality in about 5 epochs.")
     quick = length == QUICK
     recipe = cvae.RECIPES["quick" if quick else cvae.DEFAULT_RECIPE]
     with st.form("train_form", border=False):
         c1, c2 = st.columns(2)
         if quick:
             epochs, batch, lr = None, recipe["batch_size"], recipe["lr"]
-            st.caption(f"{recipe['seconds']:g} s: batch {batch}, Adam {lr:g}, warm-up then cosine.")
+            seconds = c1.number_input("Seconds", 10, 3600, int(recipe["seconds"]), step=10, key="train_seconds",
+                                      help="Wall time of the whole run, loading the data and the film included.")
+            st.caption(f"Batch {batch}, Adam {lr:g}, warm-up then cosine, fitted to {seconds:g} s.")
         else:
             epochs = c1.number_input("Epochs", 1, 200, recipe["epochs"], key="train_epochs",
                                      help="After a short warm-up (2% of the steps) the learning rate decays to "
@@ -78,11 +95,11 @@ def train_form_ui(data: str, runs: Path) -> None:
     try:
         cfg = cvae.TrainConfig.from_recipe("quick" if quick else cvae.DEFAULT_RECIPE,
                                            epochs=None if quick else int(epochs), batch_size=int(batch),
+                                           seconds=int(seconds) if quick else None,
                                            lr=float(lr), seed=int(seed), limit=int(limit) or None, patience=0,
                                            device="cpu")
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        name = f"cvae_{stamp}_{int(cfg.seconds)}s" if quick else f"cvae_{stamp}_e{int(epochs)}_b{int(batch)}"
-        job = reg.start(cfg, Path(runs) / f"{name}.pt", data)
+        settings = f"{int(cfg.seconds)}s" if quick else f"e{int(epochs)}_b{int(batch)}"
+        job = reg.start(cfg, new_run_path(runs, settings, taken={j.out for j in reg.jobs}), data)
     except (ValueError, JobBusyError) as exc:  # a bad value, or a run started from another tab just now
         st.error(str(exc))
         return
@@ -198,6 +215,8 @@ def _training_status_ui() -> None:
         st.plotly_chart(_history_figure(job.id, len(job.history), len(job.steps), job.history, job.steps),
                         key="train_live_chart", config={"displaylogo": False})
     if job.running:
+        if job.plan and job.plan.get("warning"):  # the budget's plan, a second into the run
+            st.warning(job.plan["warning"])
         live_film_ui(job.snapshots, run_id=job.id)
         # A callback, so the rerun it triggers already draws the button disabled.
         st.button("Stop training", key="stop_training", disabled=job.stop_requested, on_click=_stop, args=(job,),

@@ -3,9 +3,11 @@
 :class:`TimeBudget` is a callback. After :data:`CALIBRATE` steps it measures what a step, an
 evaluation of the test set and a film snapshot cost on this machine, and sets the run's number
 of steps (``run.total_steps``) so that the run ends at the deadline; the learning-rate schedule
-(warm-up, cosine) stretches over that number. Every couple of seconds and after every epoch it
-measures again and moves the end, so a machine that speeds up or slows down still ends on time. The last epoch may be
-partial: it stops where the budget does and is validated like any other.
+(warm-up, cosine) stretches over that number. Every couple of seconds (every half second in the
+last ten), and after every epoch, it plans again from the pace of the last few seconds of steps,
+so a machine that speeds up or slows down (another program starts, the run's pacer changes its
+way) still ends on time with its schedule run to the end. The last epoch may be partial: it stops
+where the budget does and is validated like any other.
 """
 
 from __future__ import annotations
@@ -13,12 +15,17 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections import deque
 
 from ..core.latent import evaluate
 from .callbacks import Callback
+from .config import SPREAD_STEPS
 
 CALIBRATE = 12  # steps timed before the first plan (the warm-up's first steps)
-REPLAN_S = 2.0  # then the plan is made again this often, from the steps' time so far
+REPLAN_S = 2.0  # then the plan is made again this often, from the pace of the recent steps
+FINAL_S = 10.0  # in the last seconds of the budget
+FINAL_REPLAN_S = 0.5  # plan this often, so the schedule ends within a few steps of the deadline
+PACE_S = 4.0  # the steps' pace: their time over the last this many seconds of steps (at least CALIBRATE steps)
 PROBE = 500  # test images timed to estimate a whole evaluation
 SAVE_S = 0.1  # a checkpoint with its film, written after an improving epoch
 END_S = 0.4  # after the last step: restoring the best weights, the run's summary
@@ -28,27 +35,42 @@ class TimeBudget(Callback):
     """Ends the run ``seconds`` after ``started`` (``time.perf_counter()``: the command's start,
     so loading the data counts)."""
 
-    def __init__(self, seconds: float, started: float | None = None, film=None):
-        self.deadline = (time.perf_counter() if started is None else started) + float(seconds)
+    def __init__(self, seconds: float, started: float | None = None, film=None, emit=None):
+        self.started = time.perf_counter() if started is None else started
+        self.seconds = float(seconds)
+        self.deadline = self.started + self.seconds
         self.film = film  # the run's FilmRecorder, whose snapshots count too
+        # emit({"kind": "plan", ...}) after the first plan, and when a later plan first falls short of
+        # the steps the recipe needs to spread both latent dimensions (SPREAD_STEPS).
+        self.emit = emit
+        self.warning: str | None = None
         self.eval_s: float | None = None
         self.plans: list[int] = []  # total steps, as planned after calibration and each epoch
-        self._since = (0, 0.0)  # (steps, step seconds) where the timing of steps starts
+        self._marks: deque[tuple[int, float]] = deque()  # (steps, step seconds) after recent steps
         self._planned_at = -math.inf
 
     def on_start(self, run):
         run.total_steps = max(run.total_steps, 1)
 
     def on_step(self, run, event):
+        self._follow(run)
+        # The step's progress as the plan now stands (the run's end may have just moved), for the
+        # callbacks after this one: the last step of a run cut by its deadline reports 100%.
+        event["progress"] = run.global_step / max(run.total_steps, 1)
+
+    def _follow(self, run) -> None:
         now = time.perf_counter()
         if now > self.deadline:
             run.total_steps = min(run.total_steps, run.global_step)  # out of time: this epoch ends here
             return
-        if run.global_step == 1:  # the first step pays one-off costs (kernels chosen, memory mapped)
-            self._since = (run.global_step, run.step_seconds)
-        elif run.global_step == CALIBRATE or (run.global_step < CALIBRATE and run.global_step == run.total_steps):
+        # The first step pays one-off costs (kernels chosen, memory mapped): the pace starts after it.
+        self._marks.append((run.global_step, run.step_seconds))
+        while len(self._marks) > CALIBRATE and run.step_seconds - self._marks[1][1] >= PACE_S:
+            self._marks.popleft()
+        every = FINAL_REPLAN_S if self.deadline - now <= FINAL_S else REPLAN_S
+        if run.global_step == CALIBRATE or (run.global_step < CALIBRATE and run.global_step == run.total_steps):
             self._plan(run)
-        elif run.global_step > CALIBRATE and now - self._planned_at >= REPLAN_S and run.more():
+        elif run.global_step > CALIBRATE and now - self._planned_at >= every and run.more():
             self._plan(run)  # the machine may have sped up or slowed down
 
     def on_epoch(self, run, record):
@@ -57,7 +79,7 @@ class TimeBudget(Callback):
             self._plan(run)
 
     def _plan(self, run) -> None:
-        n0, s0 = self._since
+        n0, s0 = self._marks[0] if self._marks else (0, 0.0)
         step_s = (run.step_seconds - s0) / max(run.global_step - n0, 1)
         if self.eval_s is None:
             n = min(PROBE, len(run.test_x))
@@ -82,6 +104,24 @@ class TimeBudget(Callback):
         run.total_steps = max(lo, done, 1)
         self.plans.append(run.total_steps)
         self._planned_at = time.perf_counter()
+        needed = SPREAD_STEPS.get(run.cfg.recipe)
+        short = needed is not None and run.total_steps < needed and self.warning is None
+        if short:
+            # The budget that would fit ``needed`` steps: the time spent so far, the cost of the
+            # steps and evaluations still to come, and the end; rounded up to 10 s.
+            more = self._planned_at - self.started + cost(max(needed, done)) + END_S + pending_first * snap_s
+            self.warning = short_plan_message(run.total_steps, needed, self.seconds, 10 * math.ceil(more / 10),
+                                              run.cfg.recipe)
+        if self.emit is not None and (len(self.plans) == 1 or short):
+            self.emit({"kind": "plan", "steps": run.total_steps, "needed": needed, "seconds": self.seconds,
+                       "warning": self.warning})
+
+
+def short_plan_message(fits: int, needed: int, seconds: float, enough: float, recipe: str) -> str:
+    """What to tell a person whose time budget fits too few steps for the latent space to spread."""
+    return (f"This budget fits about {fits:,} training steps in {seconds:g} s on this machine right now, and the "
+            f"{recipe} recipe needs about {needed:,} for both latent dimensions to spread, so the scatter may stay "
+            f"a smear: give it about {enough:g} s, or train on from the model this run saves.")
 
 
 def process_started() -> float:

@@ -120,7 +120,7 @@ class Checkpointer(Callback):
         film = self.film.film() if self.film is not None else None
         extra = {**self.meta, "best_epoch": run.best_epoch, "best_val_loss": run.best_val,
                  "train_images": run.n, "train_images_sha256": run.data_digest, "stop_reason": run.stop_reason,
-                 "device": str(run.hw.device), "workers": run.hw.workers, "arithmetic": run.hw.arithmetic,
+                 "device": str(run.hw.device), "arithmetic": run.step.summary(),
                  "wall_seconds": time.perf_counter() - run.t_start, "latent_spread": run.spread}
         if self.film is not None:
             extra["film_seconds"] = self.film.seconds

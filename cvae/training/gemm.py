@@ -26,10 +26,10 @@ the same); the transposed convolutions' scatter, bias and ReLU run in bfloat16 t
 their outputs are the next product's bfloat16 inputs. The encoder's dense layers, the last
 layer's scatter, the loss and the optimizer's weights stay float32; gradients are summed in
 float32 (inside the products, and for the biases), and the stride-2 transposed convolutions'
-bias gradients are rounded to bfloat16 once at the end. The trainer
-(``TrainConfig.precision``) uses bfloat16 only where the CPU multiplies it natively
-(AVX512-BF16 or AMX); elsewhere it is slower than float32, and ``precision="auto"`` keeps
-PyTorch's stock layers.
+bias gradients are rounded to bfloat16 once at the end. The trainer's pacer
+(:mod:`cvae.training.pace`, ``TrainConfig.precision="auto"``) offers bfloat16 products only where
+the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX; elsewhere it is slower), and float32
+products elsewhere, each beside PyTorch's stock layers; it takes whichever it measures faster.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def check_layout(model: CVAE) -> None:
     for part in ("encoder", "decoder"):
         got = _layout(getattr(model, part).spec)
         if got != LAYOUT[part]:
-            raise NotImplementedError(f"cvae.gemm implements the {part} {LAYOUT[part]}, "
+            raise NotImplementedError(f"cvae.training.gemm implements the {part} {LAYOUT[part]}, "
                                       f"but the model declares {got}; train with precision fp32")
 
 
@@ -216,9 +216,19 @@ def _forward(model: CVAE, x: torch.Tensor, generator: torch.Generator | None, dt
     return locals()  # every name above, for the backward pass
 
 
+def kl_floor_mask(mu: torch.Tensor, lv: torch.Tensor, free_bits: float) -> torch.Tensor:
+    """(1, latent) 1.0 where a latent dimension's KL, averaged over the batch, is at least
+    ``free_bits`` nats (its KL term has a gradient), else 0.0."""
+    kl_d = (-0.5 * (1 + lv - mu.square() - lv.exp())).mean(0, keepdim=True)
+    return (kl_d >= free_bits).to(mu.dtype)
+
+
 def loss_and_grads(model: CVAE, x: torch.Tensor, generator: torch.Generator | None = None,
-                   dtype: torch.dtype = torch.float32, weight: float = 1.0, trace: dict | None = None):
-    """The batch's mean loss parts and ``weight`` times the gradient of its mean loss.
+                   dtype: torch.dtype = torch.float32, weight: float = 1.0, trace: dict | None = None,
+                   kl_weight: float = 1.0, free_bits: float = 0.0):
+    """The batch's mean loss parts and ``weight`` times the gradient of its mean loss, the KL term
+    weighted ``kl_weight`` in that gradient (KL annealing; the parts are the unweighted terms), and
+    a latent dimension's KL term left out of it while its batch mean is under ``free_bits`` nats.
 
     ``x``: (B, 1, 28, 28) in [0, 1], any memory format. Returns ``(LossParts, grads)`` with
     ``grads`` in the order of ``model.parameters()``. The noise of z is drawn like
@@ -252,8 +262,11 @@ def loss_and_grads(model: CVAE, x: torch.Tensor, generator: torch.Generator | No
     dwz = dh4.t() @ v.z  # (49*f2, latent)
     dbz = dh4.sum(0)
     dz = dh4 @ v.wz
-    dmu = dz + v.mu * g
-    dlv = dz * v.eps * 0.5 * v.std + 0.5 * (v.std.square() - 1) * g  # exp(lv) = std^2
+    gk = g * kl_weight  # the KL term's share of the gradient
+    if free_bits > 0:  # free bits: a dimension whose mean KL is under the floor feels no KL gradient
+        gk = gk * kl_floor_mask(v.mu, v.lv, free_bits)
+    dmu = dz + v.mu * gk
+    dlv = dz * v.eps * 0.5 * v.std + 0.5 * (v.std.square() - 1) * gk  # exp(lv) = std^2
     dwmu, dbmu = dmu.t() @ v.h3, dmu.sum(0)
     dwlv, dblv = dlv.t() @ v.h3, dlv.sum(0)
     dh3 = _relu_back(dmu @ v.wmu + dlv @ v.wlv, v.h3)

@@ -1,11 +1,11 @@
 """The machine a run trains on, set up once: device, arithmetic, threads, memory.
 
-:func:`set_up` picks the device and the arithmetic (PyTorch's float32 layers, or
-:mod:`cvae.training.gemm`'s bfloat16 products where the CPU multiplies bfloat16 natively),
-decides how many threads split each batch, and tunes glibc's allocator. The returned
-:class:`Hardware` switches torch's thread pool between the steps (one core per shard) and
-the whole-batch work in between (evaluation, film snapshots: all cores), and puts it back
-when the run ends.
+:func:`set_up` picks the device, the arithmetic a step may use (PyTorch's float32 layers, and
+:mod:`cvae.training.gemm`'s bfloat16 products where the CPU multiplies bfloat16 natively), the
+ways a step may be computed (:func:`cvae.training.pace.candidate_ways`: the run's pacer chooses
+among them by their measured speed), and tunes glibc's allocator. The returned :class:`Hardware`
+sets torch's thread pool for the way in use (:meth:`Hardware.use`), gives the whole-batch work in
+between steps (evaluation, film snapshots) every core, and puts it back when the run ends.
 """
 
 from __future__ import annotations
@@ -19,44 +19,40 @@ import torch
 
 from ..core.model import pick_device
 from .gemm import native_bf16
+from .pace import Way, candidate_ways
 
 
-def matmul_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """What ``TrainConfig.precision`` means on ``device``: None for PyTorch's stock layers and
-    autograd (float32), or the dtype of :mod:`cvae.training.gemm`'s matrix products."""
+def matmul_dtypes(precision: str, device: torch.device) -> list[torch.dtype | None]:
+    """What ``TrainConfig.precision`` allows on ``device``: None for PyTorch's stock layers and
+    autograd (float32), a dtype for :mod:`cvae.training.gemm`'s matrix products in it. ``auto`` on a
+    CPU allows the products in bfloat16 where the CPU multiplies it natively, else in float32, and
+    the stock layers beside them: the run takes whichever is faster at the moment."""
     if precision == "bf16":
         if device.type != "cpu":
             raise ValueError(f"precision bf16 is for training on a CPU (cvae.training.gemm); on {device.type} use fp32 or auto")
-        return torch.bfloat16
-    if precision == "auto" and device.type == "cpu" and native_bf16():
-        return torch.bfloat16
-    return None
+        return [torch.bfloat16]
+    if precision == "auto" and device.type == "cpu":
+        return [torch.bfloat16 if native_bf16() else torch.float32, None]
+    return [None]
 
 
 def describe_precision(precision: str, device: torch.device) -> str:
     """One phrase for logs: what ``precision`` does on ``device``."""
-    return _describe(matmul_dtype(precision, device), device)
-
-
-def _describe(dtype: torch.dtype | None, device: torch.device) -> str:
-    if dtype is None:
+    dtypes = matmul_dtypes(precision, device)
+    if len(dtypes) > 1:
+        return (f"{'bfloat16' if dtypes[0] == torch.bfloat16 else 'float32'} matrix products (cvae.training.gemm) "
+                "or PyTorch's stock float32 layers, whichever is faster at the moment")
+    if dtypes[0] is None:
         return f"float32, PyTorch's stock layers ({device.type})"
     return "bfloat16 matrix products (cvae.training.gemm)"
 
 
-def auto_workers(device: torch.device, batch_size: int, dtype: torch.dtype | None = None) -> int:
-    """Threads per batch for ``workers=0``: for the stock layers one per CPU core this process
-    may use (at most 8), keeping at least 8 images per shard; 1 on a GPU, and 1 on the
-    cvae.training.gemm path (``dtype`` set), whose large products already use every core through
-    PyTorch's threads and whose ~130 small ops per step would queue for Python's GIL in
-    several threads (one worker is the faster: docs/performance.md)."""
-    if device.type != "cpu" or dtype is not None:
-        return 1
+def usable_cores() -> int:
+    """The CPU cores this process may use."""
     try:
-        cores = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 8, batch_size // 8))
+        return os.cpu_count() or 1
 
 
 _MALLOC_TUNED = False
@@ -87,37 +83,38 @@ class Hardware:
     """What :func:`set_up` chose for a run."""
 
     device: torch.device
-    dtype: torch.dtype | None  # cvae.training.gemm's product dtype; None: PyTorch's stock layers
-    workers: int  # threads that split each batch
+    ways: list[Way]  # how a step may be computed; the run's pacer picks one at a time
     threads: int  # torch's intra-op threads outside the steps (restored at the end)
+    step_threads: int = 0  # the threads of the way in use
 
-    @property
-    def arithmetic(self) -> str:
-        return _describe(self.dtype, self.device)
+    def use(self, way: Way) -> None:
+        """Set torch's threads for ``way``'s steps."""
+        if way.threads != torch.get_num_threads():
+            torch.set_num_threads(way.threads)
+        self.step_threads = way.threads
 
     @contextmanager
     def all_cores(self):
-        """Whole-batch work (evaluation, a snapshot) between split steps: every core on each op."""
-        if self.workers > 1:
+        """Whole-batch work (evaluation, a snapshot) between steps: every core on each op."""
+        narrowed = self.step_threads and self.step_threads != self.threads
+        if narrowed:
             torch.set_num_threads(self.threads)
         try:
             yield
         finally:
-            if self.workers > 1:
-                torch.set_num_threads(1)
+            if narrowed:
+                torch.set_num_threads(self.step_threads)
 
     def restore(self) -> None:
         torch.set_num_threads(self.threads)
 
 
 def set_up(device: str, precision: str, workers: int, batch_size: int) -> Hardware:
-    """Choose the device, arithmetic and workers for a run (``workers`` 0: :func:`auto_workers`),
-    tune the allocator, and give each shard one core. Call :meth:`Hardware.restore` at the end."""
+    """Choose the device and the ways a step may be computed (``workers`` 0: the pacer chooses the
+    threads too), and tune the allocator. Call :meth:`Hardware.restore` at the end."""
     dev = pick_device(device)
-    dtype = matmul_dtype(precision, dev)
-    hw = Hardware(dev, dtype, workers or auto_workers(dev, batch_size, dtype), torch.get_num_threads())
+    threads = torch.get_num_threads()
+    ways = candidate_ways(matmul_dtypes(precision, dev), workers, usable_cores(), batch_size, dev)
     if dev.type == "cpu":
         keep_freed_memory()
-    if hw.workers > 1:
-        torch.set_num_threads(1)  # one core per shard during steps
-    return hw
+    return Hardware(dev, ways, threads)

@@ -42,8 +42,19 @@ if TYPE_CHECKING:  # torch is imported by the child, or by whoever built the con
 GRACE_S = 20.0  # a stop request waits this long (a step, or the test-set evaluation) before terminate()
 KILL_AFTER_S = 5.0  # then this long after terminate() before kill()
 KEEP_FINISHED = 3  # finished jobs a registry keeps (the page reads the last one's result)
-CHILD_NICE = 10  # the trainer yields the CPU to the server's sessions (POSIX; ignored elsewhere)
+CHILD_NICE = 5  # the trainer yields some CPU to the server's sessions: benchmarks/train_priority.py (POSIX only)
 STEP_POINTS_PER_EPOCH = 50  # points of the live loss curve per epoch
+
+
+def child_nice() -> int:
+    """The training child's niceness: ``CHILD_NICE``, or $CVAE_TRAIN_NICE (0..19) where a deployment
+    or a benchmark sets it."""
+    text = os.environ.get("CVAE_TRAIN_NICE", "").strip()
+    try:
+        value = int(text) if text else CHILD_NICE
+    except ValueError:
+        return CHILD_NICE
+    return min(max(value, 0), 19)
 
 
 class JobBusyError(RuntimeError):
@@ -63,9 +74,10 @@ def _child_main(cfg: "TrainConfig", out: str, data: str, conn, stop) -> None:
         conn.send((tag, payload))
 
     try:
-        if CHILD_NICE and hasattr(os, "nice"):
+        nice = child_nice()
+        if nice and hasattr(os, "nice"):
             try:
-                os.nice(CHILD_NICE)
+                os.nice(nice)
             except OSError:
                 pass
         send("phase", "loading")
@@ -123,6 +135,7 @@ class TrainJob:
         self.history: list[dict] = []  # the trainer's epoch records
         self.steps: list[tuple[float, float]] = []  # (fractional epoch, loss), ~50 points an epoch
         self.snapshots: list[dict] = []  # the trainer's {"kind": "snapshot", ...} events, in order
+        self.plan: dict | None = None  # a time budget's plan: {"steps", "needed", "seconds", "warning"}
         self.saved = False  # a checkpoint of this run is at ``out``
         self.started = time.time()
         self.finished: float | None = None
@@ -247,6 +260,8 @@ class TrainJob:
             self.phase = "training"
         elif kind == "snapshot":
             self.snapshots.append(ev)
+        elif kind == "plan":
+            self.plan = ev
 
     def _hard_stop(self) -> None:
         """``grace_s`` after a stop request: terminate the child if it still runs, kill it if

@@ -25,10 +25,11 @@ from ..core.latent import encode_dataset, evaluate, spread
 from ..core.model import CVAE, ModelConfig
 from .callbacks import Callback, Checkpointer, EpochLog, Forward, ProgressBar, StopTraining
 from .budget import TimeBudget
-from .config import TrainConfig, lr_factor
+from .config import TrainConfig, kl_factor, lr_factor
 from .hardware import set_up
 from .recorder import FilmRecorder
-from .step import BatchStep, make_optimizer
+from .pace import Pacer
+from .step import WaySteps, make_optimizer
 
 EVAL_BATCH = 250  # 10,000 test images: faster in batches of 250 than of 2,000 (caches)
 SPREAD_IMAGES = 2000  # test digits encoded after the run to measure each dimension's spread
@@ -79,8 +80,9 @@ class Run:
         self.ema = (swa.AveragedModel(self.model, multi_avg_fn=swa.get_ema_multi_avg_fn(cfg.ema))
                     if cfg.ema > 0 else None)
         self.kept = self.ema.module if self.ema is not None else self.model  # validated and kept
-        self.step = BatchStep(self.model, self.hw.workers, cfg.seed, self.hw.device,
-                              (cfg.augment, cfg.rotate, cfg.zoom), self.hw.dtype)
+        self.way_steps = WaySteps(self.model, cfg.seed, self.hw.device, (cfg.augment, cfg.rotate, cfg.zoom),
+                                  max(w.workers for w in self.hw.ways), cfg.free_bits)
+        self.step = Pacer(self.hw.ways, self.way_steps, self.hw.use)  # the way that is fastest now
         self.initial_state = _cpu_state(self.model)  # restored if the loss blows up before any epoch ends
         self.history: list[dict] = []
         self.best_state, self.best_val, self.best_epoch, self.improved, self.stale = None, math.inf, None, False, 0
@@ -116,6 +118,7 @@ class Run:
         factor = lr_factor(self.cfg, self.global_step, self.total_steps)
         for g, base in zip(self.opt.param_groups, self.base_lrs):
             g["lr"] = base * factor
+        self.way_steps.kl_weight = kl_factor(self.cfg, self.global_step, self.total_steps)
         parts = self.step(x)
         self.opt.step()
         if self.ema is not None:
@@ -177,14 +180,15 @@ class Run:
 
     def finish(self) -> None:
         """After the loop: the best weights (or the initial ones after a blow-up), in eval mode."""
-        self.step.close()
+        self.way_steps.close()
         self.hw.restore()
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         elif self.stop_reason == "nan":
             self.model.load_state_dict(self.initial_state)
         if self.stop_reason == "completed" and not self.message:
-            self.message = (f"finished {len(self.history)} epochs; best val_loss {self.best_val:.4f} at epoch "
+            n = len(self.history)
+            self.message = (f"finished {n} epoch{'' if n == 1 else 's'}; best val_loss {self.best_val:.4f} at epoch "
                             f"{self.best_epoch}" if self.best_epoch else "finished")
         self.model.decoder.channels_last = False  # inference on single points: the plain layout is faster
         self.model.eval()
@@ -229,7 +233,7 @@ def train(cfg: TrainConfig, train_x: torch.Tensor, test_x: torch.Tensor, *,
     film = (FilmRecorder(run.test_x, test_y, steps_per_epoch=run.steps, epochs=cfg.epochs, emit=callback)
             if cfg.film and test_y is not None else None)
     listen = callback is not None
-    budget = TimeBudget(cfg.seconds, started, film) if cfg.seconds else None
+    budget = TimeBudget(cfg.seconds, started, film, emit=callback) if cfg.seconds else None
     hooks = _Hooks([cb for cb in (budget, ProgressBar() if progress else None, EpochLog(log) if log else None,
                                   Forward(callback, epochs=False) if listen else None, film,
                                   Checkpointer(out, meta, film) if out is not None else None,

@@ -6,10 +6,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from ..core.model import CVAE
+from ..core.model import CVAE, vae_loss
 from .augment import random_affine
 from .config import TrainConfig
-from .gemm import loss_and_grads
+from .gemm import kl_floor_mask, loss_and_grads
 
 
 class BatchStep:
@@ -24,12 +24,16 @@ class BatchStep:
     """
 
     def __init__(self, model: CVAE, workers: int, seed: int, device: torch.device,
-                 augment: tuple[float, float, float] = (0.0, 0.0, 0.0), dtype: torch.dtype | None = None):
+                 augment: tuple[float, float, float] = (0.0, 0.0, 0.0), dtype: torch.dtype | None = None,
+                 gens: list[torch.Generator] | None = None, free_bits: float = 0.0):
         self.model = model
         self.dtype = dtype  # None: stock layers + autograd; else cvae.training.gemm with products in this dtype
         self.augment = augment  # (share, degrees, zoom) for random_affine
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.gens = [torch.Generator(device=device).manual_seed(seed + 1 + i) for i in range(workers)]
+        # One noise generator per shard; ``gens`` (at least ``workers`` of them) shares them with other steps.
+        self.gens = (gens or shard_generators(seed, workers, device))[:workers]
+        self.kl_weight = 1.0  # the KL term's weight in the gradient (KL annealing); the parts returned are unweighted
+        self.free_bits = free_bits  # nats: a dimension's KL term has no gradient under this batch mean
         self.pool = ThreadPoolExecutor(workers - 1, thread_name_prefix="cvae-train") if workers > 1 else None
 
     def _augmented(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -38,7 +42,19 @@ class BatchStep:
         return x
 
     def _loss(self, x: torch.Tensor, gen: torch.Generator):
-        return self.model.loss(self._augmented(x, gen), generator=gen)
+        """The batch's loss parts and what the gradient is of: the mean loss, its KL term weighted
+        ``kl_weight``, each latent dimension's KL term left out while under ``free_bits``."""
+        x = self._augmented(x, gen)
+        logits, mu, lv, _ = self.model(x, gen)
+        parts = vae_loss(x, logits, mu, lv)
+        if self.free_bits > 0:
+            kl = (kl_floor_mask(mu.detach(), lv.detach(), self.free_bits)
+                  * -0.5 * (1 + lv - mu.square() - lv.exp())).sum(1).mean()
+        elif self.kl_weight == 1.0:
+            return parts, parts.loss
+        else:
+            kl = parts.kl
+        return parts, parts.recon + self.kl_weight * kl
 
     @property
     def fmt(self) -> torch.memory_format:
@@ -47,25 +63,27 @@ class BatchStep:
     def _shard(self, x: torch.Tensor, i: int, weight: float):
         if self.dtype is not None:
             parts, grads = loss_and_grads(self.model, self._augmented(x, self.gens[i]), self.gens[i],
-                                          self.dtype, weight)
+                                          self.dtype, weight, kl_weight=self.kl_weight, free_bits=self.free_bits)
             grads = [g for g, p in zip(grads, self.model.parameters()) if p.requires_grad]  # as self.params
         else:
-            parts = self._loss(x, self.gens[i])
-            grads = torch.autograd.grad(parts.loss * weight, self.params)
+            parts, objective = self._loss(x, self.gens[i])
+            grads = torch.autograd.grad(objective * weight, self.params)
         return grads, torch.stack([parts.loss, parts.recon, parts.kl]).detach() * weight
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """Sets every parameter's ``.grad``; returns the batch's (loss, recon, kl) means."""
+    def __call__(self, x: torch.Tensor, kl_weight: float = 1.0) -> torch.Tensor:
+        """Sets every parameter's ``.grad`` (the KL term weighted ``kl_weight`` in it); returns the
+        batch's (loss, recon, kl) means."""
+        self.kl_weight = kl_weight
         if self.pool is None and self.dtype is not None:
             grads, parts = self._shard(x, 0, 1.0)
             for p, g in zip(self.params, grads):
                 p.grad = g
             return parts
         if self.pool is None:
-            parts = self._loss(x, self.gens[0])
+            parts, objective = self._loss(x, self.gens[0])
             for p in self.params:
                 p.grad = None
-            parts.loss.backward()
+            objective.backward()
             return torch.stack([parts.loss, parts.recon, parts.kl]).detach()
         shards = [s for s in x.tensor_split(len(self.gens)) if len(s)]
         n = len(x)
@@ -86,6 +104,35 @@ class BatchStep:
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True)
+
+
+def shard_generators(seed: int, n: int, device: torch.device) -> list[torch.Generator]:
+    """The noise generators of ``n`` shards of a run seeded ``seed``."""
+    return [torch.Generator(device=device).manual_seed(seed + 1 + i) for i in range(n)]
+
+
+class WaySteps:
+    """A :class:`BatchStep` for each way a pacer (:class:`cvae.training.pace.Pacer`) may take,
+    built at its first step. All of them draw from one set of shard generators, so a run that
+    changes its way goes on along the same noise streams instead of starting them again."""
+
+    def __init__(self, model: CVAE, seed: int, device: torch.device, augment: tuple[float, float, float],
+                 max_workers: int, free_bits: float = 0.0):
+        self.model, self.seed, self.device, self.augment, self.free_bits = model, seed, device, augment, free_bits
+        self.gens = shard_generators(seed, max_workers, device)
+        self.built: dict = {}
+        self.kl_weight = 1.0  # set by the run before each step (KL annealing)
+
+    def __call__(self, way, x: torch.Tensor) -> torch.Tensor:
+        step = self.built.get(way)
+        if step is None:
+            step = self.built[way] = BatchStep(self.model, way.workers, self.seed, self.device, self.augment,
+                                               way.dtype, self.gens, self.free_bits)
+        return step(x, self.kl_weight)
+
+    def close(self) -> None:
+        for step in self.built.values():
+            step.close()
 
 
 def make_optimizer(cfg: TrainConfig, params, device: torch.device) -> torch.optim.Optimizer:

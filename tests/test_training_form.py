@@ -1,0 +1,242 @@
+"""The training form (ui.training.train_form_ui) through AppTest, without training: the job's child
+process is not started (TrainJob._start does nothing here), so each test checks what the form
+asked for (the run's config and file) and what the page shows while that run is going, in a
+fraction of the time a real run takes. tests/test_training_ui.py runs real ones."""
+
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+
+import pytest
+
+from cvae.training.jobs import JobBusyError, JobRegistry, TrainJob
+from devkit import REPO
+
+from streamlit.testing.v1 import AppTest
+
+HARNESS = str(REPO / "tests" / "apps" / "training_harness.py")
+
+
+def registry() -> JobRegistry:
+    from ui.training import job_registry
+
+    logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").setLevel(logging.ERROR)
+    return job_registry()
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path, small_mnist):
+    monkeypatch.setenv("CVAE_DATA", str(small_mnist))
+    monkeypatch.setenv("CVAE_RUNS", str(tmp_path / "runs"))
+    started = []
+
+    def no_process(job, ctx):  # the job runs, as far as the page can tell, but no child trains
+        job._stop = SimpleNamespace(value=0)
+        started.append(job)
+
+    monkeypatch.setattr(TrainJob, "_start", no_process)
+    yield SimpleNamespace(path=tmp_path, started=started)
+    for job in started:
+        if job._hard_stop_timer is not None:
+            job._hard_stop_timer.cancel()
+        job.status = "stopped"
+        job._done.set()
+        registry()._jobs.pop(job.id, None)
+
+
+def page() -> AppTest:
+    at = AppTest.from_file(HARNESS, default_timeout=120)
+    return at.run()
+
+
+def no_errors(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def button(at: AppTest, label: str):
+    found = [b for b in at.sidebar.button if b.label == label]
+    return found[0] if found else None
+
+
+def progress(at: AppTest) -> list[str]:
+    out, stack = [], [at._tree]
+    while stack:
+        node = stack.pop()
+        if getattr(node, "type", None) == "progress":
+            out.append(node.proto.text)
+        children = getattr(node, "children", None)
+        if isinstance(children, dict):
+            stack.extend(children.values())
+    return out
+
+
+def test_the_epochs_form_starts_the_run_it_shows(env):
+    at = page()
+    at.sidebar.radio(key="train_length").set_value("Epochs").run()
+    at.sidebar.number_input(key="train_epochs").set_value(3)
+    at.sidebar.number_input(key="train_batch").set_value(64)
+    at.sidebar.number_input(key="train_lr").set_value(0.002)
+    at.sidebar.number_input(key="train_seed").set_value(7)
+    at.sidebar.number_input(key="train_limit").set_value(500)
+    button(at, "Train").click()
+    at.run()
+    no_errors(at)
+    (job,) = env.started
+    c = job.cfg
+    assert (c.recipe, c.epochs, c.seconds, c.batch_size, c.lr, c.seed, c.limit, c.patience, c.device) == \
+        ("fast", 3, None, 64, 0.002, 7, 500, 0, "cpu")
+    assert c.schedule == "cosine" and c.warmup == 0.02  # the rest is the recipe's
+    assert job.out.parent == env.path / "runs" and job.out.name.endswith("_e3_b64.pt")
+    assert at.session_state["train_job_id"] == job.id
+    # While it runs: the progress says so, Train waits, Stop is offered.
+    assert progress(at) == ["Training: starting the training process..."]
+    assert button(at, "Train").disabled and button(at, "Stop training") is not None
+
+
+def test_the_quick_form_is_the_quick_recipe_fitted_to_its_seconds(env):
+    at = page()
+    assert [c.value for c in at.sidebar.caption if c.value.startswith("Batch")] == \
+        ["Batch 32, Adam 0.006, warm-up then cosine, fitted to 60 s."]
+    at.sidebar.number_input(key="train_seconds").set_value(90)
+    at.sidebar.number_input(key="train_seed").set_value(3)
+    button(at, "Train").click()
+    at.run()
+    no_errors(at)
+    assert [c.value for c in at.sidebar.caption if c.value.startswith("Batch")] == \
+        ["Batch 32, Adam 0.006, warm-up then cosine, fitted to 90 s."]
+    (job,) = env.started
+    c = job.cfg
+    assert (c.recipe, c.seconds, c.batch_size, c.lr, c.seed, c.limit, c.warmup) == ("quick", 90, 32, 6e-3, 3, None, 0.3)
+    assert job.out.name.endswith("_90s.pt")
+
+
+def test_stop_asks_the_run_to_stop_and_says_so(env):
+    at = page()
+    button(at, "Train").click()
+    at.run()
+    (job,) = env.started
+    button(at, "Stop training").click()
+    at.run()
+    no_errors(at)
+    assert job.stop_requested and job._stop.value == 1
+    assert [t.value for t in at.toast] == ["Stopping after the current step..."]
+    assert progress(at) == ["Training: stopping after the current step..."]
+    assert button(at, "Stop training").disabled
+
+
+def test_another_tab_sees_the_run_and_cannot_start_a_second(env):
+    mine = page()
+    button(mine, "Train").click()
+    mine.run()
+    other = page()
+    no_errors(other)
+    assert button(other, "Train").disabled and progress(other) == ["Training: starting the training process..."]
+    assert "Started from another tab or session." in [c.value for c in other.sidebar.caption]
+    assert other.session_state["_watched_job_id"] == env.started[0].id
+
+
+def test_a_run_started_elsewhere_at_the_same_moment_is_one_sentence(env, monkeypatch):
+    def busy(*a, **k):
+        raise JobBusyError("another training is running (maybe from another tab); wait for it or stop it")
+
+    at = page()
+    monkeypatch.setattr(JobRegistry, "start", busy)
+    button(at, "Train").click()
+    at.run()
+    assert [e.value for e in at.sidebar.error] == [
+        "another training is running (maybe from another tab); wait for it or stop it"]
+    assert "train_job_id" not in at.session_state and not progress(at)
+
+
+def test_without_mnist_the_form_says_where_it_looked(env, monkeypatch, tmp_path):
+    monkeypatch.setenv("CVAE_DATA", str(tmp_path / "no-mnist"))
+    at = page()
+    button(at, "Train").click()
+    at.run()
+    (err,) = [e.value for e in at.sidebar.error]
+    assert err.startswith(f"Training needs MNIST in {tmp_path / 'no-mnist' / 'MNIST' / 'raw'} (set CVAE_DATA")
+    assert env.started == [] and not progress(at)
+
+
+def finish(job: TrainJob, status: str, *, saved: bool, **fields) -> None:
+    """End ``job`` as its reader thread would: every field first, the status last."""
+    job.saved = saved
+    for k, v in fields.items():
+        setattr(job, k, v)
+    job.status = status
+    job._done.set()
+
+
+def test_a_finished_run_switches_this_tab_to_its_model_once(env):
+    at = page()
+    button(at, "Train").click()
+    at.run()
+    (job,) = env.started
+    other = page()  # another tab, following the run
+    job.out.parent.mkdir(parents=True, exist_ok=True)
+    job.out.write_bytes(b"the model")
+    job._handle("event", {"kind": "epoch", "epoch": 1, "loss": 180.0, "val_loss": 170.0})
+    finish(job, "done", saved=True, result={"message": "finished 1 epoch; best epoch 1"})
+    at.run()
+    no_errors(at)
+    assert at.session_state["_pending_model"] == str(job.out)
+    assert [s.value for s in at.sidebar.success] == [f"Saved {job.out.name} and switched to it."]
+    assert progress(at) == ["Finished: finished 1 epoch; best epoch 1"]
+    assert not button(at, "Train").disabled and button(at, "Stop training") is None
+    at.run()  # handled once: the notice is gone, the end stays acknowledged
+    assert not at.sidebar.success and at.session_state["_acknowledged_job"] == job.id
+    # The other tab is told where the model is, and does not switch.
+    other.run()
+    assert f"Saved {job.out.name}: pick it under Model to explore." in [c.value for c in other.sidebar.caption]
+    assert "_pending_model" not in other.session_state
+
+
+def test_a_failed_run_shows_its_reason_and_switches_to_nothing(env):
+    at = page()
+    button(at, "Train").click()
+    at.run()
+    (job,) = env.started
+    finish(job, "failed", saved=False, error={"message": "the runs folder cannot be written"})
+    at.run()
+    assert [e.value for e in at.sidebar.error] == ["the runs folder cannot be written"]
+    assert progress(at) == ["Failed: the runs folder cannot be written"]
+    assert "_pending_model" not in at.session_state and not at.sidebar.success
+    assert not button(at, "Train").disabled
+
+
+@pytest.fixture
+def polls(monkeypatch) -> list:
+    """The polling interval of each run of the training status (the fragment's run_every)."""
+    import streamlit as st
+
+    seen, real = [], st.fragment
+
+    def spy(fn=None, *, run_every=None, **kw):
+        seen.append(run_every)
+        return real(fn, run_every=run_every, **kw)
+
+    monkeypatch.setattr(st, "fragment", spy)
+    return seen
+
+
+def test_the_tab_that_started_a_run_polls_every_second_others_every_five(env, polls):
+    at = page()
+    assert polls[-1] is None  # no run: no polling
+    button(at, "Train").click()
+    at.run()
+    assert polls[-1] == 1.0
+    other = page()
+    assert polls[-1] == 5.0  # ten tabs following a run must not keep a small server busy
+    (job,) = env.started
+    finish(job, "stopped", saved=False, result={"message": "training stopped by request"})
+    at.run()  # the end, shown once: the tab reruns the page and stops polling
+    other.run()
+    assert polls[-1] is None
+    # The tab that followed it handled the end too (once: the whole page reran, which brings its
+    # Train button back in the app, where only the status part reruns while polling) and still shows it.
+    assert other.session_state["_acknowledged_watch"] == job.id
+    assert progress(other) == ["Stopped: training stopped by request (no epoch finished, nothing was saved)"]
+    at.run()
+    assert polls[-1] is None
