@@ -10,7 +10,7 @@ import pytest
 
 from cvae import encode_dataset, load_checkpoint, load_mnist, save_checkpoint
 from cvae.core import shipped
-from devkit import data_dir, random_model
+from devkit import data_dir, random_model, start_server
 
 READY_JS = ("() => globalThis.cvaeExplorer && cvaeExplorer.stats().some("
             "s => s.hasModel && s.paints > 0 && s.scatter)")
@@ -32,14 +32,18 @@ FIRST_POINT_JS = """() => { const gd = document.querySelector('.st-key-scatter .
   return [arr(t.x)[0], arr(t.y)[0]]; }"""
 
 
-@pytest.fixture
-def server(streamlit_server, tmp_path):
-    runs = tmp_path / "runs"
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """app.py with a second model in its runs folder; one for the module (each test opens its own
+    session and none changes the folder)."""
+    tmp = tmp_path_factory.mktemp("models")
+    runs = tmp / "runs"
     save_checkpoint(random_model(3), runs / "other.pt")
-    srv = streamlit_server("app.py", env={"CVAE_DATA": str(data_dir()), "CVAE_RUNS": str(runs),
-                                          "CVAE_TEST_HOOKS": "1"})
+    srv = start_server("app.py", {"CVAE_DATA": str(data_dir()), "CVAE_RUNS": str(runs), "CVAE_TEST_HOOKS": "1"},
+                       log=tmp / "streamlit.log")
     srv.runs = runs
-    return srv
+    yield srv
+    srv.stop()
 
 
 def expected(model, z) -> list[int]:

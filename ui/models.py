@@ -11,6 +11,7 @@ import cvae
 from cvae.core import latent as cvae_latent
 from cvae.core import shipped as cvae_shipped
 from cvae.core.data import resolve_data_dir
+from cvae.core.importer import imported_from
 from cvae.core.summary import part_text, summarize
 from cvae.draw import figures
 from ui.common import file_stamp
@@ -19,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def runs_dir() -> Path:
-    """Where models trained in the app go: $CVAE_RUNS, else runs/ next to app.py (git-ignored)."""
+    """Where models trained or opened in the app go: $CVAE_RUNS, else runs/ next to app.py (git-ignored)."""
     return Path(os.environ.get("CVAE_RUNS") or REPO / "runs")
 
 
@@ -29,17 +30,24 @@ def data_dir() -> str:
 
 
 def list_models() -> dict[str, str]:
-    """{path: label}: the shipped model first, then runs/*.pt, newest first."""
+    """{path: label}: the shipped model first, then runs/*.pt (trained or opened here), newest first."""
     out: dict[str, str] = {}
     shipped = Path(cvae_shipped.SHIPPED_CHECKPOINT)
     if shipped.is_file():
         out[str(shipped)] = "Shipped model"
     folder = runs_dir()
     if folder.is_dir():
-        runs = [p for p in folder.glob("*.pt") if not p.name.startswith(".")]
+        runs = [p for p in folder.glob("*.pt") if not p.name.startswith(".") and p.is_file()]
         for p in sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True):
-            out[str(p)] = f"Trained here: {p.name}"
+            out[str(p)] = f"{'Opened here' if opened_here(str(p), file_stamp(p)) else 'Trained here'}: {p.name}"
     return out
+
+
+# Why: telling a model opened from a person's file from a trained one reads the checkpoint's
+# metadata (tens of ms); the list is built on every full run, so once per file version.
+@st.cache_data(show_spinner=False, max_entries=1024)
+def opened_here(path: str, stamp: tuple) -> bool:
+    return imported_from(path) is not None
 
 
 # Why: reading and checking a checkpoint costs ~100 ms and the model is read-only at
@@ -164,6 +172,8 @@ def model_info_ui(path: str, stamp: tuple) -> None:
     meta = model.meta
     extra, hist, tc = meta.get("extra", {}), meta.get("history", []), meta.get("train_config", {})
     bits = [f"latent_dim {model.latent_dim}", f"{cvae.count_parameters(model):,} parameters"]
+    if isinstance(origin := extra.get("imported_from"), dict):
+        bits.append(f"opened from {origin.get('file')} ({origin.get('description')})")
     if hist:
         bits.append(f"{len(hist)} epoch{'s' if len(hist) != 1 else ''}")
     if extra.get("best_val_loss") is not None:

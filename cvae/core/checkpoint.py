@@ -87,7 +87,9 @@ def save_checkpoint(model: CVAE, path: str | os.PathLike, *, train_config: dict 
     return path
 
 
-def _read_payload(path: Path) -> dict:
+def read_torch_file(path: Path, max_bytes: int = MAX_CHECKPOINT_BYTES):
+    """Whatever ``torch.load(weights_only=True)`` makes of ``path`` (nothing in it runs), or
+    :class:`CheckpointError` saying in one line why the file cannot be read."""
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -98,11 +100,17 @@ def _read_payload(path: Path) -> dict:
         raise CheckpointError(path, "is a folder, not a checkpoint file")
     if size == 0:
         raise CheckpointError(path, "the file is empty")
-    if size > MAX_CHECKPOINT_BYTES:
+    if size > max_bytes:
         raise CheckpointError(path, f"the file is {size / 1e6:.0f} MB, larger than any "
-                                    f"checkpoint of this app ({MAX_CHECKPOINT_BYTES // 2**20} MiB max)")
+                                    f"checkpoint of this app ({max_bytes // 2**20} MiB max)")
+    return torch_load(path, path)
+
+
+def torch_load(source, path):
+    """``torch.load(source, weights_only=True)`` (``source``: a path or a binary file object);
+    :class:`CheckpointError` naming ``path`` when it cannot be read or asks to run code."""
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         if "weights_only" in str(exc) or "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
@@ -119,6 +127,9 @@ def _read_payload(path: Path) -> dict:
     except (OSError, ValueError, TypeError, AttributeError, KeyError, IndexError, MemoryError) as exc:
         raise CheckpointError(path, f"cannot be read as a checkpoint: {type(exc).__name__}: "
                                     f"{str(exc).splitlines()[0][:160] if str(exc) else ''}") from None
+
+
+def _check_payload(path, payload) -> dict:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         if isinstance(payload, dict) and payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
             raise CheckpointError(path, "a bare state_dict, not a checkpoint of this app "
@@ -130,24 +141,9 @@ def _read_payload(path: Path) -> dict:
     return payload
 
 
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> CVAE:
-    """Rebuild a ready ``CVAE`` (eval mode) from the file alone.
-
-    Metadata (train_config, history, versions, created, extra, path) is on ``model.meta``.
-    Raises :class:`CheckpointError` with one line naming the file and the problem.
-    """
-    path = Path(path)
-    payload = _read_payload(path)
-    cfg_dict = payload.get("model_config")
-    if not isinstance(cfg_dict, dict):
-        raise CheckpointError(path, "the model config is missing")
-    try:
-        cfg = ModelConfig.from_dict(cfg_dict)
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(path, f"invalid model config: {exc}") from None
-    state = payload.get("state_dict")
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(path, "the weights are missing or not tensors")
+def model_from_state(path, cfg: ModelConfig, state: dict) -> CVAE:
+    """A ``CVAE`` of ``cfg`` holding ``state`` (a state_dict), after checking every name, shape
+    and value; else :class:`CheckpointError` naming the first weight that does not fit."""
     # Shapes only, on the meta device: a tiny hostile file with a huge config must not
     # make us allocate (and initialise) hundreds of MB before the weights are checked.
     with torch.device("meta"):
@@ -167,6 +163,34 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
             raise CheckpointError(path, f"weight {k} contains NaN or infinite values")
     model = CVAE.from_config(cfg)
     model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
+    return model
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> CVAE:
+    """Rebuild a ready ``CVAE`` (eval mode) from the file alone.
+
+    Metadata (train_config, history, versions, created, extra, path) is on ``model.meta``.
+    Raises :class:`CheckpointError` with one line naming the file and the problem.
+    """
+    path = Path(path)
+    return model_from_payload(path, read_torch_file(path)).to(device).eval()
+
+
+def model_from_payload(path, payload) -> CVAE:
+    """The ``CVAE`` (with its ``meta``) in a checkpoint's payload as ``torch.load`` read it
+    from the file ``path``; :class:`CheckpointError` naming ``path`` when it is not one."""
+    payload = _check_payload(path, payload)
+    cfg_dict = payload.get("model_config")
+    if not isinstance(cfg_dict, dict):
+        raise CheckpointError(path, "the model config is missing")
+    try:
+        cfg = ModelConfig.from_dict(cfg_dict)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(path, f"invalid model config: {exc}") from None
+    state = payload.get("state_dict")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(path, "the weights are missing or not tensors")
+    model = model_from_state(path, cfg, state)
     film, film_problem = None, None
     if payload.get("film") is not None:
         try:
@@ -183,4 +207,4 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         "film": film,  # a Film, or None
         "film_problem": film_problem,  # why a stored film was not loaded, or None
     }
-    return model.to(device).eval()
+    return model

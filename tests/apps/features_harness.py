@@ -1,7 +1,8 @@
 """A harness app that renders the feature panels over a latent scatter, for the feature tests.
 
 Environment: CVAE_FEAT_CKPT (checkpoint, default the shipped one), CVAE_FEAT_ENC (encodings
-.npz, default the shipped one). It keeps the current point in st.session_state["z1"/"z2"]
+.npz, default the shipped one), CVAE_FEAT_DATA (an MNIST folder: test digits' images, and the
+first CVAE_FEAT_TEST_N of them as the test set the loss panel compares with; default none). It keeps the current point in st.session_state["z1"/"z2"]
 like the app and prints one line the tests read: ``feat: z=(z1, z2) traces=[names]``.
 """
 
@@ -40,4 +41,17 @@ traces = feature_traces(model, enc, current, selected)
 st.plotly_chart(latent_scatter(enc["z_mean"], enc["label"], extra_traces=traces, height=420),
                 key="scatter")
 st.text(f"feat: z=({current[0]:.4f}, {current[1]:.4f}) traces={[t.name for t in traces]}")
-features_ui(model, enc, current, set_latent, None, selected)
+data = os.environ.get("CVAE_FEAT_DATA")
+test_n = int(os.environ.get("CVAE_FEAT_TEST_N") or 10000)
+
+
+def test_image(i):
+    return cvae.load_mnist("test", data, download=False)[0][i, 0].numpy()
+
+
+def test_set():
+    return cvae.load_mnist("test", data, download=False)[0][:test_n].numpy()
+
+
+features_ui(model, enc, current, set_latent, test_image if data else None, selected,
+            test_set=test_set if data else None)
