@@ -16,7 +16,7 @@ from cvae.draw.sketch import preprocess_drawing
 from cvae.core.latent import encode_dataset
 from cvae.draw.overlays import STAR_NAME
 from devkit import DATA_DIR, REPO, SEVEN, data_url, stroke_canvas
-from ui.features import K_TAB, TAB_DOWNLOADS, TAB_DRAW, TAB_MORPH, TAB_UNC
+from ui.features import K_TAB, TAB_DOWNLOADS, TAB_DRAW, TAB_LOSS, TAB_MORPH, TAB_UNC
 
 HARNESS = str(REPO / "tests" / "apps" / "features_harness.py")
 
@@ -224,6 +224,50 @@ def test_uncertainty_for_the_drawing(harness, model):
     zm, lv = encode_dataset(model, preprocess_drawing(canvas)[None])
     mean = trace(at, "your drawing mean")
     np.testing.assert_allclose([mean["x"][0], mean["y"][0]], zm[0], atol=1e-5)
+
+
+@pytest.mark.needs_data
+def test_loss_of_a_clicked_digit_and_of_the_drawing(model, mnist_dir, monkeypatch):
+    """The panel's numbers are explain.digit_loss's for the digit's own image; its standing is
+    measured against the test set's -ELBOs, and the histogram holds every one of them."""
+    from streamlit.testing.v1 import AppTest
+
+    from cvae.core import explain
+    from cvae.core.data import load_mnist
+
+    monkeypatch.setenv("CVAE_FEAT_DATA", str(mnist_dir))
+    monkeypatch.setenv("CVAE_FEAT_TEST_N", "300")
+    at = AppTest.from_file(HARNESS, default_timeout=300)
+    at.run()
+    at = open_tab(at, TAB_LOSS)
+    assert any("click a test digit" in i.value for i in at.info)
+    at.session_state["selected_index"] = 3
+    at.run()
+    assert not at.exception, at.exception
+    images = load_mnist("test", mnist_dir)[0]
+    want = explain.digit_loss(model, images[3, 0])
+    text = " ".join(m.value for m in at.markdown)
+    for v in (want.recon, want.kl, want.neg_elbo, want.neg_log_px):
+        assert f"{v:.1f}" in text
+    assert f"{want.slack:.2f}" in text
+    elbos = explain.test_set_elbos(model, images[:300])
+    harder = explain.harder_than(want.neg_elbo, elbos)
+    assert f"Harder than **{harder:.0f}%** of test digits" in text
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    bar = next(c for c in charts if any(t.get("orientation") == "h" for t in c["data"]))
+    assert [round(_values(t["x"])[0], 3) for t in bar["data"]] == [
+        round(want.recon, 3), round(want.kl, 3), round(want.neg_log_px, 3)]
+    hist = next(c for c in charts if c["layout"].get("xaxis", {}).get("title", {}).get("text", "").startswith("−ELBO"))
+    assert sum(_values(hist["data"][0]["y"])) == 300
+    assert any("Bernoulli" in c.value for c in at.caption)
+    # the drawing: its own preprocessed image
+    at.radio(key="feat_loss_source").set_value("Your drawing").run()
+    assert any("draw a digit first" in i.value for i in at.info)
+    canvas = stroke_canvas(SEVEN)
+    at.session_state["feat_canvas"] = {"image": data_url(canvas)}
+    at.run()
+    drawn = explain.digit_loss(model, preprocess_drawing(canvas))
+    assert f"−ELBO {drawn.neg_elbo:.1f}" in " ".join(m.value for m in at.markdown)
 
 
 # ---- in the real app ---------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Feature panels: draw a digit, morph between two points, posterior uncertainty, downloads.
+"""Feature panels: draw a digit, morph between two points, posterior uncertainty, the loss of one
+digit, downloads.
 
 The app calls :func:`feature_traces` before it builds the latent scatter (the star, the
 morph path and the posterior ellipses are layers on it) and :func:`features_ui` below the
@@ -18,10 +19,12 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from cvae.core import explain
 from cvae.core.encodings import encodings_csv
 from cvae.core.latent import (GRID_N, GRID_Z1, GRID_Z2, MAX_STEPS, decode_grid, decode_points, encode_dataset,
                               interpolate, morph)
 from cvae.core.posterior import decode_samples, nearest, sample_posterior, std
+from cvae.draw.explain import elbo_histogram_figure, loss_bar_figure
 from cvae.draw.images import gif_bytes, pixelate, png_bytes, tile
 from cvae.draw.overlays import ellipse_traces, path_trace, samples_trace, star_trace
 from cvae.draw.sketch import DrawingError, decode_data_url, preprocess_drawing
@@ -41,12 +44,13 @@ K_U_N, K_U_SEED, K_U_SHOW = "feat_unc_n", "feat_unc_seed", "feat_unc_show"
 # A panel's layer is drawn on the scatter once the person has opened that panel (asked for it):
 # a page opened for the first time shows the encodings and the point, nothing unexplained.
 K_MORPH_ASKED, K_U_ASKED = "feat_morph_asked", "feat_unc_asked"
+K_L_SOURCE, K_L_ASKED = "feat_loss_source", "feat_loss_asked"
 
 TEST_DIGIT, CURRENT, DRAWN, CLICKED = "Test digit", "Current point", "Your drawing", "Clicked test digit"
 ENDPOINT_KINDS = (TEST_DIGIT, CLICKED, CURRENT, DRAWN)
 DEFAULTS = {K_A_KIND: TEST_DIGIT, K_A_INDEX: 0, K_B_KIND: TEST_DIGIT, K_B_INDEX: 1, K_STEPS: 12,
             K_SHOW_PATH: True, K_PLAY: False, K_FPS: 12, K_U_SOURCE: CLICKED, K_U_INDEX: 0, K_U_N: 8,
-            K_U_SEED: 0, K_U_SHOW: True}
+            K_U_SEED: 0, K_U_SHOW: True, K_L_SOURCE: CLICKED}
 N_NEIGHBOURS = 6
 DIGIT_PX = 140  # on-screen size of small digits (5x, pixelated)
 
@@ -322,6 +326,96 @@ def uncertainty_ui(model, enc: dict, selected_index: int | None = None):
     return zm, lv, z
 
 
+# ---- the loss of one digit ---------------------------------------------------
+
+LIKELIHOOD_LINE = ("The likelihood is the tutorial's: every grey pixel is scored as a Bernoulli with the "
+                   "decoder's probability, log p(x|z) = −784·BCE(x, decoder(z)); grey images are not what a "
+                   "Bernoulli describes, so these are the tutorial's nats, not a density of grey images.")
+TestSet = Callable[[], "np.ndarray | None"]
+
+
+# Why: one digit's loss is 1,000 decodes (~1 s on 2 cores); a click on the same digit, or
+# another browser on the same digit, takes it from here. Keyed by the model and the image.
+@st.cache_data(show_spinner=False, max_entries=256)
+def _digit_loss(_model, model_key: str, image_key: str, image: np.ndarray) -> dict:
+    return explain.digit_loss(_model, image, k=explain.K_SAMPLES, seed=0).to_dict()
+
+
+# Why: the test set's -ELBO is 10,000 decodes (~10 s on 2 cores) and depends only on the model:
+# computed once per model for every session.
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _test_elbos(_model, model_key: str, _test_set: TestSet) -> np.ndarray | None:
+    images = _test_set()
+    return None if images is None else explain.test_set_elbos(_model, images)
+
+
+def loss_source(model, enc: dict, selected_index: int | None, test_image: TestImage | None) -> tuple[np.ndarray, str, str]:
+    """(image, its cache key, label) of the digit whose loss is shown; ValueError saying why none."""
+    if _get(K_L_SOURCE) == DRAWN:
+        d = drawn_digit(model)
+        if not isinstance(d, Drawn):
+            raise ValueError("draw a digit first (Draw tab)")
+        return d.image, "drawn:" + hashlib.sha1(d.image.tobytes()).hexdigest(), "your drawing"
+    if selected_index is None:
+        raise ValueError("click a test digit on the scatter first")
+    i = int(selected_index)
+    img = test_image(i) if test_image is not None else None
+    if img is None:
+        raise ValueError("the loss of a test digit needs its image: the MNIST test set is not on this machine")
+    img = np.asarray(img, dtype=np.float32)
+    if img.max() > 1.0:
+        img = img / 255.0
+    return img, f"test:{i}", f"test #{i} ({int(enc['label'][i])})"
+
+
+def loss_ui(model, enc: dict, selected_index: int | None = None, test_image: TestImage | None = None,
+            test_set: TestSet | None = None, model_key: str = "") -> dict | None:
+    """The clicked test digit's (or the drawing's) loss: 784·BCE + KL = −ELBO beside −log p(x),
+    and where it stands among the test digits. Returns the loss (a dict) or None."""
+    st.session_state[K_L_ASKED] = True
+    sources = (CLICKED, DRAWN)
+    st.radio("Loss of", sources, index=sources.index(DEFAULTS[K_L_SOURCE]), key=K_L_SOURCE,
+             persist_state="page", horizontal=True)
+    try:
+        image, image_key, label = loss_source(model, enc, selected_index, test_image)
+    except ValueError as e:
+        st.info(f"No loss to show: {e}.")
+        return None
+    key = model_key or str(id(model))
+    with st.spinner(f"Scoring {label} with {explain.K_SAMPLES:,} samples of q(z|x)…"):
+        loss = _digit_loss(model, key, image_key, image)
+    c1, c2 = st.columns([1, 4])
+    with c1:
+        _show(image, label, px=84)
+    with c2:
+        st.markdown(f"**{label}**: reconstruction 784·BCE = **{loss['recon']:.1f}** nats + KL = **{loss['kl']:.1f}** "
+                    f"nats = **−ELBO {loss['neg_elbo']:.1f}** (what the tutorial trains on); "
+                    f"−log p(x) ≈ **{loss['neg_log_px']:.1f}** nats, so the bound's slack is "
+                    f"**{loss['slack']:.2f}** nats.")
+        st.plotly_chart(loss_bar_figure(loss["recon"], loss["kl"], loss["neg_log_px"]), key="feat_loss_bar",
+                        config={"displayModeBar": False})
+    st.caption(f"784·BCE and −log p(x) are averaged over the same {loss['k']:,} samples z ~ q(z|x) (seed "
+               f"{loss['seed']}); KL is exact. −log p(x) = −log of the mean of p(x|z)·p(z)/q(z|x) over them "
+               "(importance-weighted; its spread over seeds is about 0.01–1 nats, docs/performance.md). "
+               + LIKELIHOOD_LINE)
+    elbos = None
+    if test_set is not None:
+        with st.spinner("Scoring the 10,000 test digits once for this model…"):
+            elbos = _test_elbos(model, key, test_set)
+    if elbos is None:
+        st.info("Where this digit stands among the test digits needs the MNIST test set, which is not on "
+                "this machine.")
+        return loss
+    harder = explain.harder_than(loss["neg_elbo"], elbos)
+    counts, edges = explain.histogram(elbos)
+    st.markdown(f"Harder than **{harder:.0f}%** of test digits (its −ELBO against theirs).")
+    st.plotly_chart(elbo_histogram_figure(counts, edges, loss["neg_elbo"], harder), key="feat_loss_hist",
+                    config={"displayModeBar": False})
+    st.caption(f"Each of the {len(elbos):,} test digits' −ELBO from one sample of q(z|x), as the tutorial's "
+               f"val_loss (their mean, {elbos.mean():.1f}); this digit's from {loss['k']:,}.")
+    return {**loss, "harder_than": harder}
+
+
 # ---- downloads ---------------------------------------------------------------
 
 # Why: 10,000 rows of text take a moment and change only with the encodings.
@@ -356,12 +450,13 @@ def current_digit_download_ui(model, current) -> None:
 
 def panels_follow_point(selection_changed: bool) -> bool:
     """Whether the panels show something a commit changes: a morph from the current point, or
-    (when the selection changed) a morph or posterior of the clicked digit. Other commits
+    (when the selection changed) a morph, posterior or loss of the clicked digit. Other commits
     leave them as they are, and need not rerun them."""
     kinds = (_get(K_A_KIND), _get(K_B_KIND))
     if CURRENT in kinds:
         return True
-    return selection_changed and (CLICKED in kinds or _get(K_U_SOURCE) == CLICKED)
+    return selection_changed and (CLICKED in kinds or _get(K_U_SOURCE) == CLICKED
+                                  or (bool(st.session_state.get(K_L_ASKED)) and _get(K_L_SOURCE) == CLICKED))
 
 
 def downloads_ui(model, enc: dict, current=None, grid=None, model_key: str = "") -> None:
@@ -418,18 +513,20 @@ def feature_traces(model, enc: dict, current=None, selected_index: int | None = 
 
 
 K_TAB = "feat_tab"
-TAB_DRAW, TAB_MORPH, TAB_UNC, TAB_DOWNLOADS = (":material/draw: Draw a digit", ":material/swap_horiz: Morph",
-                                               ":material/blur_on: Uncertainty", ":material/download: Downloads")
+TAB_DRAW, TAB_MORPH, TAB_UNC, TAB_LOSS, TAB_DOWNLOADS = (
+    ":material/draw: Draw a digit", ":material/swap_horiz: Morph", ":material/blur_on: Uncertainty",
+    ":material/calculate: Loss of one digit", ":material/download: Downloads")
 
 
 def features_ui(model, enc: dict, current=None, set_latent=None, test_image: TestImage | None = None,
-                selected_index: int | None = None, grid=None, model_key: str = "") -> None:
-    """All four panels in tabs. The drawing pad runs in every run (the drawing lives in its
+                selected_index: int | None = None, grid=None, model_key: str = "",
+                test_set: TestSet | None = None) -> None:
+    """All five panels in tabs. The drawing pad runs in every run (the drawing lives in its
     component's state); the other panels are drawn only while their tab is open: each costs
     every browser that opens the page its drawing. Their widgets keep their values while
     hidden (persist_state), so the scatter's layers (:func:`feature_traces`) stay as set."""
-    t_draw, t_morph, t_unc, t_dl = st.tabs([TAB_DRAW, TAB_MORPH, TAB_UNC, TAB_DOWNLOADS], key=K_TAB,
-                                           on_change="rerun")
+    t_draw, t_morph, t_unc, t_loss, t_dl = st.tabs([TAB_DRAW, TAB_MORPH, TAB_UNC, TAB_LOSS, TAB_DOWNLOADS],
+                                                   key=K_TAB, on_change="rerun")
     with t_draw:
         draw_ui(model, enc, test_image, set_latent)
     if t_morph.open:
@@ -438,6 +535,9 @@ def features_ui(model, enc: dict, current=None, set_latent=None, test_image: Tes
     if t_unc.open:
         with t_unc:
             uncertainty_ui(model, enc, selected_index)
+    if t_loss.open:
+        with t_loss:
+            loss_ui(model, enc, selected_index, test_image, test_set, model_key)
     if t_dl.open:
         with t_dl:
             downloads_ui(model, enc, current, grid, model_key)

@@ -6,6 +6,8 @@ consumes them, so the app never does tensor maths of its own.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 

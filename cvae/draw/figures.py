@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .images import png_data_uri
-from .palette import DIGIT_COLORS, LOSS_COLOR, VAL_LOSS_COLOR
+from .palette import DIGIT_COLORS, DIGIT_SYMBOLS, LOSS_COLOR, VAL_LOSS_COLOR
 
 
 def latent_scatter(z_mean: np.ndarray, labels: np.ndarray, *, extra_traces: Iterable | None = None,
@@ -37,7 +37,7 @@ def latent_scatter(z_mean: np.ndarray, labels: np.ndarray, *, extra_traces: Iter
             continue
         fig.add_trace(go.Scattergl(
             x=z[m, 0], y=z[m, 1], customdata=idx[m], mode="markers", name=str(d),
-            marker=dict(size=4, color=DIGIT_COLORS[d], opacity=0.7),
+            marker=dict(size=5, color=DIGIT_COLORS[d], symbol=DIGIT_SYMBOLS[d], opacity=0.75),
             hovertemplate=f"digit {d}<br>test #%{{customdata}}<br>z1=%{{x:.2f}}<br>z2=%{{y:.2f}}<extra></extra>",
         ))
     for t in extra_traces or ():

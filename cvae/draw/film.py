@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..core.film import MANIFOLD_RANGE, Film, frame_caption
 from .images import pixelate, png_data_uri
-from .palette import DIGIT_COLORS, INK, LOSS_COLOR, VAL_LOSS_COLOR, rgb
+from .palette import DIGIT_COLORS, DIGIT_SYMBOLS, INK, LOSS_COLOR, VAL_LOSS_COLOR, rgb
 
 # The shared view: axes and the loss curve
 
@@ -70,7 +70,7 @@ def _scatter_traces(z, labels, scattergl: bool = False):
         m = labels == d
         # float32: sent as base64 typed arrays, half the bytes of float64 (z is float16 anyway).
         traces.append(cls(x=z[m, 0].astype(np.float32), y=z[m, 1].astype(np.float32), mode="markers", name=str(d),
-                          marker=dict(size=4, color=DIGIT_COLORS[d], opacity=0.75),
+                          marker=dict(size=5, color=DIGIT_COLORS[d], symbol=DIGIT_SYMBOLS[d], opacity=0.75),
                           hovertemplate=f"digit {d}<br>z1=%{{x:.2f}}<br>z2=%{{y:.2f}}<extra></extra>"))
     return traces
 
@@ -167,13 +167,15 @@ def film_figure(film: Film, *, height: int = 620, frame_ms: int = 600, transitio
                 fromcurrent=True, mode="immediate")
     fig.update_layout(
         title=dict(text=frame_caption(film.snapshot(0)), x=0.01, font=dict(size=15)),
-        updatemenus=[dict(type="buttons", direction="left", x=0.0, y=-0.02, xanchor="left", yanchor="top",
-                          pad=dict(t=30, r=10), showactive=False,
+        # Under the z1 axis title (which sits about 40 px below the plot): the play button and
+        # the slider start 60 px below the plot.
+        updatemenus=[dict(type="buttons", direction="left", x=0.0, y=0.0, xanchor="left", yanchor="top",
+                          pad=dict(t=60, r=10), showactive=False,
                           buttons=[dict(label="▶ Play", method="animate", args=[None, anim]),
                                    dict(label="❚❚ Pause", method="animate",
                                         args=[[None], dict(frame=dict(duration=0, redraw=False),
                                                            transition=dict(duration=0), mode="immediate")])])],
-        sliders=[dict(active=0, x=0.2, len=0.8, y=-0.02, yanchor="top", pad=dict(t=30),
+        sliders=[dict(active=0, x=0.2, len=0.8, y=0.0, yanchor="top", pad=dict(t=60),
                       currentvalue=dict(visible=False),  # the title names the frame
                       transition=dict(duration=transition_ms, easing="cubic-in-out"),
                       steps=[dict(label=f"{film.epoch[i]:.2f}", method="animate",
@@ -182,7 +184,11 @@ def film_figure(film: Film, *, height: int = 620, frame_ms: int = 600, transitio
     )
     losses = np.concatenate([series["loss"], series["val_loss"]])
     _layout(fig, bounds, _loss_range(losses), max(1.0, float(film.epoch.max())) * 1.02, has_m, height, box)
-    fig.update_layout(margin=dict(l=10, r=10, t=70, b=90))
+    # The digit legend in the scatter's column only, under the frame's title: a row across the
+    # whole width ran over the loss panel's title.
+    fig.update_layout(margin=dict(l=10, r=10, t=110, b=130),
+                      legend=dict(orientation="h", x=0, xanchor="left", y=1.0, yanchor="bottom", entrywidth=0.05,
+                                  entrywidthmode="fraction", font=dict(size=11)))
     return fig
 
 

@@ -1,0 +1,133 @@
+"""cvae.core.explain: the loss of one digit against computations written here in plain PyTorch
+(torch.distributions, and a numerical integral of p(x|z) p(z) over the plane)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch.distributions import Bernoulli, Normal, kl_divergence
+
+from cvae.core import explain
+from cvae.core.latent import decode_points, evaluate
+from devkit import random_model
+
+
+def _digit(model, z=(0.3, -0.8)) -> torch.Tensor:
+    """A grey digit in [0, 1] (decoded by the shipped model: no data set needed)."""
+    return torch.as_tensor(decode_points(model, np.array([z], np.float32)))[0]
+
+
+def _reference(model, x: torch.Tensor, k: int, seed: int) -> dict:
+    """The same quantities from torch.distributions, in float64, with the same noise."""
+    with torch.no_grad():
+        m, lv = model.encode(x.reshape(1, 1, 28, 28))
+        gen = torch.Generator().manual_seed(seed)
+        eps = torch.randn((k, 2), generator=gen)
+        z = m + torch.exp(0.5 * lv) * eps
+        logits = model.decoder(z).double().reshape(k, 784)
+    m, lv, z = m.double()[0], lv.double()[0], z.double()
+    q = Normal(m, torch.exp(0.5 * lv))
+    log_px_z = Bernoulli(logits=logits, validate_args=False).log_prob(x.double().reshape(1, 784)).sum(1)
+    log_w = log_px_z + Normal(0.0, 1.0).log_prob(z).sum(1) - q.log_prob(z).sum(1)
+    recon = float(-log_px_z.mean())
+    kl = float(kl_divergence(q, Normal(torch.zeros(2, dtype=torch.float64), 1.0)).sum())
+    log_px = float(torch.logsumexp(log_w, 0) - math.log(k))
+    return {"recon": recon, "kl": kl, "neg_elbo": recon + kl, "neg_log_px": -log_px}
+
+
+@pytest.mark.parametrize("which", ["shipped", "random"])
+def test_digit_loss_matches_torch_distributions(model, which):
+    m = model if which == "shipped" else random_model(3)
+    x = _digit(model)
+    got = explain.digit_loss(m, x, k=1000, seed=5)
+    ref = _reference(m, x, 1000, 5)
+    for name, want in ref.items():
+        # float32 logits summed over 784 pixels: measured <= 1.2e-4 nats.
+        assert getattr(got, name) == pytest.approx(want, abs=5e-4), name
+    assert got.slack == pytest.approx(got.neg_elbo - got.neg_log_px, abs=1e-12)
+    assert (got.k, got.seed) == (1000, 5)
+
+
+def test_digit_loss_is_seeded(model):
+    x = _digit(model)
+    a, b = explain.digit_loss(model, x, seed=1), explain.digit_loss(model, x, seed=1)
+    assert a == b
+    c = explain.digit_loss(model, x, seed=2)
+    assert c.neg_log_px != a.neg_log_px and c.kl == a.kl
+    # one batch or many: the same samples
+    assert explain.digit_loss(model, x, seed=1, batch_size=64).neg_log_px == pytest.approx(a.neg_log_px, abs=1e-9)
+
+
+def _quadrature_neg_log_px(model, x: torch.Tensor, n: int = 72, width: float = 6.0) -> float:
+    """-log of the integral of p(x|z) p(z) over a box of +-``width`` posterior sigmas, by the
+    midpoint rule on an n x n grid (the posterior of the shipped model sits inside it)."""
+    with torch.no_grad():
+        m, lv = model.encode(x.reshape(1, 1, 28, 28))
+    m, s = m[0].double(), torch.exp(0.5 * lv[0].double())
+    axes = [torch.linspace(-width, width, n + 1, dtype=torch.float64) for _ in range(2)]
+    mids = [(a[1:] + a[:-1]) / 2 for a in axes]
+    g1, g2 = torch.meshgrid(m[0] + s[0] * mids[0], m[1] + s[1] * mids[1], indexing="ij")
+    z = torch.stack([g1.reshape(-1), g2.reshape(-1)], 1)
+    with torch.no_grad():
+        logits = torch.cat([model.decoder(z[i:i + 1024].float()) for i in range(0, len(z), 1024)]).double()
+    log_px_z = Bernoulli(logits=logits.reshape(len(z), 784), validate_args=False).log_prob(
+        x.double().reshape(1, 784)).sum(1)
+    log_f = log_px_z + Normal(0.0, 1.0).log_prob(z).sum(1)
+    cell = float((2 * width / n) ** 2 * s[0] * s[1])
+    return -float(torch.logsumexp(log_f, 0) + math.log(cell))
+
+
+@pytest.mark.needs_data
+def test_importance_weighted_estimate_is_the_integral(model, mnist_dir):
+    """-log p(x) of test digit #0 by numerical integration over the plane: the estimate within
+    its spread over seeds, below the -ELBO (the bound), and the quadrature itself converged."""
+    from cvae.core.data import load_mnist
+
+    x = load_mnist("test", mnist_dir)[0][0, 0]
+    quad = _quadrature_neg_log_px(model, x, n=48)
+    assert _quadrature_neg_log_px(model, x, n=32, width=8.0) == pytest.approx(quad, abs=2e-3)  # converged
+    ests = [explain.digit_loss(model, x, seed=s) for s in range(3)]
+    for e in ests:
+        # measured: 91.809 +- 0.013 (5 seeds) against the integral's 91.811
+        assert e.neg_log_px == pytest.approx(quad, abs=0.04)
+        assert e.neg_elbo > quad
+    # the slack (0.19 nats here) is the bound's gap, not the estimate's noise
+    assert np.mean([e.slack for e in ests]) > 0.15
+
+
+def test_test_set_elbos_mean_is_the_tutorials_val_loss(model):
+    """With one sample per digit and one seed, the test set's -ELBOs average to what
+    :func:`cvae.core.latent.evaluate` (the tutorial's val_loss) reports for the same noise."""
+    x = torch.as_tensor(decode_points(model, np.random.default_rng(0).normal(size=(40, 2)).astype(np.float32)))
+    e = explain.test_set_elbos(model, x, samples=1, seed=7, batch_size=16)
+    assert e.shape == (40,)
+    assert e.mean() == pytest.approx(evaluate(model, x, seed=7)["loss"], abs=1e-3)
+    np.testing.assert_allclose(explain.test_set_elbos(model, x, samples=1, seed=7, batch_size=40), e, atol=1e-9)
+    # several samples: each digit's value is its recon averaged over them, plus its KL
+    e4 = explain.test_set_elbos(model, x[:3], samples=4, seed=0)
+    with torch.no_grad():
+        m, lv = model.encode(x[:3, None])
+        eps = torch.randn((3, 4, 2), generator=torch.Generator().manual_seed(0))
+        z = (m[:, None] + torch.exp(0.5 * lv)[:, None] * eps).reshape(-1, 2)
+        probs = model.decode(z).double().reshape(3, 4, 784).clamp(1e-12, 1 - 1e-12)
+    xx = x[:3].double().reshape(3, 1, 784)
+    recon = -(xx * probs.log() + (1 - xx) * (1 - probs).log()).sum(2).mean(1)
+    kl = kl_divergence(Normal(m.double(), torch.exp(0.5 * lv.double())), Normal(0.0, 1.0)).sum(1)
+    np.testing.assert_allclose(e4, (recon + kl).numpy(), atol=2e-3)
+
+
+def test_harder_than_and_histogram():
+    e = np.arange(100, dtype=float)
+    assert explain.harder_than(50.0, e) == 50.0
+    assert explain.harder_than(49.5, e) == 50.0
+    assert explain.harder_than(-1, e) == 0.0
+    assert explain.harder_than(1e9, e) == 100.0
+    with pytest.raises(ValueError):
+        explain.harder_than(1.0, [])
+    tail = np.concatenate([e, [1e6]])
+    counts, edges = explain.histogram(tail, bins=10)
+    assert counts.sum() == len(tail) and len(edges) == 11
+    assert edges[-1] < 1000  # the one far scribble does not set the axis
