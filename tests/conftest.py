@@ -6,12 +6,15 @@
   Every server it started is stopped at the end of the test.
 - ``app_server``: the explorer (app.py) on MNIST from ../shared/mnist ($CVAE_DATA),
   trained models in a temporary runs folder; one per test module.
-- ``browser`` (one Chromium per session) and ``page`` (a fresh 1400x1000 page per test).
+- ``browser`` (one Chromium per session) and ``page`` (a fresh 1400x1000 page per test); every
+  test that uses Chromium is marked ``browser`` (the inner loop leaves those out).
   Chromium is the Debian package at /usr/bin/chromium driven by Playwright for Python.
   Without it the browser tests skip, except under CI=true, where they FAIL.
 - ``mnist_dir`` and the ``needs_data`` mark (devkit.needs_data): MNIST, or a skip (a failure
-  under CI=true). The plain helpers (data path, hostile checkpoints, start_server, a random
-  model) live in ``devkit.py`` at the repository's root, shared with benchmarks/.
+  under CI=true). ``small_mnist``: MNIST's first 1,024 training and 1,000 test images as a data
+  folder of their own, for child-process trainings. The plain helpers (data path, hostile
+  checkpoints, start_server, a random model) live in ``tests/devkit.py``, shared with
+  benchmarks/ (never installed).
 """
 
 from __future__ import annotations
@@ -20,11 +23,20 @@ from pathlib import Path
 
 import pytest
 
-from devkit import CHROMIUM, CHROMIUM_ARGS, IN_CI, Server, data_dir, require_data, require_prerequisite, start_server
+from devkit import (CHROMIUM, CHROMIUM_ARGS, IN_CI, Server, data_dir, require_data, require_prerequisite, start_server,
+                    write_small_mnist)
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "needs_data: the test reads MNIST (skips without it; fails under CI=true)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that uses Chromium (the ``browser`` fixture, directly or through ``page`` and the
+    modules' own page fixtures) is marked ``browser``: the inner loop leaves them out."""
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
 
 
 def pytest_runtest_setup(item):
@@ -49,6 +61,16 @@ def pytest_runtest_makereport(item, call):
 def mnist_dir() -> Path:
     """The MNIST folder (devkit.DATA_DIR); skips without MNIST, fails under CI=true."""
     return require_data()
+
+
+@pytest.fixture(scope="session")
+def small_mnist(tmp_path_factory) -> Path:
+    """A data folder of MNIST's first 1,024 training and 1,000 test images (all ten digits), written
+    once per session: for the child-process trainings, which use a few hundred images and would
+    otherwise each load all 70,000 and score every epoch on 10,000. Skips without MNIST (fails
+    under CI=true)."""
+    require_data()
+    return write_small_mnist(tmp_path_factory.mktemp("small_mnist"), train=1024, test=1000)
 
 
 @pytest.fixture
@@ -104,6 +126,18 @@ def page(browser):
     pg.set_default_timeout(120_000)
     yield pg
     ctx.close()
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """A clock the test moves by hand (``clock.t``), in place of the time budget's own
+    (cvae.training.budget's ``time`` only: the training loop keeps the real one)."""
+    from budgetclock import Clock
+    from cvae.training import budget
+
+    c = Clock()
+    monkeypatch.setattr(budget, "time", c)
+    return c
 
 
 @pytest.fixture(scope="session")

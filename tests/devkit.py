@@ -1,5 +1,6 @@
 """What the tests and the benchmarks share: plain functions and classes, no fixtures
-(tests/conftest.py holds those).
+(tests/conftest.py holds those). A development tool, never installed: the tests import it from
+their own folder, the benchmarks through benchmarks/_common.py.
 
 - The MNIST folder: :func:`data_dir` ($CVAE_DATA, else ../shared/mnist beside the repo) is
   the one place it is resolved; :data:`DATA_DIR`, :func:`has_data`, :func:`require_data` and
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent
+REPO = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -74,6 +75,24 @@ def require_data() -> Path:
 
 # Mark a test or module (``pytestmark = needs_data``): conftest calls require_data() first.
 needs_data = pytest.mark.needs_data
+
+
+def write_small_mnist(folder: Path, train: int, test: int) -> Path:
+    """The first ``train`` training and ``test`` test images of MNIST (DATA_DIR), with their
+    labels, in MNIST's own files under ``folder/MNIST/raw`` (torchvision reads them as MNIST):
+    for child processes that train on a few hundred images and would otherwise load all 70,000.
+    Returns ``folder``; the caller has checked that MNIST is there (require_data)."""
+    raw = folder / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for name, n in zip(_MNIST_FILES, (train, train, test, test)):
+        src = (DATA_DIR / "MNIST" / "raw" / name).read_bytes()
+        header = 16 if "images" in name else 8  # magic, count (and rows, columns): big-endian int32
+        have = int.from_bytes(src[4:8], "big")
+        if not 0 < n <= have:
+            raise ValueError(f"{name}: {n} images asked for, {have} there")
+        item = 28 * 28 if "images" in name else 1
+        (raw / name).write_bytes(src[:4] + n.to_bytes(4, "big") + src[8:header] + src[header:header + n * item])
+    return folder
 
 
 # --------------------------------------------------------------------------- hostile checkpoints

@@ -1,0 +1,282 @@
+"""Mutation testing, one module at a time: mutmut for the Python package, StrykerJS for the
+browser's modules (cvae/web/*.js). Not in CI (minutes to hours); docs/mutation.md holds the
+latest figures per module.
+
+    python tools/mutation.py cvae/core/files.py            # mutmut, that module's fast tests
+    python tools/mutation.py cvae/site.py --tests tests/test_site.py
+    python tools/mutation.py js                            # Stryker over cvae/web/*.js, node --test tests/js
+    python tools/mutation.py js --files cvae/web/explorer.js
+
+Python: the working tree (tracked and untracked files git does not ignore) is copied to a
+scratch folder (``--work``, default a temporary one) with a ``[tool.mutmut]`` table naming the
+module and its tests, and ``mutmut run`` runs there under ``nice`` (mutmut 3 writes its
+mutants/ beside the code; your tree is never touched). The tests are the module's fast
+inner-loop ones (TESTS below, or ``--tests``); browser, load and long tests are left to the
+suite. Needs ``pip install -r tools/requirements-mutation.txt``.
+
+JavaScript: Stryker (tools/stryker/, ``npm ci --prefix tools/stryker``) mutates cvae/web/*.js
+(or ``--files``) in a sandbox and runs ``node --test`` against each mutant (the command
+runner): the test files under tests/js that import the files mutated, or all of tests/js.
+
+mutmut forks each mutant's test run from a process that imported the code already, so code that
+runs at import time (a dataclass's field factory, a module's constants) keeps its original
+behaviour there and its mutants survive whatever the tests. ``--fresh NAME...`` (after a run,
+with its ``--work``) tests such mutants the slow way: each is written into the scratch copy's
+source (``mutmut apply``) and the module's tests run in a new pytest process. Every mutant mutmut
+calls a timeout is checked that way too, against a wall-clock limit: on a loaded machine mutmut's
+limit also stops mutants that do not hang. mutmut keeps each mutant's verdict across runs in one
+``--work`` folder, new tests or not: ``--again`` runs the survivors and timeouts once more.
+
+Each run ends with one line per module: mutants, killed, survived, other (no tests, timeout),
+and the survivors' names (``--show`` prints their diffs: ``mutmut show NAME`` in the
+scratch folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+STRYKER = REPO / "tools" / "stryker"
+
+# The fast tests that guard each module (seconds to a minute or two each, no browser, no training in a
+# child process). Tests marked
+# slow, browser or load (pytest.ini) are left out of every run (FAST), here and with --tests.
+TESTS: dict[str, list[str]] = {
+    "cvae/core/files.py": ["tests/test_files.py", "tests/test_files_behaviour.py"],
+    "cvae/training/budget.py": ["tests/test_budget.py", "tests/test_budget_clock.py", "tests/test_budget_plan.py"],
+    "cvae/training/config.py": ["tests/test_config.py", "tests/test_budget.py::test_the_schedule_stretches_over_the_planned_steps",
+                                "tests/test_train.py::test_learning_rate_schedule_warms_up_then_follows_the_cosine",
+                                "tests/test_train.py::test_bad_averaging_options_are_refused",
+                                "tests/test_cli.py::test_each_training_option_sets_its_config_field",
+                                "tests/test_cli.py::test_bad_training_options_are_refused_before_the_data",
+                                "tests/test_cli.py::test_seconds_means_the_quick_recipe_unless_another_is_named",
+                                "tests/test_cli.py::test_the_options_are_the_configs_fields"],
+    "cvae/core/posterior.py": ["tests/test_posterior.py"],
+    "cvae/core/payloads.py": ["tests/test_payloads.py"],
+    "cvae/core/data.py": ["tests/test_data_dirs.py", "tests/test_data.py"],
+    "cvae/core/summary.py": ["tests/test_summary.py"],
+    "cvae/core/geometry.py": ["tests/test_geometry.py"],
+    "cvae/training/pace.py": ["tests/test_pace.py"],
+    "cvae/training/augment.py": ["tests/test_augment.py"],
+    "cvae/core/encodings.py": ["tests/test_encodings.py", "tests/test_images.py::test_encodings_csv_round_trips"],
+    "cvae/site.py": ["tests/test_site.py", "tests/test_site_written.py", "tests/test_site_files.py"],
+    "ui/models.py": ["tests/test_model_link.py", "tests/test_models_list.py", "tests/test_model_info.py",
+                     "tests/test_model_details.py", "tests/test_model_picker.py"],
+    "ui/training.py": ["tests/test_run_names.py", "tests/test_training_text.py", "tests/test_training_form.py",
+                       "tests/test_training_ui.py::test_a_finished_run_that_collapsed_says_so",
+                       "tests/test_training_ui.py::test_a_running_budget_too_short_to_spread_says_so_above_the_film",
+                       "tests/test_training_ui.py::test_every_tab_sees_the_latest_snapshot_and_curves_of_a_run"],
+}
+FAST = "not slow and not browser and not load"
+NICE = ["nice", "-n", "15"]
+# Each mutant's tests run in a process forked from a server that has imported the tests but run nothing
+# (process_isolation "forkserver"): forked from mutmut's own process, which ran the suite, they inherit
+# torch's thread pool and can hang in its first parallel op.
+# mutmut calls a mutant a timeout when its test run lasts more than (its tests' time + 1 s) x this x 2
+# seconds of wall-clock time, the forked test process's collection and imports included. On a loaded
+# shared machine a mutant that does not hang can take that long too; every timeout is therefore
+# run again in a fresh process against a wall-clock limit (run_fresh), so those come out as the
+# survivors they are. mutmut's default (15) keeps such false timeouts rare.
+TIMEOUT_MULTIPLIER = 15.0
+
+
+def tracked_files() -> list[str]:
+    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                         capture_output=True, check=True).stdout.decode()
+    return [f for f in out.split("\0") if f and (REPO / f).is_file()]
+
+
+def scratch_copy(work: Path) -> None:
+    for f in tracked_files():
+        dst = work / f
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / f, dst)
+
+
+def toml_list(items) -> str:
+    return "[" + ", ".join(json.dumps(str(i)) for i in items) + "]"
+
+
+def mutmut_statuses(work: Path, env: dict) -> dict[str, str]:
+    res = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=work, env=env,
+                         capture_output=True, text=True)
+    statuses = {}
+    for line in res.stdout.splitlines():
+        m = re.match(r"\s+(\S+): (.+)$", line)
+        if m:
+            statuses[m.group(1)] = m.group(2).strip()
+    return statuses
+
+
+def run_python(module: str, tests: list[str], work: Path, jobs: int, show: bool, again: bool = False) -> dict:
+    if not (REPO / module).is_file():
+        sys.exit(f"no such module: {module}")
+    tests = tests or TESTS.get(module) or sys.exit(f"no fast tests known for {module}: give --tests")
+    tests = [t for t in tests if (REPO / t.split("::")[0]).is_file()]
+    scratch_copy(work)
+    top = module.split("/")[0]
+    also = [p for p in ("devkit.py", "app.py", "pytest.ini", "assets", "ui", "cvae", "tools", "benchmarks",
+                        "deploy", "README.md", "docs", ".streamlit") if (work / p).exists() and p != top]
+    with open(work / "pyproject.toml", "a", encoding="utf-8") as fh:
+        fh.write(f"""
+[tool.mutmut]
+source_paths = {toml_list([top])}
+only_mutate = {toml_list([module])}
+also_copy = {toml_list(also)}
+pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-x", "-m", {json.dumps(FAST)}]
+timeout_multiplier = {TIMEOUT_MULTIPLIER}
+process_isolation = "forkserver"
+pytest_add_cli_args_test_selection = {toml_list(tests)}
+""")
+    env = dict(os.environ, PYTHONPATH="", CVAE_DATA=os.environ.get("CVAE_DATA", str(REPO.parent / "shared" / "mnist")))
+    t0 = time.time()
+    r = subprocess.run(NICE + [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs)], cwd=work,
+                       env=env)
+    statuses = mutmut_statuses(work, env)
+    # mutmut keeps a verdict when tests change: with --again, survivors and timeouts run again by name.
+    survivors = sorted(k for k, v in statuses.items() if v in ("survived", "timeout"))
+    if again and survivors:
+        subprocess.run(NICE + [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *survivors],
+                       cwd=work, env=env)
+        statuses = mutmut_statuses(work, env)
+    # mutmut's timeouts are wall-clock limits that a loaded machine can also reach with a mutant that
+    # does not hang: each is run again in a fresh process against a limit of its own.
+    timeouts = sorted(k for k, v in statuses.items() if v == "timeout")
+    if timeouts:
+        statuses.update(run_fresh(module, tests, work, timeouts)["fresh"])
+    counts = Counter(statuses.values())
+    survivors = sorted(k for k, v in statuses.items() if v == "survived")
+    if show:
+        for name in survivors:
+            print(subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=work, env=env,
+                                 capture_output=True, text=True).stdout)
+    return {"module": module, "tests": tests, "mutants": len(statuses), "killed": counts.get("killed", 0),
+            "survived": counts.get("survived", 0),
+            "other": {k: v for k, v in counts.items() if k not in ("killed", "survived")},
+            "survivors": survivors, "minutes": round((time.time() - t0) / 60, 1), "work": str(work),
+            "mutmut_exit": r.returncode}
+
+
+def run_fresh(module: str, tests: list[str], work: Path, names: list[str]) -> dict:
+    """Each mutant ``names`` written into ``work``'s copy of ``module`` in turn, and the tests run in a
+    new process (so code that runs at import is mutated too), with a wall-clock limit of four times
+    the unmutated run's time plus 30 s (past it: "timeout", a hang)."""
+    tests = tests or TESTS.get(module) or sys.exit(f"no fast tests known for {module}: give --tests")
+    tests = [t for t in tests if (REPO / t.split("::")[0]).is_file()]
+    src = work / module
+    if not (work / "mutants").is_dir():
+        sys.exit(f"{work} holds no mutmut run: run the module first with --work {work}")
+    original = src.read_bytes()
+    env = dict(os.environ, PYTHONPATH=str(work),
+               CVAE_DATA=os.environ.get("CVAE_DATA", str(REPO.parent / "shared" / "mnist")))
+    pytest = NICE + [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-x", "-m", FAST, *tests]
+    t0 = time.time()
+    base = subprocess.run(pytest, cwd=work, env=env, capture_output=True, text=True)
+    if base.returncode != 0:
+        sys.exit(f"the tests fail without a mutant:\n{base.stdout[-3000:]}")
+    limit = 4 * (time.time() - t0) + 30
+    statuses = {}
+    try:
+        for name in names:
+            subprocess.run([sys.executable, "-m", "mutmut", "apply", name], cwd=work, env=env, check=True,
+                           capture_output=True)
+            if src.read_bytes() == original:
+                sys.exit(f"mutmut apply {name} changed nothing in {module}")
+            try:
+                r = subprocess.run(pytest, cwd=work, env=env, capture_output=True, text=True, timeout=limit)
+                statuses[name] = "survived" if r.returncode == 0 else "no tests" if r.returncode == 5 else "killed"
+            except subprocess.TimeoutExpired:
+                statuses[name] = "timeout"
+            print(f"{name}: {statuses[name]}", flush=True)
+            src.write_bytes(original)
+    finally:
+        src.write_bytes(original)
+    counts = Counter(statuses.values())
+    return {"module": module, "tests": tests, "fresh": statuses, "killed": counts.get("killed", 0),
+            "timeout": counts.get("timeout", 0), "survived": counts.get("survived", 0), "limit_s": round(limit)}
+
+
+def js_tests_of(files: list[str]) -> list[str]:
+    """The node test files that import any of ``files`` (cvae/web/NAME.js), directly."""
+    names = {Path(f).name for f in files}
+    return sorted(str(t.relative_to(REPO)) for t in (REPO / "tests" / "js").glob("*.test.js")
+                  if any(f"/cvae/web/{n}\"" in t.read_text() for n in names))
+
+
+def run_js(files: list[str], jobs: int) -> dict:
+    if not (STRYKER / "node_modules" / "@stryker-mutator" / "core").is_dir():
+        sys.exit("StrykerJS is not installed: npm ci --prefix tools/stryker")
+    mutate = files or ["cvae/web/*.js"]
+    tests = js_tests_of(files) if files else ["tests/js"]
+    if not tests:
+        sys.exit(f"no test in tests/js imports {', '.join(files)}")
+    report = Path(tempfile.mkdtemp(prefix="stryker-report-")) / "mutation.json"
+    config = {
+        "$schema": "./node_modules/@stryker-mutator/core/schema/stryker-schema.json",
+        "testRunner": "command", "commandRunner": {"command": "node --test " + " ".join(tests)},
+        "mutate": mutate, "concurrency": jobs, "coverageAnalysis": "off", "timeoutMS": 30000,
+        "reporters": ["clear-text", "json", "progress"], "jsonReporter": {"fileName": str(report)},
+        "tempDirName": str(Path(tempfile.gettempdir()) / "stryker-tmp-cvae"), "cleanTempDir": True,
+        "ignorePatterns": ["/runs", "/test-artifacts", "/site", "/tools/stryker/node_modules", "/.git"],
+    }
+    cfg = Path(tempfile.mkdtemp(prefix="stryker-conf-")) / "stryker.config.json"
+    cfg.write_text(json.dumps(config, indent=2))
+    t0 = time.time()
+    subprocess.run(NICE + [str(STRYKER / "node_modules" / ".bin" / "stryker"), "run", str(cfg)], cwd=REPO)
+    data = json.loads(report.read_text())
+    per_file = {}
+    for name, f in data["files"].items():
+        c = Counter(m["status"] for m in f["mutants"])
+        per_file[name] = {"mutants": sum(c.values()), "killed": c.get("Killed", 0) + c.get("Timeout", 0),
+                          "survived": c.get("Survived", 0), "no coverage": c.get("NoCoverage", 0),
+                          "other": {k: v for k, v in c.items() if k not in ("Killed", "Timeout", "Survived",
+                                                                             "NoCoverage")},
+                          "survivors": [f"{name}:{m['location']['start']['line']} {m['mutatorName']}: "
+                                        f"{m.get('replacement', '')!r}" for m in f["mutants"]
+                                        if m["status"] == "Survived"]}
+    return {"module": "cvae/web (Stryker)", "tests": tests, "files": per_file, "minutes": round((time.time() - t0) / 60, 1),
+            "report": str(report)}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("module", help="a Python file (cvae/core/files.py) or js")
+    p.add_argument("--tests", nargs="*", default=[], help="pytest selections (default: TESTS[module])")
+    p.add_argument("--files", nargs="*", default=[], help="js: the files to mutate (default cvae/web/*.js)")
+    p.add_argument("--jobs", type=int, default=1, help="mutants tested at once (default 1: a shared machine)")
+    p.add_argument("--work", type=Path, help="python: the scratch folder (default: a new temporary one)")
+    p.add_argument("--fresh", nargs="+", metavar="NAME", help="python, after a run with --work: test these mutants "
+                   "each in a new pytest process (code that runs at import time)")
+    p.add_argument("--again", action="store_true", help="python, with the --work of an earlier run: run its "
+                   "survivors and timeouts again (after tests were added; mutmut keeps a verdict otherwise)")
+    p.add_argument("--show", action="store_true", help="print each survivor's diff")
+    p.add_argument("--json", type=Path, help="also write the summary here")
+    args = p.parse_args(argv)
+    if args.module == "js":
+        out = run_js(args.files, args.jobs)
+    elif args.fresh:
+        if not args.work:
+            sys.exit("--fresh needs the --work folder of a run of the module")
+        out = run_fresh(args.module, args.tests, args.work, args.fresh)
+    else:
+        work = args.work or Path(tempfile.mkdtemp(prefix="mutmut-" + args.module.replace("/", "_") + "-"))
+        out = run_python(args.module, args.tests, work, args.jobs, args.show, args.again)
+    print(json.dumps(out, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
