@@ -2,8 +2,9 @@
 
 The page's outline; each section lives in ``ui/`` and every number comes from ``cvae``:
 
-- sidebar: the model to explore (``ui.models``) and training a new one (``ui.training``:
-  a child process, so no session waits for it);
+- sidebar: the model to explore (``ui.models``), opening one's own model file
+  (``ui.open_model``) and training a new one (``ui.training``: a child process, so no session
+  waits for it);
 - the explorer (``ui.explore``): the scatter of the encoded test digits and the manifold,
   beside the decoder column, whose canvas, sliders and pad decode in the browser
   (``ui.explorer``); the feature panels below;
@@ -21,22 +22,26 @@ import streamlit as st
 
 from cvae.core.data import has_mnist
 from cvae.core.latent import latent_bounds
+from cvae.core.shipped import SHIPPED_CHECKPOINT
 from ui.common import part
-from ui.explore import explorer_page_ui, film_ui
+from ui.explore import NO_ENCODINGS, explorer_page_ui, film_ui
 from ui.how import how_it_works_ui
 from ui.latent import BOUNDS_KEY, current_latent, point_from_url, set_latent
 from ui.models import (configure_torch_threads, data_dir, latent_spread_ui, load_encodings, model_info_ui,
                        model_picker_ui, runs_dir, usable_model_ui)
+from ui.open_model import open_model_ui
 from ui.publish import publish_ui
 from ui.training import TRAIN_FORM_KEY, train_form_ui, training_ui
 
 
 def sidebar_ui(data: str) -> tuple[str | None, tuple | None]:
-    """The model to explore (path, file stamp), or (None, None); and the training form."""
+    """The model to explore (path, file stamp), or (None, None); the training form; opening a model."""
     with st.sidebar:
         st.header("Model")
         path = stamp = None
         with part("The model"):
+            if notice := st.session_state.pop("_open_notice", None):
+                st.success(notice)
             path = model_picker_ui()
             if path:
                 path, stamp = usable_model_ui(path)
@@ -51,12 +56,18 @@ def sidebar_ui(data: str) -> tuple[str | None, tuple | None]:
                 if section.open:
                     train_form_ui(data, runs_dir())
             training_ui(data)
+        with part("Opening a model"):
+            if opened := open_model_ui(runs_dir()):
+                st.session_state["_pending_model"] = opened  # the picker switches to it
+                st.rerun()
     return path, stamp
 
 
 def encodings_ui(path: str, stamp: tuple, data: str) -> dict | None:
     """The test set's encodings for the model, or None with a message saying why not."""
     with part("The encodings"):
+        if not has_mnist(data) and Path(path).resolve() != SHIPPED_CHECKPOINT.resolve():
+            return NO_ENCODINGS  # nothing to encode here: the decoder and the manifold still open
         enc = load_encodings(path, stamp, data)
         dim = enc["z_mean"].shape[1]
         if dim != 2:
@@ -80,7 +91,8 @@ def main() -> None:
     if not path:
         st.info("There is no model to explore yet. Train one in the sidebar (needs MNIST).")
     elif (enc := encodings_ui(path, stamp, data)) is not None:
-        latent_spread_ui(enc)
+        if len(enc["z_mean"]):
+            latent_spread_ui(enc)
         st.session_state[BOUNDS_KEY] = latent_bounds(enc["z_mean"])
         point_from_url()
         # Every full run clamps the point into this model's bounds (a point from another

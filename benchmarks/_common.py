@@ -4,12 +4,19 @@ hooks the explorer exposes with CVAE_TEST_HOOKS=1."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 import os
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-from devkit import CHROMIUM, CHROMIUM_ARGS, REPO, Server, data_dir, start_server  # noqa: F401 (for the benchmarks)
+# tests/devkit.py (the server, the data path, the Chromium flags) lives with the tests and is not
+# installed; this is the one place the benchmarks find it.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from devkit import (CHROMIUM, CHROMIUM_ARGS, REPO, Server, data_dir, serve_folder,  # noqa: E402, F401 (for the benchmarks)
+                    start_server)
 
 BARE_PAGE = "benchmarks/bare_page.py"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -123,3 +130,15 @@ def print_failures(failures) -> None:
         print("FAILURES:")
         for f in failures:
             print("  -", f)
+
+
+@contextmanager
+def busy(n: int):
+    """``n`` busy processes at normal priority for as long as the block runs."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()

@@ -23,13 +23,13 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-
-from cvae import TrainConfig, load_mnist
-
-from cvae import train
+from cvae import TrainConfig, load_mnist, train
 from cvae.training.recorder import epoch_stride, first_epoch_steps
 from cvae.training.config import DEFAULT_RECIPE, RECIPES
+
+REPO = Path(__file__).resolve().parents[1]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir")

@@ -22,7 +22,12 @@ Frames per second: the mouse (Playwright) drags the z1 slider's thumb, hovers th
 and drags on it for a few seconds; the page counts its digit repaints (stats().paints) and
 its requestAnimationFrame callbacks (the frames it drew).
 
-    python benchmarks/interaction_cost.py [--moves 20] [--opens 3] [--seconds 3]
+    python benchmarks/interaction_cost.py [--moves 20] [--opens 3] [--seconds 3] [--compare]
+
+--compare: the app's page with a second model under the same cursor (ui/compare.py: the
+shipped model with its decoder's weights nudged, saved in the runs folder and opened with
+?compare=second), so each figure includes the second model's share (its weights, encodings and
+scatter on a tab open, its canvas's decode at every move).
 
 Exit code 1 when a step never landed or the page showed an error.
 """
@@ -38,6 +43,9 @@ from pathlib import Path
 
 from _common import (add_env_option, print_failures, BARE_PAGE, BARE_READY_JS, CHROMIUM, CHROMIUM_ARGS, IDLE_JS, READY_JS, Quiet,  # noqa: E402
                      app_env, cpu_seconds, fps, med, server_env, start_server)
+from cvae import load_checkpoint, save_checkpoint  # noqa: E402
+from cvae.core.shipped import SHIPPED_CHECKPOINT  # noqa: E402
+from ui.compare import COMPARE_PARAM  # noqa: E402
 
 TARGETS = {"move_cpu_s": 0.030, "move_bytes": 20_000, "open_cpu_s": 0.3, "open_bytes": 1_500_000,
            "reload_bytes": 300_000}
@@ -66,10 +74,29 @@ class Wire:
         self.received.append(payload)
 
 
+# The app's page with the second model shown too (--compare).
+COMPARE_READY_JS = ("() => globalThis.cvaeExplorer && cvaeExplorer.stats().some("
+                    "s => s.hasModel && s.paints > 0 && s.scatter && s.hasModel2 && s.paints2 > 0 && s.scatter2)")
+SECOND = "second"  # the second model's file name in the runs folder, and its name in the URL
+
+
+def second_model(path: Path) -> None:
+    """The shipped model with every decoder weight nudged by 1e-4: its payloads have hashes of
+    their own (a plain copy would share the first model's, and its weights would never travel)."""
+    import torch
+
+    model = load_checkpoint(SHIPPED_CHECKPOINT)
+    with torch.no_grad():
+        for p in model.decoder.parameters():
+            p.add_(1e-4)
+    save_checkpoint(model, path)
+
+
 class Bench:
-    def __init__(self, browser, server, ready_js: str, failures: list[str], name: str):
+    def __init__(self, browser, server, ready_js: str, failures: list[str], name: str, query: str = ""):
         self.browser, self.server, self.ready_js, self.failures, self.name = browser, server, ready_js, failures, name
         self.pid = server.proc.pid
+        self.query = query  # the page's URL query (?compare=...)
 
     def new_page(self, ctx=None):
         ctx = ctx or self.browser.new_context(viewport=VIEWPORT)
@@ -98,7 +125,7 @@ class Bench:
             Quiet(self.pid, lambda: wire.frames).wait(hold=0.5, timeout=60)
         b0, c0, t0, r0 = wire.bytes, cpu_seconds(self.pid), time.perf_counter(), len(wire.received)
         if reload_page is None:
-            page.goto(self.server.url)
+            page.goto(self.server.url + self.query)
         else:
             page.reload()
         page.wait_for_function(self.ready_js, timeout=TIMEOUT_MS, polling=50)
@@ -216,12 +243,16 @@ def run(args) -> int:
         tmp = Path(tmp)
         extra = server_env(args.env)
         bare_srv = start_server(BARE_PAGE, extra, log=tmp / "bare.log")
+        if args.compare:
+            (tmp / "runs").mkdir()
+            second_model(tmp / "runs" / f"{SECOND}.pt")
         app_srv = start_server("app.py", {**app_env(tmp / "runs"), **extra}, log=tmp / "app.log")
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         res: dict = {}
         try:
-            for name, srv, ready in (("bare", bare_srv, BARE_READY_JS), ("app", app_srv, READY_JS)):
-                bench = Bench(browser, srv, ready, failures, name)
+            app_ready, app_query = (COMPARE_READY_JS, f"/?{COMPARE_PARAM}={SECOND}") if args.compare else (READY_JS, "")
+            for name, srv, ready, query in (("bare", bare_srv, BARE_READY_JS, ""), ("app", app_srv, app_ready, app_query)):
+                bench = Bench(browser, srv, ready, failures, name, query)
                 cold = bench.open()  # the server's first page: imports, caches, the figure
                 cold["ctx"].close()
                 opens = []
@@ -234,7 +265,7 @@ def run(args) -> int:
                            for _ in range(args.opens)]
                 page, wire = last["page"], last["wire"]
                 # The server's own background rate with one tab open and nothing happening.
-                Quiet(bench.pid, lambda: wire.frames).wait(hold=0.5, timeout=60)
+                Quiet(bench.pid, lambda wire=wire: wire.frames).wait(hold=0.5, timeout=60)
                 c0, t0 = cpu_seconds(bench.pid), time.perf_counter()
                 page.wait_for_timeout(3000)  # an idle window measured, not a synchronisation
                 idle = (cpu_seconds(bench.pid) - c0) / (time.perf_counter() - t0)
@@ -283,6 +314,8 @@ def report(res: dict, args, failures: list[str]) -> None:
     print("from its st.slider; on the app, a commit from the explorer's z1 slider (keyboard).")
     if args.env:
         print(f"both servers with {' '.join(args.env)}")
+    if args.compare:
+        print("the app with a second model under the same cursor (--compare: its canvas decodes at every move)")
     print()
     print(f"{'':40s} {'app':>11s} {'bare page':>11s} {'target':>11s}  met")
     met_all = []
@@ -333,6 +366,7 @@ def main(argv=None) -> int:
     ap.add_argument("--opens", type=int, default=3, help="tab opens and reloads measured (median)")
     add_env_option(ap)
     ap.add_argument("--seconds", type=float, default=3.0, help="seconds of mouse moves per fps figure")
+    ap.add_argument("--compare", action="store_true", help="the app with a second model shown (ui/compare.py)")
     args = ap.parse_args(argv)
     if args.moves < 1 or args.opens < 1 or args.seconds <= 0:
         ap.error("--moves and --opens must be at least 1, --seconds positive")

@@ -273,7 +273,7 @@ def report(res: dict, args, failures: list[str]) -> None:
         label = "bare page (floor)" if name == "floor" else "app.py"
         print(f"{label}:")
         warm = r["warm_render_s"]
-        print(f"  first render, one session alone (server caches warming): "
+        print("  first render, one session alone (server caches warming): "
               + (f"{warm:.1f} s" if warm is not None else "failed"))
         print(f"  first render, {n} sessions at once:  {summary(r['render_s'])}")
         if args.rounds > 1:

@@ -22,12 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import CHROMIUM, CHROMIUM_ARGS, READY_JS, data_dir, fps, med
+from _common import CHROMIUM, CHROMIUM_ARGS, READY_JS, data_dir, fps, med, serve_folder
 
 from cvae.core.files import write_folder
 from cvae.core.shipped import SHIPPED_CHECKPOINT
 from cvae.site import site_files
-from devkit import serve_folder
 
 READY_AT = "() => new Promise((done) => { const f = () => { try { if ((" + READY_JS + ")()) return done(performance.now()); } catch (e) {} requestAnimationFrame(f); }; f(); })"
 

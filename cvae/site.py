@@ -4,29 +4,32 @@ The folder holds ``index.html``, the explorer's modules as one script (``explore
 same files the app loads: cvae/web), its styles, ``data.js`` (the decoder's layer list and
 weights, the test digits' encodings and labels, the model's line) and, when MNIST is here,
 ``digits.png`` (the 10,000 test digits at 16 grey levels, shown beside their reconstruction
-when clicked). The page asks for nothing outside its folder (its Content-Security-Policy says
+when clicked) and each test digit's loss (784·BCE and KL, :func:`loss_payload`). The page asks for nothing outside its folder (its Content-Security-Policy says
 ``default-src 'self'``) and works from any static server or opened as a file.
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
+import stat
+import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from .core import latent
+from .core import explain, latent
 from .core.checkpoint import load_checkpoint
 from .core.data import has_mnist, load_mnist
-from .core.files import write_folder
+from .core.files import FILE_MODE, write_folder
 from .core.model import count_parameters
 from .core.payloads import decoder_payload, points_payload
 from .core.shipped import SHIPPED_CHECKPOINT, SHIPPED_RECORD, encodings_for
 from .draw.images import sheet_png
-from .draw.palette import DIGIT_COLORS
+from .draw.palette import DIGIT_COLORS, DIGIT_SYMBOLS
 from .web import DIGIT_PX, HINT, PAD_PX, SLIDER_STEP, WEB_DIR, bundle
 
 HOOKS_ENV = "CVAE_TEST_HOOKS"  # the browser tests' hooks, bundled only when set to 1
@@ -37,6 +40,22 @@ COPIED = ("explorer.css", "site.css")
 
 class SiteError(ValueError):
     """A checkpoint the explorer cannot show, or encodings that do not match the data."""
+
+
+LOSS_STEPS = (0.05, 0.1)  # nats per unit of the stored recon (uint16: up to 3,276) and KL (uint8: up to 25.5)
+
+
+def loss_payload(recon, kl) -> dict:
+    """Each test digit's 784·BCE (one sample of q(z|x), as the tutorial's val_loss) as uint16
+    little-endian and its KL as uint8 (uint16 little-endian, with ``kl_bytes`` 2, should one
+    exceed 25.5 nats), in steps of LOSS_STEPS, base64 (30 KB of binary for 10,000 digits): the
+    site shows a clicked digit's loss and its standing among the test digits without a model
+    run of its own."""
+    r = np.clip(np.rint(np.asarray(recon) / LOSS_STEPS[0]), 0, 65535).astype("<u2")
+    kq = np.rint(np.asarray(kl) / LOSS_STEPS[1])
+    k = np.clip(kq, 0, 255).astype(np.uint8) if kq.max(initial=0) <= 255 else np.clip(kq, 0, 65535).astype("<u2")
+    return {"n": int(len(r)), "steps": list(LOSS_STEPS), "samples": explain.TEST_SAMPLES, "kl_bytes": k.itemsize,
+            "recon": base64.b64encode(r.tobytes()).decode("ascii"), "kl": base64.b64encode(k.tobytes()).decode("ascii")}
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -58,6 +77,8 @@ def model_line(model, checkpoint: Path) -> str:
     else:
         if extra.get("best_val_loss") is not None:
             bits.append(f"test loss {extra['best_val_loss']:.2f} (best epoch {extra.get('best_epoch')})")
+        if isinstance(origin := extra.get("imported_from"), dict):
+            bits.append(f"opened from {origin.get('file')} ({origin.get('description')})")
         if tc:
             bits.append(f"trained with `python -m cvae train` (recipe {tc.get('recipe')}, batch {tc.get('batch_size')}, "
                         f"lr {tc.get('lr')}, seed {tc.get('seed')})")
@@ -80,7 +101,7 @@ def site_files(checkpoint, data_dir=None, *, hooks: bool | None = None) -> dict[
     points = points_payload(z, labels, bounds[:2], bounds[2:])
     if points["n"] != len(z):
         raise SiteError(f"{len(z) - points['n']} of the encodings are not finite numbers; is {checkpoint} trained?")
-    digits = None
+    digits = loss = None
     files: dict[str, bytes] = {}
     if has_mnist(data_dir):
         images, mnist_labels = load_mnist("test", data_dir, download=False)
@@ -89,13 +110,14 @@ def site_files(checkpoint, data_dir=None, *, hooks: bool | None = None) -> dict[
         files["digits.png"] = sheet_png((images[:, 0].numpy() * 255).round().astype(np.uint8), SHEET_COLUMNS,
                                         SHEET_LEVELS)
         digits = {"file": "digits.png", "columns": SHEET_COLUMNS, "levels": SHEET_LEVELS}
+        loss = loss_payload(*explain.test_set_terms(model, images))
     n, z1r, z2r = latent.GRID_N, latent.GRID_Z1, latent.GRID_Z2
     data = {
         "model": {"name": checkpoint.name, "line": model_line(model, checkpoint)},
         "weights": decoder_payload(model), "points": points, "bounds": list(bounds), "step": SLIDER_STEP,
-        "palette": list(DIGIT_COLORS), "digit_px": DIGIT_PX, "pad_px": PAD_PX, "hint": HINT,
+        "palette": list(DIGIT_COLORS), "symbols": list(DIGIT_SYMBOLS), "digit_px": DIGIT_PX, "pad_px": PAD_PX, "hint": HINT,
         "manifold": {"n": n, "z1_range": list(z1r), "z2_range": list(z2r), "map": latent.manifold_map(n, z1r, z2r)},
-        "digits": digits, "encodings": enc["source"],
+        "digits": digits, "loss": loss, "encodings": enc["source"],
     }
     hooks = os.environ.get(HOOKS_ENV) == "1" if hooks is None else hooks
     entries = [WEB_DIR / "site.js"] + ([WEB_DIR / "hooks.js"] if hooks else [])
@@ -109,11 +131,15 @@ def site_files(checkpoint, data_dir=None, *, hooks: bool | None = None) -> dict[
 
 
 def site_zip(files: dict[str, bytes], folder: str = "cvae-explorer") -> bytes:
-    """The site's files as a ZIP (in memory) holding one folder."""
+    """The site's files as a ZIP (in memory) holding one folder. Each entry is a plain file of
+    mode 0644 (zipfile's default is 0600, which unzip restores: a web server could not read it)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         for name, data in sorted(files.items()):
-            z.writestr(f"{folder}/{name}", data)
+            info = zipfile.ZipInfo(f"{folder}/{name}", date_time=time.localtime()[:6])
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = (stat.S_IFREG | FILE_MODE) << 16
+            z.writestr(info, data)
     return buf.getvalue()
 
 

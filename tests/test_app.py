@@ -152,8 +152,8 @@ def test_runs_on_the_shipped_model(env):
     assert [t["name"] for t in plotly_spec(at, "history_chart")["data"]][:2] == ["loss", "val_loss"]
     assert any("separate run of the default recipe" in c.value for c in at.caption)  # the shipped film
     # The training form opens on the quick run (one minute: seed and images only).
-    assert at.sidebar.radio(key="train_length").value == "Quick: 1 minute"
-    assert {n.key for n in at.sidebar.number_input} == {"train_seed", "train_limit"}
+    assert at.sidebar.radio(key="train_length").value == "Quick: a time budget"
+    assert {n.key for n in at.sidebar.number_input} == {"train_seconds", "train_seed", "train_limit"}
     tables = [c.value for c in at.sidebar.code]
     assert len(tables) == 2
     assert 'Model: "encoder"' in tables[0] and "Total params: 69,076" in tables[0]
@@ -360,3 +360,67 @@ def test_the_fallback_digit_is_the_decode_at_the_point():
     assert img.shape == (280, 280)
     want = np.rint(decode_points(load_checkpoint(path), np.array([[1.5, -0.75]], np.float32))[0] * 255)
     assert np.abs(img[::10, ::10] - want).max() <= 1 and np.abs(img[9::10, 9::10] - want).max() <= 1
+
+
+def _layer_traces(at) -> dict:
+    spec = plotly_spec(at, "scatter")
+    return {t.get("name"): t for t in spec["data"] if t.get("type") != "scattergl"}
+
+
+def test_the_planes_layers_switch_on_and_off_and_the_url_keeps_them(env):
+    """Each layer has its switch, off by default; the stretch map is the decoder's
+    magnification over the explorer's bounds; the URL names the layers switched on."""
+    from cvae import load_checkpoint
+    from cvae.core import geometry
+    from cvae.draw.overlays import DENSITY_NAME, PRIOR_NAME, STRETCH_NAME
+
+    at = run_app()
+    no_errors(at)
+    assert _layer_traces(at) == {} and "layers" not in at.query_params
+    at.toggle(key="layer_stretch").set_value(True).run()
+    no_errors(at)
+    traces = _layer_traces(at)
+    assert set(traces) == {STRETCH_NAME} and at.query_params["layers"] == "stretch"
+    heat = traces[STRETCH_NAME]
+    lo1, hi1, lo2, hi2 = explorer_data(at)["bounds"]
+    x, y = plotly_array(heat["x"]), plotly_array(heat["y"])
+    assert (x[0], x[-1], y[0], y[-1]) == pytest.approx((lo1, hi1, lo2, hi2))
+    z = plotly_array(heat["z"]).reshape(len(y), len(x))
+    model = load_checkpoint(shipped.SHIPPED_CHECKPOINT)
+    j = geometry.jacobians(model, [[x[7], y[30]], [x[25], y[3]]])
+    np.testing.assert_allclose([z[30, 7], z[3, 25]], np.log10(geometry.magnification_of(j)), atol=1e-5)
+    assert any("stretches the plane" in c.value for c in at.caption)
+    at.toggle(key="layer_prior").set_value(True).run()
+    at.toggle(key="layer_density").set_value(True).run()
+    no_errors(at)
+    assert set(_layer_traces(at)) == {STRETCH_NAME, PRIOR_NAME, DENSITY_NAME}
+    assert at.query_params["layers"] == "stretch,prior,density"
+    radii = sorted(float(np.hypot(plotly_array(t["x"]), plotly_array(t["y"])).mean())
+                   for t in plotly_spec(at, "scatter")["data"] if t.get("name") == PRIOR_NAME)
+    assert radii == pytest.approx([1.0, 2.0, 3.0], abs=1e-6)
+    for name in ("stretch", "prior", "density"):
+        at.toggle(key=f"layer_{name}").set_value(False).run()
+    assert _layer_traces(at) == {} and "layers" not in at.query_params
+    # a link: the layers it names (junk ignored)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["layers"] = "density,junk"
+    at.run()
+    no_errors(at)
+    assert set(_layer_traces(at)) == {DENSITY_NAME}
+    assert at.toggle(key="layer_density").value and not at.toggle(key="layer_stretch").value
+
+
+def test_the_decoder_says_when_almost_no_test_digit_is_encoded_there(env):
+    enc = shipped.shipped_encodings()
+    at = run_app()
+    no_errors(at)
+    lo1, hi1, lo2, hi2 = explorer_data(at)["bounds"]
+    sparse = lambda a: [c.value for c in a.caption if "Almost no test digit is encoded" in c.value]  # noqa: E731
+    i = 0
+    at.session_state["z1"], at.session_state["z2"] = (float(v) for v in enc["z_mean"][i])
+    at.run()
+    assert sparse(at) == []
+    at.session_state["z1"], at.session_state["z2"] = hi1, lo2  # a corner of the plane
+    at.run()
+    no_errors(at)
+    assert len(sparse(at)) == 1 and f"z = ({hi1:.2f}, {lo2:.2f})" in sparse(at)[0]

@@ -16,7 +16,6 @@ import torch
 
 from devkit import DATA_DIR, REPO, needs_data
 
-pytestmark = needs_data
 NUM = r"(-?\d+(?:\.\d+)?)"
 
 
@@ -26,6 +25,33 @@ def run(*args) -> str:
     return r.stdout
 
 
+HELP_ALL = """
+import contextlib, io, runpy, sys
+sys.path.insert(0, "benchmarks")
+for script in sys.argv[1:]:
+    sys.argv = [script, "--help"]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            runpy.run_path(script, run_name="__main__")
+        except SystemExit as e:
+            assert e.code == 0, (script, e.code)
+    print(script, out.getvalue().startswith("usage: "), flush=True)
+"""
+
+
+def test_every_benchmark_script_imports_and_answers_help():
+    """Each script's imports resolve (tests/devkit.py through benchmarks/_common.py among them) and
+    its options parse: all of them in one process, so torch is imported once."""
+    scripts = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "benchmarks").glob("*.py")
+                     if 'if __name__ == "__main__":' in p.read_text())
+    assert len(scripts) >= 8, scripts
+    out = run("-c", HELP_ALL, *scripts)
+    assert out.splitlines() == [f"{s} True" for s in scripts], out
+
+
+@needs_data
+@pytest.mark.slow  # runs the benchmark script whole
 def test_amortization_gap_figures_add_up_and_match_the_models_loss():
     images = 24
     out = run("benchmarks/amortization_gap.py", "assets/cvae_mnist.pt", "--data-dir", str(DATA_DIR),
@@ -72,6 +98,8 @@ def _figures(text: str) -> dict[str, float]:
     return {_key(label): float(value) for label, value in re.findall(LABEL, text)}
 
 
+@needs_data
+@pytest.mark.slow  # runs the benchmark script whole
 def test_train_speed_figures_are_consistent():
     """One short round: the summary's throughputs are the round's running figures, each ratio
     is the throughput before it over the reference's, each us/img is 1e6 / img/s."""
@@ -101,6 +129,9 @@ def test_train_speed_figures_are_consistent():
         assert int(us) == pytest.approx(1e6 / int(ips), rel=0.5 / int(ips) + 1e-3, abs=1), summary
 
 
+@needs_data
+@pytest.mark.slow  # runs the benchmark script whole
+@pytest.mark.browser  # the script drives Chromium itself
 def test_site_benchmark_sizes_are_the_files_it_writes(tmp_path):
     """benchmarks/site.py: its sizes are those of the folder `python -m cvae site` writes, it
     opens the page with no request outside it, and the repaint rows are there."""

@@ -14,7 +14,7 @@ from PIL import Image
 from cvae.core.film import Film
 
 from cvae.core.shipped import SHIPPED_FILM
-from devkit import REPO
+from devkit import REPO, start_server
 
 HARNESS = "tests/apps/film_harness.py"
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", REPO / "test-artifacts"))
@@ -38,9 +38,17 @@ def film():
     return Film.load_npz(SHIPPED_FILM)
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One harness server for the module: each test opens its own session and only reads."""
+    tmp = tmp_path_factory.mktemp("film")
+    srv = start_server(HARNESS, log=tmp / "streamlit.log")
+    yield srv
+    srv.stop()
+
+
 @pytest.fixture
-def replay(streamlit_server, page):
-    server = streamlit_server(HARNESS)
+def replay(server, page):
     page.goto(server.url)
     page.wait_for_function(f"({POINTS_JS})() !== null")
     return page
@@ -89,3 +97,37 @@ def test_the_gif_download_has_one_frame_per_snapshot(replay, film, tmp_path):
     dl.value.save_as(path)
     im = Image.open(io.BytesIO(path.read_bytes()))
     assert im.format == "GIF" and im.n_frames == len(film)
+
+
+LAYOUT_JS = """() => {
+  const gd = document.querySelector('.js-plotly-plot');
+  const box = (el) => { if (!el) return null; const r = el.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+  const loss = [...gd.querySelectorAll('.annotation-text')].find((t) => t.textContent.startsWith('loss'));
+  return { width: gd.getBoundingClientRect().width, legend: box(gd.querySelector('.legend .scrollbox') || gd.querySelector('.legend')),
+           loss: box(loss), z1: box(gd.querySelector('.g-xtitle text')), slider: box(gd.querySelector('.slider-container')),
+           play: box(gd.querySelector('.updatemenu-container')) };
+}"""
+
+
+def _overlap(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def test_the_replays_legend_titles_and_slider_do_not_overlap(replay):
+    """At 1400 px wide: the digit legend clear of the loss panel's title, the z1 axis title clear
+    of the play button and the slider."""
+    got = replay.evaluate(LAYOUT_JS)
+    assert got["width"] > 600, got  # the harness page is 1400 px wide; its chart takes the centred column
+    for name in ("legend", "loss", "z1", "slider", "play"):
+        assert got[name] is not None, (name, got)
+    assert not _overlap(got["legend"], got["loss"]), got
+    assert not _overlap(got["z1"], got["slider"]) and not _overlap(got["z1"], got["play"]), got
+
+
+def test_the_shipped_films_note_names_no_path_of_the_machine_that_made_it(film):
+    from ui.film import portable_command, shipped_note
+
+    assert "--data-dir" in film.info["command"]  # what the film recorded
+    note = shipped_note(film)
+    assert "shared/mnist" not in note and "--data-dir" not in note and "python -m cvae train" in note
+    assert portable_command("python -m cvae train --data-dir=/x/y --out a.pt") == "python -m cvae train --out a.pt"

@@ -9,9 +9,11 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from devkit import REPO, needs_data
 
-pytestmark = needs_data
+pytestmark = [needs_data, pytest.mark.load]
 
 
 def test_ten_users_for_thirty_seconds_lose_nothing():

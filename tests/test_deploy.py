@@ -10,12 +10,13 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from devkit import REPO, data_dir, free_port, needs_data, start_server, wait_for_port
+from devkit import REPO, data_dir, free_port, needs_data, require_prerequisite, start_server, wait_for_port
 
 DEPLOY = REPO / "deploy"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -66,7 +67,8 @@ def test_compose_runs_replicas_behind_nginx_with_one_runs_volume():
 
 def nginx_conf(port: int, upstreams: list[str], prefix: Path) -> Path:
     """deploy/nginx/explorer.conf as it is, with this machine's upstreams and port, inside the
-    main context the official image gives it; a log line per request names the replica."""
+    main context the official image gives it; a log line per request names the replica that
+    answered it ($upstream_addr) and the test's client that sent it (header X-Test-Client)."""
     conf = (DEPLOY / "nginx" / "explorer.conf").read_text()
     conf = conf.replace("server app:8501;", "\n".join(f"server {u};" for u in upstreams))
     conf = conf.replace("listen 80;", f"listen 127.0.0.1:{port};")
@@ -82,7 +84,7 @@ events {{ worker_connections 1024; }}
 http {{
     client_body_temp_path {prefix}/tmp/body; proxy_temp_path {prefix}/tmp/proxy;
     fastcgi_temp_path {prefix}/tmp/fcgi; uwsgi_temp_path {prefix}/tmp/uwsgi; scgi_temp_path {prefix}/tmp/scgi;
-    log_format route '$request_uri|$cvae_replica|$upstream_addr|$status';
+    log_format route '$request_uri|$cvae_replica|$upstream_addr|$status|$http_x_test_client';
     access_log {prefix}/logs/access.log route;
     include {prefix}/explorer.conf;
 }}
@@ -92,8 +94,7 @@ http {{
 
 @pytest.fixture(scope="module")
 def replicas(tmp_path_factory):
-    if not Path(NGINX).is_file():
-        pytest.skip("nginx not found (apt-get install nginx-light); a failure under CI=true")
+    require_prerequisite(Path(NGINX).is_file(), "nginx not found (apt-get install nginx-light)")  # fails under CI=true
     tmp = tmp_path_factory.mktemp("replicas")
     runs = tmp / "runs"  # one runs/ for both: the compose file's volume
     env = {"CVAE_DATA": str(data_dir()), "CVAE_RUNS": str(runs), "CVAE_TEST_HOOKS": "1"}
@@ -110,10 +111,12 @@ def replicas(tmp_path_factory):
         s.stop()
 
 
-def routes(log: Path) -> list[tuple[str, str, str, str]]:
-    return [tuple(ln.split("|")) for ln in log.read_text().splitlines() if ln.count("|") == 3]
+def routes(log: Path) -> list[tuple[str, str, str, str, str]]:
+    """(uri, route, replica that answered, status, test client) per request."""
+    return [tuple(ln.split("|")) for ln in log.read_text().splitlines() if ln.count("|") == 4]
 
 
+@pytest.mark.load
 @needs_data
 def test_a_class_through_nginx_spreads_over_both_replicas_and_loses_nothing(replicas):
     r = subprocess.run([sys.executable, "benchmarks/class_load.py", "--host", replicas["url"], "--users", "12",
@@ -123,17 +126,42 @@ def test_a_class_through_nginx_spreads_over_both_replicas_and_loses_nothing(repl
     nums = re.findall(r"\d+", row)
     assert nums[0:3] == ["12", "12", "12"], row  # users, opened, of
     seen = routes(replicas["log"])
-    streams = [u for uri, cookie, u, status in seen if uri == "/_stcore/stream"]
+    streams = [u for uri, cookie, u, status, _ in seen if uri == "/_stcore/stream"]
     by_replica = {s.url.split("//")[1]: streams.count(s.url.split("//")[1]) for s in replicas["servers"]}
     assert sum(by_replica.values()) >= 12 and min(by_replica.values()) >= 2, by_replica  # both serve sessions
-    # Affinity: every request carrying one browser's route reached one replica.
-    where: dict[str, set] = {}
-    for uri, cookie, upstream, status in seen:
-        where.setdefault(cookie, set()).add(upstream)
-    assert all(len(u) == 1 for u in where.values()), {c: u for c, u in where.items() if len(u) > 1}
+
+
+@pytest.mark.load
+def test_every_request_of_one_browser_reaches_the_replica_that_answered_its_first(replicas):
+    """Affinity, grouped by who asked (16 clients, each with its own cookie jar, named by a header
+    nginx does not use) and by which replica answered: each client's requests all reached one
+    replica, and the clients were spread over both. A route cookie that nginx set but did not
+    read back would send a client's later requests anywhere."""
+    import http.cookiejar
+    import urllib.request
+
+    for i in range(16):
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        for path in ["/", "/_stcore/health", "/_stcore/host-config", "/_stcore/health", "/", "/_stcore/health"]:
+            req = urllib.request.Request(replicas["url"] + path, headers={"X-Test-Client": f"client{i}"})
+            with opener.open(req, timeout=60) as r:
+                assert r.status == 200
+    # nginx logs a request after its response has gone: wait for the 96 lines.
+    deadline = time.monotonic() + 30
+    while sum(c.startswith("client") for *_, c in routes(replicas["log"])) < 96 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    answered: dict[str, list] = {}
+    for _uri, _route, upstream, _status, client in routes(replicas["log"]):
+        if client.startswith("client"):
+            answered.setdefault(client, []).append(upstream)
+    assert sorted(answered) == sorted(f"client{i}" for i in range(16))
+    assert all(len(u) == 6 for u in answered.values()), answered
+    assert all(len(set(u)) == 1 for u in answered.values()), {c: u for c, u in answered.items() if len(set(u)) > 1}
+    assert len({u[0] for u in answered.values()}) == 2, answered  # both replicas have clients
 
 
 @needs_data
+@pytest.mark.load
 def test_a_model_trained_through_one_replica_is_listed_by_the_other(replicas, browser):
     """A browser trains a small model through nginx; a browser that nginx sends to the other
     replica lists it in its model picker."""
@@ -142,7 +170,7 @@ def test_a_model_trained_through_one_replica_is_listed_by_the_other(replicas, br
     def replica_of(ctx) -> str:
         cookie = next(c["value"] for c in ctx.cookies() if c["name"] == "cvae_replica")
         # Any request of its (a websocket is logged only when it closes; the page's at once).
-        return next(u for uri, c, u, s in routes(log) if c == cookie)
+        return next(u for uri, c, u, s, _ in routes(log) if c == cookie)
 
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = ctx.new_page()

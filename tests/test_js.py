@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -80,7 +79,7 @@ def test_each_explorer_module_is_in_the_apps_bundle():
     from ui.explorer import _code_assets
 
     code, _ = _code_assets(True)
-    for name in ("decoder.js", "payload.js", "protocol.js", "views.js", "plotly_hook.js", "explorer.js", "hooks.js",
+    for name in ("decoder.js", "payload.js", "protocol.js", "views.js", "gesture.js", "plotly_hook.js", "explorer.js", "hooks.js",
                  "explorer_host.js"):
         assert f"// ---- {name}" in code["text"]
     assert "// ---- hooks.js" not in _code_assets(False)[0]["text"]  # test hooks only when asked for

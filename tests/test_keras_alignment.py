@@ -1,7 +1,7 @@
 """The PyTorch port against the tutorial's real Keras model (tests/golden/keras_cvae.npz).
 
 The golden file was made by tools/keras_golden.py with TensorFlow/Keras (a dev-only tool):
-seeded weights in Keras' layouts, the Keras encoder's z_mean/z_log_var for 8 MNIST test
+seeded weights in Keras' layouts (converted by cvae.core.importer), the Keras encoder's z_mean/z_log_var for 8 MNIST test
 images (stored by index) and 8 synthetic ones, and the Keras decoder's images for 8 latent
 points. Here the same weights are regenerated from the seed, mapped into the PyTorch model,
 and the outputs must agree within 1e-5 (measured: about 5e-7). A port whose "same" padding, crop,
@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from cvae import CVAE, load_mnist
-from cvae.core.model import decoder_spec, encoder_spec
+from cvae.core.importer import keras_to_state_dict
 from devkit import DATA_DIR, REPO, needs_data
 
 GOLDEN = REPO / "tests" / "golden" / "keras_cvae.npz"
@@ -37,41 +37,13 @@ def golden() -> dict:
         return {k: g[k] for k in g.files}
 
 
-def keras_to_torch(model: CVAE, keras: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    """Keras-layout weights (named ``{encoder|decoder}.{layer}.{kernel|bias}``) as the
-    model's state_dict. Conv2D kernel (kh, kw, in, out) and Conv2DTranspose kernel (kh, kw,
-    out, in) -> transpose(3, 2, 0, 1) (no flip); Dense kernel (in, out) -> its transpose;
-    Keras flattens (h, w, c) where the port flattens (c, h, w), so the encoder's
-    flatten -> dense and the decoder's dense -> reshape weights are reordered."""
-    specs = {"encoder": encoder_spec(model.config), "decoder": decoder_spec(model.config)}
-    state = {}
-    for part, spec in specs.items():
-        for layer in spec:
-            k = keras[f"{part}.{layer['name']}.kernel"]
-            b = keras[f"{part}.{layer['name']}.bias"]
-            if layer["kind"] in ("conv", "conv_transpose"):
-                w = k.transpose(3, 2, 0, 1)
-            elif "flatten" in layer:  # rows (h, w, c) -> columns (c, h, w)
-                c, h, wd = layer["flatten"]
-                w = k.reshape(h, wd, c, -1).transpose(3, 2, 0, 1).reshape(-1, c * h * wd)
-            elif "reshape" in layer:  # columns (h, w, c) -> rows (c, h, w)
-                c, h, wd = layer["reshape"]
-                w = k.reshape(-1, h, wd, c).transpose(3, 1, 2, 0).reshape(c * h * wd, -1)
-                b = b.reshape(h, wd, c).transpose(2, 0, 1).reshape(-1)
-            else:
-                w = k.T
-            state[f"{part}.{layer['name']}.weight"] = torch.from_numpy(np.ascontiguousarray(w))
-            state[f"{part}.{layer['name']}.bias"] = torch.from_numpy(np.ascontiguousarray(b))
-    return state
-
-
 @pytest.fixture(scope="module")
 def model(golden) -> CVAE:
     names = [str(n) for n in golden["names"]]
     shapes = [tuple(int(s) for s in str(sh).split(",")) for sh in golden["shapes"]]
     keras = _tool().seeded_weights(int(golden["seed"]), names, shapes)
     m = CVAE().eval()
-    m.load_state_dict(keras_to_torch(m, keras))  # strict: every tensor, every shape
+    m.load_state_dict(keras_to_state_dict(m.config, keras))  # strict: every tensor, every shape
     return m
 
 

@@ -8,6 +8,7 @@ Every ``import`` statement counts, at any depth (a function's local import is st
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -147,6 +148,14 @@ def test_the_checks_see_a_cycle_and_a_forbidden_import():
     # A local import inside a function counts.
     src = PACKAGE / "core" / "film.py"
     assert "cvae.core.files" in imports_of(src)
+
+
+def test_the_architecture_docs_table_is_this_tests_rules():
+    """docs/architecture.md lists what each part may import; it says what ALLOWED says."""
+    doc = (REPO / "docs" / "architecture.md").read_text()
+    rows = re.findall(r"^\| `(cvae[\w.]*)`[^|]* \| (.+) \|$", doc, re.M)
+    table = {part: set() if cell == "nothing" else set(re.findall(r"`([\w.]+)`", cell)) for part, cell in rows}
+    assert table == {part: allowed - {part} for part, allowed in ALLOWED.items()}
 
 
 def test_ui_never_imported_by_cvae_and_app_reads_ui():

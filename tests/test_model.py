@@ -173,8 +173,8 @@ def test_loss_against_a_hand_computed_case():
     mu = torch.tensor([[0.5, -1.0]])
     lv = torch.tensor([[0.0, math.log(4.0)]])
 
-    def bce(t, l):
-        p = 1 / (1 + math.exp(-l))
+    def bce(t, logit):
+        p = 1 / (1 + math.exp(-logit))
         return -(t * math.log(p) + (1 - t) * math.log(1 - p))
 
     recon = 196 * (bce(0, 0) + bce(1, 2) + bce(0.25, -1) + bce(0.5, 0.5))

@@ -50,3 +50,66 @@ def test_nearest_matches_brute_force(enc):
     np.testing.assert_array_equal(idx2, [0, 1])  # ties broken by index
     with pytest.raises(ValueError):
         nearest([0.0], z, 3)
+
+
+def test_bad_points_and_settings_are_refused_with_the_reason():
+    m, lv = [0.0, 0.0], [0.0, 0.0]
+    for bad_m, bad_lv, words in [([0.0, 0.0], [0.0], "one point of one dimension"), ([], [], "one point"),
+                                 ([np.nan, 0.0], lv, "NaN or infinite"), (m, [0.0, np.inf], "NaN or infinite")]:
+        with pytest.raises(ValueError, match=words):
+            sample_posterior(bad_m, bad_lv, 4)
+    with pytest.raises(ValueError, match="an ellipse needs a 2-D latent point, got 3-D"):
+        ellipse([0, 0, 0], [0, 0, 0])
+    for k in (0.0, -1.0, np.nan, np.inf):
+        with pytest.raises(ValueError, match="k must be positive"):
+            ellipse(m, lv, k)
+    with pytest.raises(ValueError, match="n_points must be >= 8, got 7"):
+        ellipse(m, lv, 1.0, n_points=7)
+    assert ellipse(m, lv, 1.0, n_points=8).shape == (9, 2)  # the fewest points: an octagon, closed
+    with pytest.raises(ValueError, match="only the 2-D case"):
+        mass_within(1.0, dim=3)
+    for n in (0, 257):
+        with pytest.raises(ValueError, match=f"n must be between 1 and 256, got {n}"):
+            sample_posterior(m, lv, n)
+    assert sample_posterior(m, lv, 1).shape == (1, 2) and sample_posterior(m, lv, 256).shape == (256, 2)
+
+
+def test_the_default_ellipse_is_one_sigma_in_100_segments():
+    m, lv = np.array([0.0, 1.0]), np.array([0.0, np.log(4.0)])  # sigma 1 and 2
+    e = ellipse(m, lv)
+    assert e.shape == (101, 2)
+    np.testing.assert_allclose(e[0], [1.0, 1.0], atol=1e-12)  # starts on the z1 axis, one sigma out
+    np.testing.assert_allclose(e[25], [0.0, 3.0], atol=1e-12)  # a quarter round: one sigma up z2
+    np.testing.assert_array_equal(e[-1], e[0])  # closed exactly
+
+
+def test_samples_and_their_decodings():
+    from cvae.core.latent import decode_points
+    from cvae.core.posterior import decode_samples, std
+    from devkit import random_model
+
+    np.testing.assert_allclose(std([0.0, np.log(0.25)]), [1.0, 0.5])
+    model = random_model(seed=1)
+    z, imgs = decode_samples(model, [0.5, -0.5], [np.log(0.01), np.log(0.04)], 3, seed=2)
+    np.testing.assert_array_equal(z, sample_posterior([0.5, -0.5], [np.log(0.01), np.log(0.04)], 3, seed=2))
+    np.testing.assert_array_equal(imgs, decode_points(model, z))
+    assert z.dtype == np.float32 and imgs.shape == (3, 28, 28)
+    # The default seed is 0.
+    np.testing.assert_array_equal(sample_posterior([0, 0], [0, 0], 5), sample_posterior([0, 0], [0, 0], 5, seed=0))
+
+
+def test_nearest_skips_the_query_and_points_that_are_not_numbers():
+    P = np.array([[0.0, 0.0], [np.nan, 0.0], [3.0, 4.0], [1.0, 0.0], [np.inf, 1.0]])
+    idx, dist = nearest([0.0, 0.0], P, k=10)  # more asked than there are usable points
+    assert idx.tolist() == [0, 3, 2] and dist.tolist() == [0.0, 1.0, 5.0]
+    idx, _ = nearest([0.0, 0.0], P, k=2, exclude=0)
+    assert idx.tolist() == [3, 2]
+    assert nearest([0.0, 0.0], P, k=1, exclude=99)[0].tolist() == [0]  # an index not in the set excludes nothing
+    assert nearest([0.0, 0.0], P, k=1, exclude=-1)[0].tolist() == [0]
+    assert nearest([0.0, 0.0], P)[0].tolist() == [0, 3, 2]  # five asked by default; three are numbers
+    with pytest.raises(ValueError, match="z contains NaN"):
+        nearest([np.nan, 0.0], P)
+    with pytest.raises(ValueError, match="k must be >= 1, got 0"):
+        nearest([0.0, 0.0], P, k=0)
+    with pytest.raises(ValueError, match=r"points must be \(N, 2\); got \(5,\)"):
+        nearest([0.0, 0.0], P[:, 0])

@@ -54,7 +54,7 @@ def test_the_shipped_models_site_holds_this_model_and_mnist(tmp_path, model):
                                                      "index.html", "site.css"]
     size = sum(p.stat().st_size for p in out.iterdir())
     assert size <= SITE_LIMIT, f"{size:,} bytes"
-    assert f"{size / 1e6:.2f} MB" in r.stdout
+    assert f"{size / 1e6:.2f} MB, with the test digits' originals. Serve it with" in r.stdout, r.stdout
     d = site_data(out)
     # The weights decode as PyTorch decodes (the browser's loop, in NumPy, from the file alone).
     z = np.array([[0.0, 0.0], [1.2, -2.5], [-0.7, 1.9]], np.float32)
@@ -82,13 +82,24 @@ def test_the_shipped_models_site_holds_this_model_and_mnist(tmp_path, model):
         r0, c0 = divmod(i, SHEET_COLUMNS)
         cell = sheet[28 * r0:28 * r0 + 28, 28 * c0:28 * c0 + 28]
         mnist = images[i, 0].numpy() * 255
-        step = 255 / (SHEET_LEVELS - 1)
-        assert np.abs(cell - mnist).max() <= 8  # the nearest of 16 levels, 17 apart: at most 8 off
+        # the nearest of SHEET_LEVELS (16) levels, 17 apart: at most 8 off
+        assert np.abs(cell - mnist).max() <= (255 // (SHEET_LEVELS - 1)) // 2 == 8
     # Which model: its line names the file, its size, its test loss.
     line = d["model"]["line"]
     assert line.startswith("cvae_mnist.pt · 134,165 parameters · test loss 147.74")
     # The manifold's ring map is the page's own (cvae.core.latent.manifold_map of the tutorial's grid).
     assert d["manifold"]["map"] == latent.manifold_map(15, (-2.0, 2.0), (-1.0, 3.0))
+    # Each test digit's loss: 784·BCE and KL as explain.test_set_terms gives them, to the stored step.
+    from cvae.core.explain import test_set_terms
+
+    loss = d["loss"]
+    recon = np.frombuffer(__import__("base64").b64decode(loss["recon"]), "<u2") * loss["steps"][0]
+    kl = np.frombuffer(__import__("base64").b64decode(loss["kl"]), {1: "u1", 2: "<u2"}[loss["kl_bytes"]]) * loss["steps"][1]
+    assert loss["n"] == len(recon) == len(kl) == 10_000 and loss["samples"] == 1
+    want_r, want_k = test_set_terms(model, images[:10_000])
+    assert np.abs(recon - want_r).max() <= loss["steps"][0] / 2 + 1e-6
+    assert np.abs(kl - want_k).max() <= loss["steps"][1] / 2 + 1e-6
+    assert (recon + kl).mean() == pytest.approx(147.74, abs=0.5)  # the model's test loss, as its line says
 
 
 def test_the_page_asks_for_nothing_outside_its_folder(tmp_path):
@@ -113,7 +124,7 @@ def test_without_mnist_the_shipped_site_leaves_the_originals_out(tmp_path):
     # As the README says it: a path relative to the project (the shipped encodings, not MNIST's).
     r = run_site("assets/cvae_mnist.pt", "--out", out, "--data-dir", tmp_path / "empty")
     assert r.returncode == 0, r.stderr
-    assert "originals without" in r.stdout
+    assert "without the test digits' originals (no MNIST here)." in r.stdout, r.stdout
     assert not (out / "digits.png").exists() and site_data(out)["digits"] is None
 
 

@@ -132,7 +132,7 @@ def parse_commit(value, bounds: Sequence[float], n_points: int) -> tuple[float, 
 
 
 def overlay_layers(traces: Sequence) -> list[dict]:
-    """Plotly scatter traces (the feature layers of cvae.overlays) as plain shapes for the
+    """Plotly scatter traces (the feature layers of cvae.draw.overlays) as plain shapes for the
     browser's overlay: points, mode, colour, width, dash, marker size and symbol."""
     out = []
     for t in traces:
@@ -167,13 +167,17 @@ def browser_decodes(key: str = "explorer") -> bool:
 def explorer_ui(model, enc: dict, z: Sequence[float], bounds: Sequence[float], *,
                 on_commit: Callable[[float, float, int | None], None], selected: int | None = None,
                 manifold: dict | None = None, step: float = 0.01, key: str = "explorer",
-                scatter_key: str = "scatter", manifold_key: str = "manifold") -> None:
+                scatter_key: str = "scatter", manifold_key: str = "manifold", compare=None,
+                compare_scatter_key: str = "scatter2") -> None:
     """The live decoder canvas with its sliders and pad, hooked to the scatter and the manifold
     (the ``st.plotly_chart`` elements keyed ``scatter_key`` and ``manifold_key``).
 
     ``on_commit(z1, z2, selected)`` runs as the widget callback of a commit (clamped to
     ``bounds``: z1 lo, z1 hi, z2 lo, z2 hi); it may set session state and ``st.rerun`` named
     fragments. ``manifold`` is :func:`cvae.core.latent.manifold_map` of the manifold shown, or None.
+    ``compare`` is a second model (:class:`ui.compare.Second`: model, enc, bounds, name, name_a)
+    or None: its weights and encodings go to the browser as this model's do, and the browser
+    hooks its scatter (the ``st.plotly_chart`` keyed ``compare_scatter_key``).
     """
     bounds = tuple(float(v) for v in bounds)
     state_key = f"_{key}_send"  # hashes the browser asked for: sent with the next run, once
@@ -191,6 +195,9 @@ def explorer_ui(model, enc: dict, z: Sequence[float], bounds: Sequence[float], *
     hooks = os.environ.get(HOOKS_ENV) == "1"
     code, style = _code_assets(hooks)
     assets = {"code": code, "style": style, "weights": weights, "points": points}
+    if compare is not None:
+        assets["weights2"] = _weights(compare.model)
+        assets["points2"] = _points(compare.enc, tuple(float(v) for v in compare.bounds))
 
     def on_need() -> None:
         need = (st.session_state.get(key) or {}).get("need")
@@ -241,6 +248,9 @@ def explorer_ui(model, enc: dict, z: Sequence[float], bounds: Sequence[float], *
         "manifold_selector": f".st-key-{manifold_key} .js-plotly-plot",
         "hint": HINT,
         "hooks": hooks,
+        "model_name": compare.name_a if compare is not None else None,
+        "compare": None if compare is None else {"name": compare.name,
+                                                 "scatter_selector": f".st-key-{compare_scatter_key} .js-plotly-plot"},
     }
     _components()[0](key=key, data=data, width="stretch", height="content",
                      on_commit_change=on_commit_cb, on_need_change=on_need, on_failed_change=on_failed)

@@ -6,19 +6,25 @@ import { PlotHook, listenScatter } from "../cvae/web/plotly_hook.js";
 
 const EXPLORERS = new WeakMap(); // host element -> Explorer
 
-// The st.plotly_chart scatter and manifold, hooked by their selectors (sent with each rerun).
+// The st.plotly_chart scatters (the model's, and a second model's when one is compared) and the
+// manifold, hooked by their selectors (sent with each rerun).
 function surfaces(x) {
-  const scatter = new PlotHook("", (gd) => {
-    if (x.unhook) x.unhook(); // a new chart replaced the old one
-    x.unhook = listenScatter(scatter, gd, x);
-    x.drawScatter();
-  });
+  const hookScatter = (which) => {
+    const hook = new PlotHook("", (gd) => {
+      if (x.unhook[which]) x.unhook[which](); // a new chart replaced the old one
+      x.unhook[which] = listenScatter(hook, gd, x);
+      x.drawScatter();
+    });
+    return hook;
+  };
+  x.unhook = {};
+  const scatter = hookScatter("scatter"), scatter2 = hookScatter("scatter2");
   const manifold = new PlotHook("", (gd) => {
     gd.on("plotly_afterplot", () => x.drawManifold());
     gd.on("plotly_relayout", () => x.drawManifold());
     x.drawManifold();
   });
-  return { scatter, manifold };
+  return { scatter, scatter2, manifold };
 }
 
 // The server-rendered digit (ui/explorer.py) is the fallback: hidden while this decoder works.
@@ -57,6 +63,7 @@ export function update(host, component, values) {
   if (!x) { x = create(host); EXPLORERS.set(host, x); }
   const d = component.data;
   x.scatter.selector = d.scatter_selector;
+  x.scatter2.selector = d.compare ? d.compare.scatter_selector : "";
   x.manifold.selector = d.manifold_selector;
   x.update(d, values, component.setTriggerValue);
   if (!x.failed) setFallbackHidden(true);
@@ -71,7 +78,7 @@ export function unmount(host) {
   const x = EXPLORERS.get(host);
   if (!x) return;
   document.removeEventListener("cvae:overlays", x.onLayers);
-  if (x.unhook) x.unhook();
+  for (const off of Object.values(x.unhook)) off();
   x.unmount();
   EXPLORERS.delete(host);
 }

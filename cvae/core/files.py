@@ -26,7 +26,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object] | 
     binary file object. Returns the path. OSError (folder not writable, disk full) leaves
     the previous file untouched."""
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
+    folder = path.parent  # "." for a bare file name
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
@@ -62,7 +62,7 @@ def write_folder(path: str | os.PathLike, files: dict[str, bytes], *, replace: b
         raise FileExistsError(f"{path} is a file, not a folder")
     if path.is_dir() and any(path.iterdir()) and not replace:
         raise FileExistsError(f"{path} exists and is not empty")
-    parent = path.parent if str(path.parent) else Path(".")
+    parent = path.parent
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent))
     old = None

@@ -1,22 +1,25 @@
-// The static site's scatter: the encoded test digits on a canvas, a 2-D slider as in the app
-// (hover previews, press-drag moves, release commits, a click on a digit selects it), with
+// The static site's scatter: the encoded test digits on a canvas, a 2-D slider with the app's
+// gestures (gesture.js: hover previews, press-drag moves, release commits, a click selects), with
 // what people use Plotly's for: a legend that toggles digits (double-click: only that one),
 // zoom (wheel, pinch, buttons), pan (two fingers, Shift+drag, or the pan button) and a reset
 // (double-click or the button). It is a surface for the explorer, as the app's Plotly hook is.
+import { Gesture, explorerCallbacks } from "./gesture.js";
+import { markPath } from "./marks.js";
 import { beginOverlay } from "./views.js";
 
 const MARGIN = { left: 44, right: 8, top: 8, bottom: 34 };
 const HIT_PX = 6;     // a click within this many pixels of a digit selects it
-const MOVE_PX = 3;    // a press that moves further is a drag, not a click
 
 export class CanvasScatter {
   // box: the element to fill; x: the explorer; points: prepared points (x, y in [0, 1] over
-  // bounds, y downwards); bounds: [z1 lo, z1 hi, z2 lo, z2 hi]; palette: a colour per digit.
-  constructor(box, x, { points, bounds, palette }) {
+  // bounds, y downwards); bounds: [z1 lo, z1 hi, z2 lo, z2 hi]; palette: a colour per digit;
+  // symbols: a marker shape per digit (marks.js).
+  constructor(box, x, { points, bounds, palette, symbols = [] }) {
     this.x = x;
     this.points = points;
     this.bounds = bounds;
     this.palette = palette;
+    this.symbols = symbols;
     this.hidden = new Set();
     this.box = box;
     box.classList.add("cvae-scatter");
@@ -80,9 +83,16 @@ export class CanvasScatter {
       b.type = "button";
       b.dataset.label = l;
       b.setAttribute("aria-pressed", "true");
-      const swatch = document.createElement("span");
+      // The digit's colour and shape, drawn as on the plot.
+      const swatch = document.createElement("canvas");
       swatch.className = "swatch";
-      swatch.style.background = this.palette[l]; // the CSSOM, not a style attribute: the site's CSP allows no inline styles
+      swatch.width = swatch.height = 24;
+      swatch.setAttribute("aria-hidden", "true");
+      const sg = swatch.getContext("2d");
+      sg.fillStyle = this.palette[l];
+      sg.beginPath();
+      markPath(sg, this.symbols[l], 12, 12, 9);
+      sg.fill();
       b.append(swatch, String(l));
       // A click toggles the digit; a double-click shows only it (again: all of them).
       b.addEventListener("click", () => { this.toggle(l); });
@@ -159,7 +169,7 @@ export class CanvasScatter {
     g.beginPath();
     g.rect(MARGIN.left, MARGIN.top, this.pw, this.ph);
     g.clip();
-    const { z1, z2 } = this.latent, lab = this.points.label, v = this.view, r = 1.6;
+    const { z1, z2 } = this.latent, lab = this.points.label, v = this.view, r = 2.2;
     g.globalAlpha = 0.7;
     for (let l = 0; l < this.palette.length; l++) { // one colour at a time
       if (this.hidden.has(l)) continue;
@@ -168,7 +178,7 @@ export class CanvasScatter {
       for (let i = 0; i < lab.length; i++) {
         if (lab[i] !== l) continue;
         const px = MARGIN.left + (z1[i] - v.x0) * v.k, py = MARGIN.top + (v.y1 - z2[i]) * v.k;
-        g.rect(px - r, py - r, 2 * r, 2 * r);
+        markPath(g, this.symbols[l], px, py, r);
       }
       g.fill();
     }
@@ -235,63 +245,56 @@ export class CanvasScatter {
   }
 
   // ---- pointer, wheel and buttons ----
+  // The point's gestures are gesture.js's; pan (the pan button or Shift+drag) and two fingers
+  // (pinch and pan) are the view's own.
   listen() {
-    const p = this.plot, x = this.x;
+    const p = this.plot;
     const local = (e) => { const r = p.getBoundingClientRect(); return [e.clientX - r.left, e.clientY - r.top]; };
+    const g = this.gesture = new Gesture(explorerCallbacks(this.x), (ev) => {
+      const [px, py] = local({ clientX: ev.xy[0], clientY: ev.xy[1] }), i = this.nearest(px, py);
+      return i === null ? null : { z: [this.latent.z1[i], this.latent.z2[i]], index: i };
+    });
+    const at = (e) => ({ id: e.pointerId, touch: e.pointerType === "touch", xy: [e.clientX, e.clientY], ...this.at(e) });
     p.addEventListener("pointerdown", (e) => {
       if (e.target.closest(".tools") || (e.button !== 0 && e.pointerType === "mouse")) return;
       p.setPointerCapture(e.pointerId);
       this.pointers.set(e.pointerId, local(e));
       e.preventDefault();
       if (this.pointers.size === 2) { // a second finger: pinch and pan, the point stays
-        this.drag = null;
-        if (x.live && x.live.source === "drag") x.endPreview();
+        this.panning = null;
+        g.abort();
         this.pinch = this.twoFingers();
         return;
       }
       if (this.pointers.size > 2 || !this.at(e).inside) return;
-      const [px, py] = local(e);
-      const pan = this.panMode || e.shiftKey;
-      this.drag = { id: e.pointerId, x: px, y: py, moved: false, pan, hit: pan ? null : this.nearest(px, py) };
-      if (!pan && e.pointerType === "touch") x.preview(this.at(e).z, "drag"); // a finger has no hover
+      if (this.panMode || e.shiftKey) { const [px, py] = local(e); this.panning = { id: e.pointerId, x: px, y: py }; return; }
+      this.tip.hidden = true;
+      g.down(at(e));
     });
     p.addEventListener("pointermove", (e) => {
       const [px, py] = local(e);
       if (this.pointers.has(e.pointerId)) this.pointers.set(e.pointerId, [px, py]);
       if (this.pinch && this.pointers.size === 2) return this.movePinch();
-      const drag = this.drag;
-      if (drag && drag.id === e.pointerId) {
-        if (Math.hypot(px - drag.x, py - drag.y) > MOVE_PX) drag.moved = true;
-        if (!drag.moved) return;
-        if (drag.pan) { this.panBy(px - drag.x, py - drag.y); [drag.x, drag.y] = [px, py]; return; }
-        this.tip.hidden = true;
-        return x.preview(this.at(e).z, "drag");
-      }
+      const pan = this.panning;
+      if (pan && pan.id === e.pointerId) { this.panBy(px - pan.x, py - pan.y); [pan.x, pan.y] = [px, py]; return; }
+      if (g.pressed) return g.move(at(e));
       if (e.pointerType === "touch" || this.pointers.size) return;
-      const { z, inside } = this.at(e);
-      if (!inside) { this.tip.hidden = true; if (x.live && x.live.source === "hover") x.endPreview(); return; }
-      this.showTip(this.nearest(px, py), px, py);
-      x.preview(z, "hover");
+      const ev = at(e);
+      this.showTip(ev.inside ? this.nearest(px, py) : null, px, py);
+      g.move(ev);
     });
     const up = (e) => {
       if (!this.pointers.delete(e.pointerId)) return;
       if (this.pinch) { if (this.pointers.size < 2) this.pinch = null; return; }
-      const drag = this.drag;
-      if (!drag || drag.id !== e.pointerId) return;
-      this.drag = null;
-      if (drag.pan) return;
-      if (e.type === "pointercancel") return x.live && x.live.source === "drag" ? x.commit(x.current()) : null;
-      if (drag.moved) return x.commit(this.at(e).z);
-      // A click: on a test digit it selects that digit; elsewhere it moves the point there.
-      if (drag.hit !== null) return x.commit([this.latent.z1[drag.hit], this.latent.z2[drag.hit]], drag.hit);
-      x.commit(this.at(e).z);
+      if (this.panning && this.panning.id === e.pointerId) { this.panning = null; return; }
+      if (e.type === "pointercancel") g.cancel(at(e)); else g.up(at(e));
     };
     p.addEventListener("pointerup", up);
     p.addEventListener("pointercancel", up);
     p.addEventListener("pointerleave", (e) => {
-      if (e.pointerType === "touch" || this.drag) return;
+      if (e.pointerType === "touch" || g.pressed) return;
       this.tip.hidden = true;
-      if (x.live && x.live.source === "hover") x.endPreview();
+      g.leave({ touch: false });
     });
     p.addEventListener("wheel", (e) => {
       e.preventDefault();

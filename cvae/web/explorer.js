@@ -5,8 +5,12 @@
 // site (site.js). The host hands over the data of a run (bounds, the committed point, the
 // last commit it applied) and the assets (weights: the layer list and the weights; points:
 // the encodings, quantised), and the surfaces the point is drawn on: a scatter and a manifold.
+// A second model may be shown beside the first (the host's data.compare, with its weights2 and
+// points2): its canvas decodes the same point at the same moments, its scatter (scatter2) shows
+// the same marks, and the selected test digit is ringed where each model encodes it.
 
 import { prepareDecoder, decode } from "./decoder.js";
+import { describePoint } from "./describe.js";
 import { preparePoints, remember } from "./payload.js";
 import { Commits } from "./protocol.js";
 import { explorerDom, paintImage, listenSliders, Pad, drawMarks, drawManifoldRing } from "./views.js";
@@ -34,9 +38,13 @@ export class Explorer {
     this.layers = null;     // feature layers drawn on the scatter (the host's)
     this.commits = new Commits();
     this.onFail = onFail;
-    this.stats = { paints: 0, decodes: 0, decodeMs: 0, lastDecodeMs: 0, commits: 0, previews: 0, updates: 0 };
+    this.stats = { paints: 0, decodes: 0, decodeMs: 0, lastDecodeMs: 0, commits: 0, previews: 0, updates: 0, paints2: 0 };
+    this.compare = null;    // the second model: {name} from the host, or null
+    this.model2 = null;
+    this.points2 = null;
     const s = surfaces(this);
     this.scatter = s.scatter || null;
+    this.scatter2 = s.scatter2 || null;
     this.manifold = s.manifold || null;
     listenSliders(this.sliders, this);
     this.pad = new Pad(this.padCanvas = this.root.querySelector("canvas.pad"), this);
@@ -59,7 +67,6 @@ export class Explorer {
     this.step = d.step;
     this.palette = d.palette;
     this.manifoldMap = d.manifold; // {x: [scale, offset], y: [scale, offset], inside, cell, side} or null
-    this.digit.style.width = this.digit.style.height = `${d.digit_px}px`;
     this.hint.textContent = d.hint || "";
     if (d.decodes === true) this.told = true; // the host leaves its digit out (told by an earlier explorer, maybe)
     try {
@@ -71,6 +78,11 @@ export class Explorer {
     } catch (e) {
       this.fail(`The decoder could not be prepared: ${e.message}`);
     }
+    this.updateSecond(d, values);
+    // Two digits share the column's width, side by side (each at most digit_px).
+    const px = this.compare ? Math.max(112, Math.min(d.digit_px, Math.floor((this.root.clientWidth - 12) / 2) || d.digit_px / 2))
+      : d.digit_px;
+    for (const c of [this.digit, this.second.digit]) c.style.width = c.style.height = `${px}px`;
     [[this.bounds[0], this.bounds[1]], [this.bounds[2], this.bounds[3]]].forEach(([lo, hi], k) => {
       const s = this.sliders[k];
       [s.min, s.max, s.step] = [lo, hi, this.step];
@@ -79,12 +91,35 @@ export class Explorer {
       this.committed = [Number(d.z[0]), Number(d.z[1])];
       pointToUrl(this.committed);
     }
+    this.describe(this.committed);
     this.selected = d.selected;
     this.nPoints = d.n_points;
     if (!this.live || this.live.source !== "drag") this.live = null; // the host's point wins, except mid-drag
     this.pad.fit(d.pad_px, this.root.clientWidth);
     this.findSurfaces();
     this.refresh();
+  }
+
+  // The second model (d.compare: {name}), or none: its decoder and encodings, its canvas shown.
+  updateSecond(d, values) {
+    const c = d.compare || null, sec = this.second;
+    this.compare = c;
+    sec.box.hidden = !c;
+    this.caption.hidden = !c;
+    if (!c) { this.model2 = this.points2 = this.shown2 = null; return; }
+    this.caption.textContent = `A: ${d.model_name || "this model"}`;
+    sec.caption.textContent = `B: ${c.name}`;
+    try {
+      this.model2 = remember(DECODERS, d.assets.weights2.hash, () => prepareDecoder(values.weights2));
+      this.points2 = values.points2 ? remember(MAPS, d.assets.points2.hash, () => preparePoints(values.points2)) : null;
+      this.failed2 = null;
+      sec.error.hidden = true;
+    } catch (e) {
+      this.model2 = this.points2 = null;
+      this.failed2 = `The second model's decoder could not be prepared: ${e.message}`;
+      sec.error.hidden = false;
+      sec.error.textContent = this.failed2;
+    }
   }
 
   fail(message) {
@@ -128,6 +163,15 @@ export class Explorer {
     this.refresh();
     this.showFloat();
     this.commits.commit({ z1: z[0], z2: z[1], select, decodes: this.told });
+    this.describe(z);
+  }
+
+  // The live region: after each committed move, where the point is and what the decoder shows
+  // (the nearest test digits' labels), once per point.
+  describe(z) {
+    const text = describePoint(z, this.points);
+    if (this.said.textContent !== text) this.said.textContent = text;
+    this.stats.said = text;
   }
 
   // Paint everything that shows the point: digit, sliders, pad, scatter and manifold marks.
@@ -155,6 +199,7 @@ export class Explorer {
     // Committed where it was shown, by the same model: nothing to repaint. A new model (a
     // finished run, the model picker) repaints at once, at the same point.
     if (this.shown && this.shown.model === this.model && this.shown[0] === z[0] && this.shown[1] === z[1]) {
+      this.paintSecond(z); // a second model chosen since
       return say(this.stats.lastDecodeMs);
     }
     let img, ms;
@@ -172,7 +217,25 @@ export class Explorer {
     this.showFloat();
     say(ms);
     this.digit.dataset.z = `${z[0]},${z[1]}`;
+    this.paintSecond(z);
     this.digit.dispatchEvent(new CustomEvent("cvae:paint", { bubbles: true, composed: true, detail: { z, source: this.live && this.live.source } }));
+  }
+
+  // The second model's decode of the same point, painted with the first.
+  paintSecond(z) {
+    const m = this.model2;
+    if (!m || (this.shown2 && this.shown2.model === m && this.shown2[0] === z[0] && this.shown2[1] === z[1])) return;
+    try {
+      paintImage(this.second.digit.getContext("2d"), decode(m, z), m.size);
+    } catch (e) {
+      this.model2 = null;
+      this.second.error.hidden = false;
+      this.second.error.textContent = this.failed2 = `The second model's decoding failed: ${e.message}`;
+      return;
+    }
+    this.shown2 = Object.assign(z.slice(), { model: m });
+    this.stats.paints2 += 1;
+    this.second.digit.dataset.z = `${z[0]},${z[1]}`;
   }
 
   showFloat() {
@@ -187,8 +250,7 @@ export class Explorer {
   // ---- the surfaces ----
 
   findSurfaces() {
-    if (this.scatter) this.scatter.find();
-    if (this.manifold) this.manifold.find();
+    for (const s of [this.scatter, this.scatter2, this.manifold]) if (s) s.find();
     const waiting = !!this.scatter && !!this.scatter.selector && !this.scatter.attached();
     if (waiting !== this.watching) {
       this.watching = waiting;
@@ -202,14 +264,23 @@ export class Explorer {
     this.drawScatter();
   }
 
+  // The marks on the scatter, and on the second model's (its own encodings: no feature layers,
+  // which are the first model's).
   drawScatter() {
-    const s = this.scatter;
-    if (!s || !s.ready() || !this.bounds) return;
-    const g = s.begin();
+    if (!this.bounds) return;
     const hover = this.live && this.live.source === "hover" ? this.live.z : null;
     const marker = this.live && !hover ? this.live.z : this.committed;
-    drawMarks(g, s, { layers: this.layers, marker, hover });
-    this.stats.scatterDraws = (this.stats.scatterDraws || 0) + 1;
+    const s = this.scatter, s2 = this.compare && this.scatter2;
+    if (s && s.ready()) {
+      // The selected digit is ringed while two models are compared (on this one it is where the point jumped).
+      const selected = this.compare ? encodedAt(this.points, this.selected) : null;
+      drawMarks(s.begin(), s, { layers: this.layers, marker, hover, selected });
+      this.stats.scatterDraws = (this.stats.scatterDraws || 0) + 1;
+    }
+    if (s2 && s2.attached() && s2.ready()) {
+      drawMarks(s2.begin(), s2, { layers: null, marker, hover, selected: encodedAt(this.points2, this.selected) });
+      this.stats.scatter2Draws = (this.stats.scatter2Draws || 0) + 1;
+    }
   }
 
   drawManifold() {
@@ -224,10 +295,18 @@ export class Explorer {
     this.commits.drop();
     this.watch.disconnect();
     this.seen.disconnect();
-    for (const s of [this.scatter, this.manifold]) if (s && s.detach) s.detach();
+    for (const s of [this.scatter, this.scatter2, this.manifold]) if (s && s.detach) s.detach();
     this.root.remove();
     LIVE.delete(this);
   }
+}
+
+// Where a test digit is encoded, from a points payload (quantised over its own ranges); null
+// for no digit or one the payload does not hold.
+export function encodedAt(points, i) {
+  if (!points || !Number.isInteger(i) || i < 0 || i >= points.n) return null;
+  const [[a, b], [c, d]] = points.range;
+  return [a + points.x[i] * (b - a), d - points.y[i] * (d - c)];
 }
 
 // The committed point lives in the page's URL (?z1=..&z2=..), so a link opens the explorer

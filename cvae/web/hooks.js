@@ -14,6 +14,7 @@ function ready(s) { return !!(s && s.ready()); }
 if (!globalThis.cvaeExplorer) {
   globalThis.cvaeExplorer = {
     decode: (points) => points.map((z) => Array.from(decode(first().model, z))),
+    decode2: (points) => points.map((z) => Array.from(decode(first().model2, z))),
     timeDecode(n) {
       const m = first().model, t0 = performance.now();
       for (let i = 0; i < n; i++) decode(m, [2 * Math.cos(i / 10), 2 * Math.sin(i / 10)]);
@@ -22,9 +23,13 @@ if (!globalThis.cvaeExplorer) {
     stats: () => [...LIVE].map((x) => ({ ...x.stats, committed: x.committed.slice(), shown: x.shown && x.shown.slice(),
                                           live: x.live && { ...x.live }, hasModel: !!x.model, selected: x.selected,
                                           scatter: ready(x.scatter), manifold: ready(x.manifold), failed: x.failed,
-                                          watching: x.watching, float: !x.float.hidden, resent: x.commits.resent, seq: x.commits.seq })),
+                                          watching: x.watching, float: !x.float.hidden, resent: x.commits.resent, seq: x.commits.seq,
+                                          compare: x.compare && x.compare.name, hasModel2: !!x.model2, shown2: x.shown2 && x.shown2.slice(),
+                                          scatter2: !!(x.compare && x.scatter2 && x.scatter2.attached() && x.scatter2.ready()),
+                                          failed2: x.failed2 || null })),
     // Client (page) coordinates of a latent point on the scatter or the manifold.
     scatterPx: (z1, z2) => first().scatter.client(z1, z2),
+    scatter2Px: (z1, z2) => first().scatter2.client(z1, z2),
     scatterLatent: (clientX, clientY) => first().scatter.at({ clientX, clientY }).z,
     // The feature layers drawn over the scatter: {name: {x, y}}.
     overlays() {

@@ -17,7 +17,7 @@ export function preparePoints(p) {
     x[i] = view.getUint16(4 * i, true) / 65535;
     y[i] = view.getUint16(4 * i + 2, true) / 65535;
   }
-  return { n, x, y, label: bytes.subarray(4 * n, 5 * n) };
+  return { n, x, y, label: bytes.subarray(4 * n, 5 * n), range: [p.z1_range, p.z2_range] };
 }
 
 // Keeps the last `keep` prepared payloads by hash (a model switch back and forth costs nothing).

@@ -6,6 +6,7 @@
 // A hook is a "surface" for the explorer: at(e) (the latent point under a pointer), toPx(z1, z2)
 // (figure pixels), area() (the plot area) and begin() (a cleared 2-D context over the figure,
 // clipped to the plot area), the same as the static site's canvas scatter offers.
+import { Gesture, explorerCallbacks } from "./gesture.js";
 import { beginOverlay } from "./views.js";
 
 export class PlotHook {
@@ -73,56 +74,43 @@ export class PlotHook {
   detach() { this.canvas.remove(); }
 }
 
-// The scatter as a 2-D slider: hover previews, press-drag moves, release commits, a click on a
-// test digit selects it. `x` is the explorer (preview, endPreview, commit, live, bounds).
-// Returns the function that removes the window listeners.
+// The scatter as a 2-D slider (gesture.js decides what the pointer means): Plotly's events in,
+// plain pointer events to the gesture. `x` is the explorer (bounds, drawScatter and what
+// explorerCallbacks uses). Returns the function that removes the window listeners.
 export function listenScatter(hook, gd, x) {
   gd.on("plotly_afterplot", () => x.drawScatter());
   gd.on("plotly_relayout", () => x.drawScatter());
+  // Plotly's own hover names the test digit under the cursor: what a click selects.
   gd.on("plotly_hover", (ev) => {
     const p = ev && ev.points && ev.points[0];
     const idx = p ? testIndex(x, p) : null;
     hook.hovered = Number.isInteger(idx) ? { index: idx, z: [p.x, p.y] } : null;
   });
   gd.on("plotly_unhover", () => { hook.hovered = null; });
+  const g = new Gesture(explorerCallbacks(x), () => hook.hovered);
+  const at = (e) => ({ id: e.pointerId, touch: e.pointerType === "touch", xy: [e.clientX, e.clientY], ...hook.at(e) });
   // A finger on the scatter moves the point; the page does not scroll under it.
   gd.style.touchAction = "none";
   for (const el of gd.querySelectorAll(".nsewdrag, .draglayer")) el.style.touchAction = "none";
   const ours = () => { const dm = gd._fullLayout.dragmode; return dm === false || dm === "false"; };
   gd.addEventListener("pointermove", (e) => {
-    if (hook.gd !== gd || !x.bounds || hook.drag) return;
-    if (e.pointerType === "touch") return; // a finger has no hover: it drags
-    const { z, inside } = hook.at(e);
-    if (inside) x.preview(z, "hover");
-    else if (x.live && x.live.source === "hover") x.endPreview();
+    if (hook.gd === gd && x.bounds && !g.pressed) g.move(at(e));
   });
   // While the button is down Plotly lays a cover over the page (its drag machinery), so
   // the drag's moves and the release are heard on the window.
   const move = (e) => {
-    const drag = hook.drag;
-    if (!drag || hook.gd !== gd || e.pointerId !== drag.id) return;
-    if (Math.hypot(e.clientX - drag.x, e.clientY - drag.y) > 3) drag.moved = true;
-    if (drag.moved) x.preview(hook.at(e).z, "drag");
+    if (!g.pressed || hook.gd !== gd) return;
+    g.move(at(e));
     if (e.pointerType === "touch") e.preventDefault();
   };
   window.addEventListener("pointermove", move, true);
-  gd.addEventListener("pointerleave", () => {
-    if (!hook.drag && x.live && x.live.source === "hover") x.endPreview();
-  });
+  gd.addEventListener("pointerleave", (e) => g.leave({ touch: e.pointerType === "touch" }));
   gd.addEventListener("pointerdown", (e) => {
-    if (e.button !== 0 || !ours() || !hook.at(e).inside) return;
-    hook.drag = { x: e.clientX, y: e.clientY, moved: false, id: e.pointerId };
-    if (e.pointerType === "touch") x.preview(hook.at(e).z, "drag");
+    if (e.button === 0 && ours() && x.bounds) g.down(at(e));
   }, true);
   const up = (e) => {
-    const drag = hook.drag;
-    if (!drag || e.pointerId !== drag.id) return;
-    hook.drag = null;
-    const { z } = hook.at(e);
-    if (drag.moved || e.type === "pointercancel") return x.commit(e.type === "pointercancel" ? x.current() : z);
-    // A click: on a test digit it selects that digit; elsewhere it moves the point there.
-    if (hook.hovered) return x.commit(hook.hovered.z, hook.hovered.index);
-    x.commit(z);
+    if (!g.pressed) return;
+    if (e.type === "pointercancel") g.cancel(at(e)); else g.up(at(e));
   };
   window.addEventListener("pointerup", up, true);
   window.addEventListener("pointercancel", up, true);

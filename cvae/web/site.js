@@ -3,7 +3,7 @@
 // the explorer on the same modules as the app, and answers its commits as Python does: the
 // point moves, a click selects a digit, the commit's number is echoed, the URL keeps the point.
 import { Explorer, pointFromUrl } from "./explorer.js";
-import { preparePoints } from "./payload.js";
+import { base64Bytes, preparePoints } from "./payload.js";
 import { decode } from "./decoder.js";
 import { paintImage } from "./views.js";
 import { CanvasScatter } from "./canvas_scatter.js";
@@ -38,7 +38,7 @@ function start() {
   let manifold = null;
   x = new Explorer($("explorer"), {
     surfaces: (ex) => ({
-      scatter: new CanvasScatter($("scatter"), ex, { points, bounds: S.bounds, palette: S.palette }),
+      scatter: new CanvasScatter($("scatter"), ex, { points, bounds: S.bounds, palette: S.palette, symbols: S.symbols }),
       manifold: (manifold = new ManifoldView($("manifold"), ex, S.manifold)),
     }),
   });
@@ -90,8 +90,56 @@ function start() {
       g.fillStyle = "#000"; g.fillRect(0, 0, 28, 28);
       $("original-caption").textContent = "the originals were not included (the site was written without MNIST)";
     }
+    showLoss(i);
+  }
+
+  // The clicked digit's loss, precomputed by `python -m cvae site` (784·BCE and KL of every
+  // test digit), and where it stands among them.
+  let losses = null;
+  function showLoss(i) {
+    const box = $("loss");
+    if (!S.loss || i === null) { box.hidden = true; return; }
+    if (!losses) losses = lossArrays(S.loss);
+    box.hidden = false;
+    const r = losses.recon[i], k = losses.kl[i], e = r + k;
+    let below = 0;
+    for (let j = 0; j < losses.n; j++) if (losses.elbo[j] < e) below += 1;
+    const harder = (100 * below) / losses.n;
+    $("loss-text").textContent = `784·BCE ${r.toFixed(1)} + KL ${k.toFixed(1)} = −ELBO ${e.toFixed(1)} nats: ` +
+      `harder than ${harder.toFixed(0)}% of test digits.`;
+    drawHistogram($("loss-hist"), losses.sorted, e);
   }
   $("clear").addEventListener("click", () => { state.selected = null; showSelection(); x.update(data(), values, send); });
+}
+
+export function lossArrays(L) {
+  const read = (b64, step, size) => {
+    const bytes = base64Bytes(b64), v = new DataView(bytes.buffer), out = new Float64Array(L.n);
+    for (let i = 0; i < L.n; i++) out[i] = (size === 1 ? v.getUint8(i) : v.getUint16(2 * i, true)) * step;
+    return out;
+  };
+  const recon = read(L.recon, L.steps[0], 2), kl = read(L.kl, L.steps[1], L.kl_bytes);
+  const elbo = recon.map((r, i) => r + kl[i]);
+  return { n: L.n, recon, kl, elbo, sorted: Float64Array.from(elbo).sort() };
+}
+
+// The test digits' −ELBO as 40 bars over their 0.1%..99.9% range, the digit as a dark line.
+function drawHistogram(c, sorted, value) {
+  const g = c.getContext("2d"), W = c.width, H = c.height, bins = 40, n = sorted.length;
+  const lo = sorted[Math.floor(0.001 * (n - 1))], hi = sorted[Math.ceil(0.999 * (n - 1))];
+  const counts = new Array(bins).fill(0), at = (v) => Math.min(bins - 1, Math.max(0, Math.floor(((v - lo) / (hi - lo)) * bins)));
+  for (const v of sorted) counts[at(v)] += 1;
+  const top = Math.max(...counts);
+  g.clearRect(0, 0, W, H);
+  g.fillStyle = "#0072b2";
+  counts.forEach((cnt, b) => { const h = ((H - 14) * cnt) / top; g.fillRect((b * W) / bins + 0.5, H - 12 - h, W / bins - 1, h); });
+  const x = Math.min(W - 1, Math.max(1, ((value - lo) / (hi - lo)) * W));
+  g.fillStyle = "#111";
+  g.fillRect(x - 1, 0, 2.5, H - 12);
+  g.font = "10px sans-serif";
+  g.fillText(lo.toFixed(0), 0, H - 1);
+  g.textAlign = "right";
+  g.fillText(`${hi.toFixed(0)} nats`, W, H - 1);
 }
 
 function failPage(message) {

@@ -6,21 +6,33 @@ export function explorerDom(host) {
   const root = document.createElement("div");
   root.className = "cvae-explorer";
   root.innerHTML = `
-    <div class="digit-box">
-      <canvas class="digit" width="28" height="28" role="img" aria-label="decoded digit"></canvas>
-      <div class="cvae-error" role="alert" hidden></div>
+    <div class="digits">
+      <figure class="digit-box">
+        <canvas class="digit" width="28" height="28" role="img" aria-label="decoded digit"></canvas>
+        <figcaption class="caption" hidden></figcaption>
+        <div class="cvae-error" role="alert" hidden></div>
+      </figure>
+      <figure class="digit-box second" hidden>
+        <canvas class="digit2" width="28" height="28" role="img" aria-label="the second model's decode of the same point"></canvas>
+        <figcaption class="caption"></figcaption>
+        <div class="cvae-error" role="alert" hidden></div>
+      </figure>
     </div>
     <canvas class="float" width="28" height="28" aria-hidden="true" hidden></canvas>
     <div class="readout" aria-live="off"></div>
     <label class="zrow"><span>z1</span><input type="range" aria-label="z1"><output></output></label>
     <label class="zrow"><span>z2</span><input type="range" aria-label="z2"><output></output></label>
     <canvas class="pad" tabindex="0" role="slider" aria-label="latent pad: drag, or use the arrow keys"></canvas>
-    <div class="hint"></div>`;
+    <div class="hint"></div>
+    <p class="said" role="status" aria-live="polite" aria-atomic="true"></p>`;
   host.appendChild(root);
   const q = (s) => root.querySelector(s);
+  const second = q(".digit-box.second");
   return {
     root, digit: q("canvas.digit"), float: q("canvas.float"), error: q(".cvae-error"), readout: q(".readout"), pad: q("canvas.pad"),
-    hint: q(".hint"), sliders: [...root.querySelectorAll("input[type=range]")], outputs: [...root.querySelectorAll("output")],
+    caption: q(".digit-box .caption"), second: { box: second, digit: q("canvas.digit2"), caption: second.querySelector(".caption"),
+                                                 error: second.querySelector(".cvae-error") },
+    hint: q(".hint"), said: q(".said"), sliders: [...root.querySelectorAll("input[type=range]")], outputs: [...root.querySelectorAll("output")],
   };
 }
 
@@ -109,6 +121,10 @@ export class Pad {
   draw({ bounds, points, pointsHash, palette, z, live, background }) {
     if (!bounds) return;
     const s = this.px, dpr = globalThis.devicePixelRatio || 1, px = Math.round(s * dpr), [a, b, c, d] = bounds;
+    // A slider's required values (its left-right axis is z1); the text says both coordinates.
+    const aria = { "aria-valuemin": a, "aria-valuemax": b, "aria-valuenow": z[0].toFixed(2),
+                   "aria-valuetext": `z1 ${z[0].toFixed(2)}, z2 ${z[1].toFixed(2)}` };
+    for (const [k, v] of Object.entries(aria)) if (this.canvas.getAttribute(k) !== String(v)) this.canvas.setAttribute(k, v);
     if (this.canvas.width !== px) {
       this.canvas.width = this.canvas.height = px;
       this.canvas.style.width = this.canvas.style.height = `${s}px`;
@@ -190,8 +206,9 @@ export function ring(g, px, py, r, color, width) {
 }
 
 // The marks on a scatter surface: the feature layers, the committed (or dragged) point as a
-// black ring with cross-hairs, and a hovered point as a red ring.
-export function drawMarks(g, surface, { layers, marker, hover }) {
+// black ring with cross-hairs, a hovered point as a red ring and the selected test digit (where
+// this scatter's model encodes it) as a blue double ring.
+export function drawMarks(g, surface, { layers, marker, hover, selected = null }) {
   const area = surface.area();
   const line = (z, color, dash) => {
     const [px, py] = surface.toPx(z[0], z[1]);
@@ -214,7 +231,14 @@ export function drawMarks(g, surface, { layers, marker, hover }) {
     const [hx, hy] = line(hover, "rgba(255,59,48,0.8)", []);
     ring(g, hx, hy, 6, "#ff3b30", 2);
   }
+  if (selected) {
+    const [sx, sy] = surface.toPx(selected[0], selected[1]);
+    ring(g, sx, sy, 15, "#ffffff", 5);
+    ring(g, sx, sy, 15, SELECTED_RING, 3);
+  }
 }
+
+export const SELECTED_RING = "#0072b2"; // the selected test digit's ring (blue: apart from the black point and red hover)
 
 // Feature layers from Python (ui/explorer.py overlay_layers): lines, markers, stars.
 function drawLayer(g, surface, L) {
