@@ -105,7 +105,9 @@ def test_test_set_elbos_mean_is_the_tutorials_val_loss(model):
     e = explain.test_set_elbos(model, x, samples=1, seed=7, batch_size=16)
     assert e.shape == (40,)
     assert e.mean() == pytest.approx(evaluate(model, x, seed=7)["loss"], abs=1e-3)
-    np.testing.assert_allclose(explain.test_set_elbos(model, x, samples=1, seed=7, batch_size=40), e, atol=1e-9)
+    # The same noise whatever the batches: equal up to float32 rounding, which a batch's size moves
+    # on some CPUs (1.5e-7 relative measured on AVX-512); noise drawn per batch moves them by whole units.
+    np.testing.assert_allclose(explain.test_set_elbos(model, x, samples=1, seed=7, batch_size=40), e, rtol=5e-7)
     # several samples: each digit's value is its recon averaged over them, plus its KL
     e4 = explain.test_set_elbos(model, x[:3], samples=4, seed=0)
     with torch.no_grad():

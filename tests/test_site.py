@@ -97,8 +97,10 @@ def test_the_shipped_models_site_holds_this_model_and_mnist(tmp_path, model):
     kl = np.frombuffer(__import__("base64").b64decode(loss["kl"]), {1: "u1", 2: "<u2"}[loss["kl_bytes"]]) * loss["steps"][1]
     assert loss["n"] == len(recon) == len(kl) == 10_000 and loss["samples"] == 1
     want_r, want_k = test_set_terms(model, images[:10_000])
-    assert np.abs(recon - want_r).max() <= loss["steps"][0] / 2 + 1e-6
-    assert np.abs(kl - want_k).max() <= loss["steps"][1] / 2 + 1e-6
+    # Half a step, plus float32 rounding: the CLI's process may run the model on other threads than
+    # this one, which moves a recon by up to 2.2e-4 nats (measured on an AVX-512 Xeon).
+    assert np.abs(recon - want_r).max() <= loss["steps"][0] / 2 + 5e-4
+    assert np.abs(kl - want_k).max() <= loss["steps"][1] / 2 + 5e-5
     assert (recon + kl).mean() == pytest.approx(147.74, abs=0.5)  # the model's test loss, as its line says
 
 
