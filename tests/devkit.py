@@ -77,6 +77,42 @@ def require_data() -> Path:
 needs_data = pytest.mark.needs_data
 
 
+def cli(*args, cwd: Path | str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python -m cvae ARGS`` run in this process (``cvae.cli.main``), for the tests whose subject
+    is what the command does, not the process boundary: no interpreter and torch to start (1-2 s a
+    call). Returns what :func:`subprocess.run` would: the exit status (an argparse error's 2, a
+    traceback on stderr and 1 for an exception that escapes main) and the text of stdout and stderr.
+    ``env`` adds to os.environ for the call; ``cwd`` is the folder the command runs in (the repo's
+    root when None, as ``python -m cvae`` is run from it)."""
+    import contextlib
+    import traceback
+
+    import torch
+
+    from cvae.cli import main
+
+    argv = [str(a) for a in args]
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd, threads = dict(os.environ), os.getcwd(), torch.get_num_threads()
+    try:
+        os.environ.update({k: str(v) for k, v in (env or {}).items()})
+        os.chdir(cwd if cwd is not None else REPO)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                rc = main(argv)
+            except SystemExit as exc:  # argparse's errors and --help
+                rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            except Exception:  # what would reach the interpreter: a traceback and status 1
+                traceback.print_exc()
+                rc = 1
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        torch.set_num_threads(threads)
+    return subprocess.CompletedProcess(["python", "-m", "cvae", *argv], int(rc or 0), out.getvalue(), err.getvalue())
+
+
 def write_small_mnist(folder: Path, train: int, test: int) -> Path:
     """The first ``train`` training and ``test`` test images of MNIST (DATA_DIR), with their
     labels, in MNIST's own files under ``folder/MNIST/raw`` (torchvision reads them as MNIST):

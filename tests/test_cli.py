@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cvae import CVAE, save_checkpoint
-from devkit import DATA_DIR, REPO, needs_data
+from devkit import DATA_DIR, REPO, cli, needs_data
 
 
 def run_cli(*args, env_extra=None, timeout=600):
@@ -20,24 +20,18 @@ def run_cli(*args, env_extra=None, timeout=600):
                           text=True, timeout=timeout)
 
 
-def main_cli(capsys, *args) -> tuple[int, str]:
-    """`python -m cvae ARGS` in this process (cvae.cli.main, as cvae/__main__.py calls it), where
-    the process boundary is not what a test checks: the exit code and what went to stderr."""
-    from cvae.cli import main
-
-    capsys.readouterr()
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exc:  # argparse's own refusals
-        code = exc.code
-    return code, capsys.readouterr().err
+def main_cli(*args) -> tuple[int, str]:
+    """`python -m cvae ARGS` in this process (devkit.cli), where the process boundary is not what a
+    test checks: the exit code and what went to stderr."""
+    r = cli(*args)
+    return r.returncode, r.stderr
 
 
-def test_offline_without_data_is_one_clear_paragraph(tmp_path, capsys):
+def test_offline_without_data_is_one_clear_paragraph(tmp_path):
     empty = tmp_path / "no-mnist"
     # The checkpoint is read first; give a real one so the data error is what shows.
     ck = save_checkpoint(CVAE(), tmp_path / "m.pt")
-    code, err = main_cli(capsys, "evaluate", ck, "--data-dir", empty, "--no-download")
+    code, err = main_cli("evaluate", ck, "--data-dir", empty, "--no-download")
     assert code == 2
     err = err.strip()
     assert len(err.splitlines()) == 1
@@ -46,6 +40,7 @@ def test_offline_without_data_is_one_clear_paragraph(tmp_path, capsys):
     assert str(empty / "MNIST" / "raw") in err
 
 
+@pytest.mark.slow  # a process that tries the network and waits for it to refuse
 def test_offline_download_attempt_fails_cleanly(tmp_path):
     """With downloading on but no network (this workplace, CI), the same clear error."""
     r = run_cli("train", "--data-dir", str(tmp_path / "d"), "--out", str(tmp_path / "m.pt"), "--epochs", "1",
@@ -56,10 +51,10 @@ def test_offline_download_attempt_fails_cleanly(tmp_path):
     assert not (tmp_path / "m.pt").exists()
 
 
-def test_bad_checkpoint_exit_code(tmp_path, capsys):
+def test_bad_checkpoint_exit_code(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    code, err = main_cli(capsys, "evaluate", bad, "--data-dir", DATA_DIR)
+    code, err = main_cli("evaluate", bad, "--data-dir", DATA_DIR)
     assert code == 2
     assert str(bad) in err
 
@@ -69,11 +64,11 @@ def test_bad_checkpoint_exit_code(tmp_path, capsys):
     (["--augment", "2"], "augment"), (["--augment", "-0.1"], "augment"), (["--warmup", "1.5"], "warmup"),
     (["--warmup", "-0.5"], "warmup"),
 ])
-def test_bad_training_options_are_refused_before_the_data(tmp_path, capsys, args, names):
+def test_bad_training_options_are_refused_before_the_data(tmp_path, args, names):
     """A bad option is exit 2 with a message about that option, before MNIST is looked for: the
     data folder here is empty, so a run that got past the check would fail on the data instead
     (also exit 2, but with the MNIST message). In process: an exception would fail the test."""
-    code, err = main_cli(capsys, "train", "--data-dir", tmp_path / "no-mnist", "--no-download",
+    code, err = main_cli("train", "--data-dir", tmp_path / "no-mnist", "--no-download",
                          "--out", tmp_path / "m.pt", *args)
     assert code == 2, err[-2000:]
     err = err.strip().splitlines()[-1]
@@ -81,13 +76,14 @@ def test_bad_training_options_are_refused_before_the_data(tmp_path, capsys, args
     assert not (tmp_path / "m.pt").exists()
 
 
-def test_good_training_options_reach_the_data_check(tmp_path, capsys):
+def test_good_training_options_reach_the_data_check(tmp_path):
     """Control for the test above: the same command with good values fails on the missing data."""
-    code, err = main_cli(capsys, "train", "--data-dir", tmp_path / "no-mnist", "--no-download",
+    code, err = main_cli("train", "--data-dir", tmp_path / "no-mnist", "--no-download",
                          "--out", tmp_path / "m.pt", "--augment", "0.5", "--warmup", "0.1")
     assert code == 2 and "MNIST was not found" in err, err[-2000:]
 
 
+@pytest.mark.slow  # a training and two evaluations, each a process
 def test_train_then_evaluate_json(tmp_path, small_mnist):
     """`python -m cvae train`, then `evaluate`, as processes, on MNIST's first 1,024 training and
     1,000 test images (conftest small_mnist)."""
@@ -120,6 +116,7 @@ def test_train_then_evaluate_json(tmp_path, small_mnist):
     assert json.loads(r2.stdout.strip().splitlines()[-1])["test_loss"] == res["test_loss"]
 
 
+@pytest.mark.slow  # a training in a process
 def test_train_init_starts_from_the_checkpoint(tmp_path, small_mnist):
     """--init fine-tunes a checkpoint: its architecture is kept and training starts at its weights."""
     from cvae import load_checkpoint
@@ -139,10 +136,10 @@ def test_train_init_starts_from_the_checkpoint(tmp_path, small_mnist):
         assert torch.allclose(a, b, atol=1e-6), name  # lr 1e-9: the weights barely move
 
 
-def test_train_init_from_a_bad_file_is_exit_2(tmp_path, capsys):
+def test_train_init_from_a_bad_file_is_exit_2(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    code, err = main_cli(capsys, "train", "--data-dir", tmp_path, "--out", tmp_path / "o.pt", "--init", bad,
+    code, err = main_cli("train", "--data-dir", tmp_path, "--out", tmp_path / "o.pt", "--init", bad,
                          "--no-download")
     assert code == 2
     assert "bad.pt" in err and "MNIST" not in err  # the checkpoint is checked before the data
@@ -179,7 +176,7 @@ def test_each_training_option_sets_its_config_field(option, value, field, want):
 
 
 def test_train_help_puts_the_research_options_in_their_own_group():
-    r = run_cli("train", "--help")
+    r = cli("train", "--help")
     assert r.returncode == 0
     first, _, research = r.stdout.partition("research options:")
     for opt in ("--data-dir", "--out", "--recipe", "--epochs", "--batch-size", "--lr", "--seed", "--limit",
@@ -196,14 +193,14 @@ def test_film_of_the_shipped_model_is_the_shipped_film(tmp_path):
     from cvae.core.shipped import SHIPPED_CHECKPOINT, SHIPPED_FILM
 
     out = tmp_path / "film.gif"
-    r = run_cli("film", str(SHIPPED_CHECKPOINT), "--out", str(out))
+    r = cli("film", SHIPPED_CHECKPOINT, "--out", out)
     assert r.returncode == 0, r.stderr
     assert "shipped beside this model" in r.stdout
     with Image.open(out) as gif:
         assert gif.n_frames == len(Film.load_npz(SHIPPED_FILM))
     # A copy under another name is still the shipped model (same bytes); a resaved one is not.
     other = save_checkpoint(CVAE(), tmp_path / "other.pt")
-    r = run_cli("film", str(other), "--out", str(tmp_path / "other.gif"))
+    r = cli("film", other, "--out", tmp_path / "other.gif")
     assert r.returncode == 2 and "has no training film" in r.stderr
     assert not (tmp_path / "other.gif").exists()
 

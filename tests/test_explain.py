@@ -81,6 +81,7 @@ def _quadrature_neg_log_px(model, x: torch.Tensor, n: int = 72, width: float = 6
 
 
 @pytest.mark.needs_data
+@pytest.mark.slow  # a numerical integral over the plane for a few digits
 def test_importance_weighted_estimate_is_the_integral(model, mnist_dir):
     """-log p(x) of test digit #0 by numerical integration over the plane: the estimate within
     its spread over seeds, below the -ELBO (the bound), and the quadrature itself converged."""

@@ -227,6 +227,7 @@ def test_uncertainty_for_the_drawing(harness, model):
 
 
 @pytest.mark.needs_data
+@pytest.mark.slow  # the test set's losses (10,000 digits) behind the page
 def test_loss_of_a_clicked_digit_and_of_the_drawing(model, mnist_dir, monkeypatch):
     """The panel's numbers are explain.digit_loss's for the digit's own image; its standing is
     measured against the test set's -ELBOs, and the histogram holds every one of them."""

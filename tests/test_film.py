@@ -7,8 +7,6 @@ tests check. Under CI=true a missing MNIST fails instead of skipping.
 import io
 import pickle
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -26,7 +24,7 @@ from cvae.core.shipped import SHIPPED_CHECKPOINT, SHIPPED_FILM, replay_for, ship
 from cvae.draw.film import film_bounds, film_figure, film_gif, live_bounds, live_figure
 from cvae.draw.palette import DIGIT_COLORS
 from cvae.training.recorder import FIRST_EPOCH_FRACTIONS, film_subset, first_epoch_steps
-from devkit import DATA_DIR, REPO, require_data
+from devkit import DATA_DIR, REPO, cli, require_data
 
 HARNESS = str(REPO / "tests" / "apps" / "film_harness.py")
 LIMIT, BATCH = 1280, 64  # 20 steps an epoch
@@ -85,6 +83,7 @@ def test_snapshot_schedule_is_dense_early_in_the_first_epoch():
 
 # --- recording -------------------------------------------------------------------------------
 
+@pytest.mark.slow  # a training of several epochs
 def test_snapshots_come_at_the_start_in_the_first_epoch_and_after_every_epoch(run, mnist):
     res, events, _ = run
     _, _, test_y = mnist
@@ -130,6 +129,7 @@ def test_the_last_snapshot_is_the_trained_model(run, mnist):
                                z, rtol=2e-3, atol=2e-3)
 
 
+@pytest.mark.slow  # two trainings
 def test_recording_changes_nothing_in_the_training(run, mnist):
     res, _, _ = run
     train_x, test_x, test_y = mnist
@@ -342,13 +342,13 @@ def test_cli_film_writes_the_gif(run, tmp_path, capsys):
 def test_cli_film_without_a_film_fails_clearly(tmp_path):
     path = save_checkpoint(CVAE(), tmp_path / "plain.pt")
     out = tmp_path / "film.gif"
-    r = subprocess.run([sys.executable, "-m", "cvae", "film", str(path), "--out", str(out)], cwd=REPO,
-                       capture_output=True, text=True, timeout=120)
+    r = cli("film", path, "--out", out)
     assert r.returncode == 2, r.stderr
     assert "has no training film" in r.stderr and "Traceback" not in r.stderr
     assert not out.exists()
 
 
+@pytest.mark.slow  # a training run
 def test_cli_train_records_the_film(mnist, tmp_path, capsys):
     out = tmp_path / "cli.pt"
     args = ["train", "--data-dir", str(DATA_DIR), "--out", str(out), "--limit", "256", "--epochs", "1",

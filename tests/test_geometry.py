@@ -68,6 +68,7 @@ def test_prior_circles():
     np.testing.assert_allclose(np.hypot(c[:, 0], c[:, 1]), 2.0, atol=1e-12)
 
 
+@pytest.mark.slow  # a kernel sum over the 10,000 encodings at many points
 def test_encoded_density_against_a_kernel_sum(enc):
     z = enc["z_mean"].astype(np.float64)
     d = geometry.encoded_density(z)

@@ -97,6 +97,7 @@ def test_imported_model_encodes_like_keras(imported, keras_out, name):
 
 
 @needs_data
+@pytest.mark.slow  # scores the 10,000 test digits
 def test_imported_model_has_kerass_test_loss(imported, keras_out):
     """Keras' ``evaluate`` over the 10,000 test digits (one z sample per digit, as the
     tutorial's loss draws it) against this app's evaluation of the imported model."""
@@ -347,13 +348,10 @@ def test_bytes_are_read_like_the_file(keras_out):
 
 
 def _cli(*args):
-    import os
-    import subprocess
-    import sys
+    """`python -m cvae ARGS` with MNIST at DATA_DIR, in this process (devkit.cli)."""
+    from devkit import cli
 
-    env = {**os.environ, "CVAE_DATA": str(DATA_DIR)}
-    return subprocess.run([sys.executable, "-m", "cvae", *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=600)
+    return cli(*args, env={"CVAE_DATA": DATA_DIR})
 
 
 def test_cli_import_writes_the_checkpoint_and_refuses_a_bad_file(keras_out, tmp_path):
@@ -374,6 +372,7 @@ def test_cli_import_writes_the_checkpoint_and_refuses_a_bad_file(keras_out, tmp_
 
 
 @needs_data
+@pytest.mark.slow  # builds a whole site: each of the 10,000 test digits' loss
 def test_cli_site_takes_a_keras_file_directly(tmp_path):
     r = _cli("site", str(GOLDEN / "vae.keras"), "--out", str(tmp_path / "site"))
     assert r.returncode == 0, r.stderr

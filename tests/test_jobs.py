@@ -192,6 +192,7 @@ def test_a_child_that_does_not_stop_is_ended_after_the_grace_period(data, tmp_pa
     assert reg.active() is None
 
 
+@pytest.mark.slow  # a child process and its grace period
 def test_a_hung_child_is_terminated_then_killed_after_the_grace_period(data, tmp_path):
     """A child frozen mid-training (SIGSTOP: it reads no stop flag and SIGTERM waits until it
     would continue) is ended by the hard stop: terminate after the grace period, then kill."""
@@ -216,6 +217,7 @@ def test_a_hung_child_is_terminated_then_killed_after_the_grace_period(data, tmp
 
 # --------------------------------------------------------------------------- failures
 
+@pytest.mark.slow  # a training child process
 def test_missing_mnist_is_a_failed_job_with_the_reason(tmp_path):
     job = finished(JobRegistry().start(config(), tmp_path / "x.pt", tmp_path / "no-mnist-here"), 120)
     assert job.status == "failed"
@@ -223,6 +225,7 @@ def test_missing_mnist_is_a_failed_job_with_the_reason(tmp_path):
     assert job.error["traceback"] is None and not job.saved  # an error a person can fix: no traceback
 
 
+@pytest.mark.slow  # a training child process
 def test_a_config_the_trainer_refuses_is_a_failed_job_with_the_reason(data, tmp_path):
     job = finished(JobRegistry().start(config(device="tpu"), tmp_path / "x.pt", data), 120)
     assert job.status == "failed" and job_text(job) == "unknown device 'tpu'; use auto, cpu, cuda or mps"
@@ -240,6 +243,7 @@ def test_an_invalid_config_is_refused_before_anything_starts(tmp_path):
     assert reg.jobs == []
 
 
+@pytest.mark.slow  # a training child process, killed
 def test_a_killed_child_is_a_failed_job_not_a_hang(data, tmp_path):
     out = tmp_path / "killed.pt"
     job = JobRegistry().start(config(epochs=LONG, batch_size=32), out, data)
@@ -275,6 +279,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads process states from /proc (Linux)")
+@pytest.mark.slow  # a server and its training child, killed
 def test_a_killed_server_leaves_no_training_behind(data, tmp_path):
     """The server dies (SIGKILL: no clean-up runs); its training child notices at its next
     message (the pipe is broken) and exits instead of training on, unseen, for ever."""
@@ -323,6 +328,7 @@ def test_finished_jobs_are_pruned_to_the_most_recent(tmp_path):
     assert reg.get(started[0].id) is None and reg.get(started[-1].id) is started[-1]
 
 
+@pytest.mark.slow  # a training child process
 def test_the_training_child_runs_at_the_chosen_niceness(data, tmp_path, monkeypatch):
     """CHILD_NICE as measured by benchmarks/train_priority.py (docs/performance.md): the run keeps most of
     its pace beside other programs and the class's commits stay quick; $CVAE_TRAIN_NICE overrides it."""

@@ -459,6 +459,7 @@ _STEPPED_WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a training child process, killed while it writes
 def test_sigkill_while_writing_leaves_previous_checkpoint(tmp_path):
     """Kill a writer at random points inside a checkpoint write, several times. The writer
     stops after each 16 kB piece until the test answers, so the kill lands exactly after the
@@ -539,6 +540,7 @@ def test_full_disk_gives_clear_error_and_keeps_previous_file(tmp_path, monkeypat
     load_checkpoint(path)
 
 
+@pytest.mark.slow  # a training in a process on a full disk
 def test_full_disk_during_cli_training_is_exit_2_and_keeps_previous_file(tmp_path, monkeypatch, capsys, mnist):
     out = tmp_path / "run.pt"
     save_checkpoint(CVAE(), out)

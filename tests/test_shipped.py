@@ -42,6 +42,7 @@ def test_shipped_model_is_the_tutorial_architecture(model):
     assert count_parameters(model) == 134_165
 
 
+@pytest.mark.slow  # scores the 10,000 test digits
 def test_shipped_model_meets_the_quality_bar(model, test_set, card):
     x, _ = test_set
     res = evaluate(model, x, seed=0)
@@ -69,6 +70,7 @@ def _same_as_the_model(enc: dict, model, test_set) -> None:
     np.testing.assert_array_equal(enc["label"], y.numpy())
 
 
+@pytest.mark.slow  # encodes the 10,000 test digits
 def test_cli_encode_writes_what_the_model_encodes(model, test_set, tmp_path, capsys):
     out = tmp_path / "enc.npz"
     assert main(["encode", str(SHIPPED_CHECKPOINT), "--data-dir", str(DATA_DIR), "--out", str(out),
@@ -77,6 +79,7 @@ def test_cli_encode_writes_what_the_model_encodes(model, test_set, tmp_path, cap
     _same_as_the_model(read_encodings(out), model, test_set)
 
 
+@pytest.mark.slow  # ships the model: encodes all 10,000 test digits and scores them
 def test_ship_writes_a_checkpoint_encodings_and_card_that_read_back(model, test_set, tmp_path):
     folder = tmp_path / "assets"
     card = build_assets(SHIPPED_CHECKPOINT, DATA_DIR, folder, train_command="python -m cvae train --x", download=False)

@@ -7,8 +7,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -23,15 +21,15 @@ from cvae.core.data import load_mnist
 from cvae.core.payloads import payload_tensors
 from cvae.core.shipped import SHIPPED_CHECKPOINT, shipped_encodings
 from cvae.site import SHEET_COLUMNS, SHEET_LEVELS, site_files, site_zip
-from devkit import DATA_DIR, REPO, needs_data, random_model
+from devkit import DATA_DIR, REPO, cli, needs_data, random_model
 from webdecode import numpy_decode
 
 SITE_LIMIT = 1_500_000  # bytes: the issue's bound for a site that draws its own scatter
 
 
 def run_site(*args, cwd=REPO):
-    return subprocess.run([sys.executable, "-m", "cvae", "site", *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
+    """`python -m cvae site ARGS`, in this process (devkit.cli): what it writes and says is the subject."""
+    return cli("site", *args, cwd=cwd)
 
 
 def site_data(folder: Path) -> dict:
@@ -46,6 +44,7 @@ def leftovers(parent: Path) -> list[Path]:
 
 
 @needs_data
+@pytest.mark.slow  # builds a whole site and scores the 10,000 test digits again
 def test_the_shipped_models_site_holds_this_model_and_mnist(tmp_path, model):
     out = tmp_path / "site"
     r = run_site(SHIPPED_CHECKPOINT, "--out", out, "--data-dir", DATA_DIR)

@@ -23,6 +23,7 @@ def data():
     return train_x, test_x[:1000], test_y[:1000]
 
 
+@pytest.mark.slow  # a two-epoch training
 def test_short_training_lowers_the_test_loss(data, tmp_path):
     train_x, test_x, _ = data
     cfg = TrainConfig(epochs=2, batch_size=64, lr=2e-3, patience=0, seed=0)
@@ -38,6 +39,7 @@ def test_short_training_lowers_the_test_loss(data, tmp_path):
     assert evaluate(loaded, test_x)["loss"] == pytest.approx(res.best_val_loss, rel=1e-6)
 
 
+@pytest.mark.slow  # a training of five epochs
 def test_callback_reports_progress_and_can_stop(data):
     train_x, test_x, _ = data
     events = []
@@ -53,6 +55,7 @@ def test_callback_reports_progress_and_can_stop(data):
     assert steps[0]["steps"] == 12 and steps[-1]["step"] == 3
 
 
+@pytest.mark.slow  # two trainings on 1,024 images
 def test_seeded_runs_are_reproducible(data):
     """With the way of computing a step fixed (--workers, --precision): by default the pacer picks it
     from the machine's pace at the moment (tests/test_pace.py)."""
@@ -65,6 +68,7 @@ def test_seeded_runs_are_reproducible(data):
         assert torch.equal(v, w), k
 
 
+@pytest.mark.slow  # a training of up to 10 epochs
 def test_early_stopping_stops_after_patience_and_keeps_the_best_epoch(data):
     train_x, test_x, _ = data
     # With a negligible learning rate no epoch beats the first by min_delta: stale twice.
@@ -75,6 +79,7 @@ def test_early_stopping_stops_after_patience_and_keeps_the_best_epoch(data):
     assert evaluate(res.model, test_x)["loss"] == pytest.approx(res.history[0]["val_loss"], rel=1e-6)
 
 
+@pytest.mark.slow  # two trainings
 def test_ema_keeps_the_moving_average_of_the_raw_trajectory(data):
     train_x, test_x, _ = data
     decay = 0.8
@@ -104,6 +109,7 @@ def test_ema_keeps_the_moving_average_of_the_raw_trajectory(data):
     assert res.history[0]["val_loss"] != pytest.approx(res.history[0]["val_loss_raw"], rel=1e-4)
 
 
+@pytest.mark.slow  # a training
 def test_weight_decay_shrinks_the_weights(data):
     train_x, test_x, _ = data
     norms = {}
@@ -190,6 +196,7 @@ def test_augmented_training_scores_the_augmented_images(data):
     assert parts[0].item() == pytest.approx(model.loss(xa, generator=g).loss.item(), rel=1e-5)
 
 
+@pytest.mark.slow  # three trainings
 def test_split_training_is_reproducible_and_restores_threads(data, monkeypatch):
     cvae_train = importlib.import_module("cvae.training.loop")  # the module; cvae.train is the function
 
@@ -230,6 +237,7 @@ class _InTurn:
         pass
 
 
+@pytest.mark.slow  # two trainings on 1,600 images
 def test_split_threads_train_like_the_same_split_run_in_turn(data, monkeypatch):
     """Many steps with the shards on two threads at once land on the same weights as the
     same shards run one after the other: nothing shared between the threads races."""
@@ -279,6 +287,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 @pytest.mark.skipif(not (os.name == "posix" and __import__("platform").libc_ver()[0] == "glibc"),
                     reason="the malloc setting is for glibc")
+@pytest.mark.slow  # counts page faults over repeated steps in child processes
 def test_keep_freed_memory_stops_the_page_faults_of_each_step():
     """With the trainer's malloc setting, a step's freed buffers are reused: (almost) no page
     faults, where glibc's defaults give the pages back and fault them in again each step."""

@@ -115,6 +115,7 @@ def ended(at: AppTest, job: TrainJob, timeout: float = RUN_TIMEOUT) -> None:
     at.run()
 
 
+@pytest.mark.slow  # a training child process
 def test_a_run_from_the_form_finishes_and_switches_to_the_new_model(env):
     at = page()
     no_errors(at)
@@ -198,6 +199,7 @@ def test_another_tab_follows_the_run_and_can_stop_it(env):
     assert mine.session_state["_acknowledged_job"] == job.id  # its own run's end was handled once
 
 
+@pytest.mark.slow  # a training child process
 def test_a_failed_run_shows_its_reason(env):
     (env / "runs").write_text("a file where the runs folder should be")
     at = page()
@@ -252,6 +254,7 @@ def test_a_running_budget_too_short_to_spread_says_so_above_the_film(env):
         registry()._jobs.pop(job.id, None)
 
 
+@pytest.mark.slow  # a timed training child process
 def test_the_quick_form_trains_for_the_seconds_given(env):
     at = page()
     at.sidebar.number_input(key="train_seconds").set_value(90)
@@ -267,6 +270,7 @@ def test_the_quick_form_trains_for_the_seconds_given(env):
         ended(at, job)
 
 
+@pytest.mark.slow  # a training child process
 def test_the_form_starts_a_one_minute_quick_run_by_default(env):
     at = page()
     assert at.sidebar.radio(key="train_length").value == "Quick: a time budget"
