@@ -21,7 +21,7 @@ import torch
 
 from cvae.core.model import CVAE
 from cvae.training import budget as budget_mod
-from cvae.training.budget import CALIBRATE, END_S, SAVE_S, TimeBudget, process_started
+from cvae.training.budget import CALIBRATE, END_S, FINAL_S, REPLAN_S, SAVE_S, TimeBudget, process_started
 from budgetclock import Clock, FakeRun
 from devkit import REPO
 
@@ -99,6 +99,44 @@ def test_the_first_plan_times_an_evaluation_of_a_few_hundred_test_images_and_cou
     b, run = TimeBudget(60.0, started=clock.t), make_run(test_x=torch.rand(200, 1, 28, 28), kept=model)
     steps(clock, b, run, CALIBRATE, 0.01)
     assert seen == [(model, 200)] and b.eval_s == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("validated", [False, True], ids=["no epoch validated yet", "an epoch validated"])
+def test_the_evaluation_is_probed_again_as_the_end_nears_in_a_run_with_no_epoch_measured(clock, monkeypatch,
+                                                                                      validated):
+    """The first probe ran at 4 ms an image (a busy start); evaluating now costs 1 ms. In a run that
+    has not validated an epoch, its one evaluation comes at its end: as the end nears (within
+    FINAL_S plus the estimate) the budget times an evaluation once more, plans the steps that now
+    fit and ends at its deadline, not 3 s early. A run that has validated an epoch measured a whole
+    evaluation there and probes no more."""
+    per_image = [0.004]
+    probed_at = []
+    real = budget_mod.evaluate
+
+    def timed_evaluate(model, images, **kw):
+        probed_at.append(clock.t)
+        clock.t += per_image[0] * len(images)
+        return real(model, images, **kw)
+
+    monkeypatch.setattr(budget_mod, "evaluate", timed_evaluate)
+    b = TimeBudget(60.0, started=0.0)
+    run = make_run(steps=100_000, test_x=torch.rand(1000, 1, 28, 28), kept=CVAE())
+    steps(clock, b, run, CALIBRATE, 0.01)
+    assert b.eval_s == pytest.approx(4.0) and b.probes == 1
+    per_image[0] = 0.001
+    if validated:  # an epoch ended here: its evaluation measured 1 s
+        run.history.append({})
+        b.on_epoch(run, {"seconds": 2.0, "train_seconds": 1.0})
+    while run.more():
+        steps(clock, b, run, 1, 0.01)
+    if validated:
+        assert b.probes == 1 and len(probed_at) == 1
+        return
+    assert b.probes == 2 and b.eval_s == pytest.approx(1.0)
+    # Probed at the first plan with FINAL_S + 4 s or less to go (plans come every REPLAN_S before that).
+    assert FINAL_S + 4.0 - REPLAN_S - 0.02 <= 60.0 - probed_at[1] <= FINAL_S + 4.0
+    # The run's steps end where its evaluation (1 s), its save and its end reach the deadline.
+    assert clock.t + 1.0 + SAVE_S + END_S == pytest.approx(60.0, abs=0.02)
 
 
 class FakeFilm:

@@ -6,8 +6,10 @@ of steps (``run.total_steps``) so that the run ends at the deadline; the learnin
 (warm-up, cosine) stretches over that number. Every couple of seconds (every half second in the
 last ten), and after every epoch, it plans again from the pace of the last few seconds of steps,
 so a machine that speeds up or slows down (another program starts, the run's pacer changes its
-way) still ends on time with its schedule run to the end. The last epoch may be partial: it stops
-where the budget does and is validated like any other.
+way) still ends on time with its schedule run to the end. The evaluation's cost is timed on a few
+hundred test images after calibration, and once more as the end nears in a run that has not yet
+validated an epoch (its one evaluation then comes at the end). The last epoch may be partial: it
+stops where the budget does and is validated like any other.
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ class TimeBudget(Callback):
         # the steps the recipe needs to spread both latent dimensions (SPREAD_STEPS).
         self.emit = emit
         self.warning: str | None = None
-        self.eval_s: float | None = None
+        self.eval_s: float | None = None  # a whole evaluation's seconds: probed, then measured at each epoch's end
+        self.probes = 0  # evaluations of PROBE test images timed so far
+        self._epoch_measured = False
         self.plans: list[int] = []  # total steps, as planned after calibration and each epoch
         self._marks: deque[tuple[int, float]] = deque()  # (steps, step seconds) after recent steps
         self._planned_at = -math.inf
@@ -75,18 +79,20 @@ class TimeBudget(Callback):
 
     def on_epoch(self, run, record):
         self.eval_s = record["seconds"] - record["train_seconds"]  # the evaluation just measured
+        self._epoch_measured = True
         if run.more():  # the end lies ahead: move it to where the time now says (not past a run's end)
             self._plan(run)
 
     def _plan(self, run) -> None:
         n0, s0 = self._marks[0] if self._marks else (0, 0.0)
         step_s = (run.step_seconds - s0) / max(run.global_step - n0, 1)
-        if self.eval_s is None:
-            n = min(PROBE, len(run.test_x))
-            with run.hw.all_cores():
-                t0 = time.perf_counter()
-                evaluate(run.kept, run.test_x[:n], batch_size=n, seed=run.cfg.seed)
-                self.eval_s = (time.perf_counter() - t0) * len(run.test_x) / n
+        # The evaluation's cost is probed after calibration, when the machine is often at its busiest
+        # (a page that just opened, kernels being chosen), and probed once more as the end nears in
+        # a run that has not yet validated an epoch, whose one evaluation then comes at the end: an
+        # estimate off by seconds would end the run that much early or late.
+        if self.eval_s is None or (self.probes == 1 and not self._epoch_measured
+                                   and self.deadline - time.perf_counter() <= FINAL_S + self.eval_s):
+            self.eval_s = self._probe(run)
         snap_s = (self.film.seconds / len(self.film.snapshots)) if self.film is not None and self.film.snapshots else 0.0
         pending_first = len(self.film.first_steps - set(range(run.global_step + 1))) if self.film is not None else 0
         left = self.deadline - time.perf_counter() - END_S - pending_first * snap_s
@@ -115,6 +121,17 @@ class TimeBudget(Callback):
         if self.emit is not None and (len(self.plans) == 1 or short):
             self.emit({"kind": "plan", "steps": run.total_steps, "needed": needed, "seconds": self.seconds,
                        "warning": self.warning})
+
+
+    def _probe(self, run) -> float:
+        """A whole evaluation's seconds, from the time of one over PROBE test images."""
+        n = min(PROBE, len(run.test_x))
+        with run.hw.all_cores():
+            t0 = time.perf_counter()
+            evaluate(run.kept, run.test_x[:n], batch_size=n, seed=run.cfg.seed)
+            seconds = (time.perf_counter() - t0) * len(run.test_x) / n
+        self.probes += 1
+        return seconds
 
 
 def short_plan_message(fits: int, needed: int, seconds: float, enough: float, recipe: str) -> str:
