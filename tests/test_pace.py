@@ -136,7 +136,21 @@ def test_candidate_ways():
     assert candidate_ways([fp], 2, 4, 32, cpu) == [Way(fp, 2, 1)]
     assert candidate_ways([bf, fp], 1, 4, 32, cpu) == [Way(bf, 1, 4)]
     assert candidate_ways([bf, fp], 2, 4, 32, cpu) == [Way(bf, 2, 1)]
-    assert len(candidate_ways([fp], 0, 4, 32, gpu)) == 1
+    assert candidate_ways([bf, fp], 0, 1, 32, cpu) == [Way(bf, 1, 1), Way(fp, 1, 1)]  # one core: one way each
+    # At most 8 shards, of whole images: 16 cores and 256 images split 8 ways; 20 images, 2 ways.
+    assert candidate_ways([fp], 0, 16, 256, cpu) == [Way(fp, 1, 16), Way(fp, 8, 1), Way(fp, 1, 1)]
+    assert candidate_ways([fp], 0, 4, 20, cpu) == [Way(fp, 1, 4), Way(fp, 2, 1), Way(fp, 1, 1)]
+    # A GPU: one way, PyTorch's layers, the batch whole, torch's threads as they are.
+    assert candidate_ways([fp], 0, 4, 32, gpu) == [Way(None, 1, torch.get_num_threads())]
+
+
+def test_each_way_says_how_it_computes_a_step():
+    """The words the CLI's summary, the checkpoint's record and the benchmarks print for a way."""
+    assert Way(None, 1, 1).describe() == "stock float32 layers, one thread"
+    assert Way(None, 1, 2).describe() == "stock float32 layers, 2 threads per op"
+    assert Way(None, 2, 1).describe() == "stock float32 layers, batch split over 2 threads"
+    assert Way(torch.bfloat16, 1, 4).describe() == "bfloat16 products, 4 threads per op"
+    assert Way(torch.float32, 8, 1).describe() == "float32 products, batch split over 8 threads"
 
 
 def test_auto_precision_offers_both_arithmetics_only_where_bfloat16_is_native(monkeypatch):
