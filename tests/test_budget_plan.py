@@ -73,32 +73,39 @@ def test_the_first_plan_is_the_most_steps_that_fit(clock, step_s, eval_s):
                          step_s=step_s, eval_s=eval_s)
 
 
+def timed_evaluations(monkeypatch, clock: Clock, per_image: list[float]) -> list[tuple]:
+    """The budget's evaluations cost ``per_image[0]`` seconds an image on the test's clock (the test
+    may change it as the run goes on); returns the list of (model, images, clock at the call)."""
+    calls = []
+    real = budget_mod.evaluate
+
+    def timed_evaluate(model, images, **kw):
+        calls.append((model, len(images), clock.t))
+        clock.t += per_image[0] * len(images)
+        return real(model, images, **kw)
+
+    monkeypatch.setattr(budget_mod, "evaluate", timed_evaluate)
+    return calls
+
+
 def test_the_first_plan_times_an_evaluation_of_a_few_hundred_test_images_and_counts_a_whole_one(clock, monkeypatch):
     """Evaluating costs 1 ms an image here: the plan times one of at most 500 images (not the whole
     test set, which would eat the budget), of the model being trained, and counts 2 s for each
     evaluation of the 2,000 test images."""
-    seen = []
-    real = budget_mod.evaluate
-
-    def timed_evaluate(model, images, **kw):
-        seen.append((model, len(images)))
-        clock.t += 0.001 * len(images)
-        return real(model, images, **kw)
-
-    monkeypatch.setattr(budget_mod, "evaluate", timed_evaluate)
+    calls = timed_evaluations(monkeypatch, clock, [0.001])
     model = CVAE()
     b = TimeBudget(60.0, started=0.0)
     run = make_run(test_x=torch.rand(2000, 1, 28, 28, generator=torch.Generator().manual_seed(0)), kept=model)
     steps(clock, b, run, CALIBRATE, 0.01)
-    assert seen == [(model, 500)]
+    assert [(m, n) for m, n, _ in calls] == [(model, 500)]
     assert b.eval_s == pytest.approx(2.0)
     assert_most_that_fit(run.total_steps, 60.0 - clock.t, done=CALIBRATE, validated=0, per_epoch_steps=100,
                          step_s=0.01, eval_s=2.0)
     # A test set under 500 images is timed whole.
-    seen.clear()
+    calls.clear()
     b, run = TimeBudget(60.0, started=clock.t), make_run(test_x=torch.rand(200, 1, 28, 28), kept=model)
     steps(clock, b, run, CALIBRATE, 0.01)
-    assert seen == [(model, 200)] and b.eval_s == pytest.approx(0.2)
+    assert [(m, n) for m, n, _ in calls] == [(model, 200)] and b.eval_s == pytest.approx(0.2)
 
 
 @pytest.mark.parametrize("validated", [False, True], ids=["no epoch validated yet", "an epoch validated"])
@@ -110,15 +117,7 @@ def test_the_evaluation_is_probed_again_as_the_end_nears_in_a_run_with_no_epoch_
     fit and ends at its deadline, not 3 s early. A run that has validated an epoch measured a whole
     evaluation there and probes no more."""
     per_image = [0.004]
-    probed_at = []
-    real = budget_mod.evaluate
-
-    def timed_evaluate(model, images, **kw):
-        probed_at.append(clock.t)
-        clock.t += per_image[0] * len(images)
-        return real(model, images, **kw)
-
-    monkeypatch.setattr(budget_mod, "evaluate", timed_evaluate)
+    calls = timed_evaluations(monkeypatch, clock, per_image)
     b = TimeBudget(60.0, started=0.0)
     run = make_run(steps=100_000, test_x=torch.rand(1000, 1, 28, 28), kept=CVAE())
     steps(clock, b, run, CALIBRATE, 0.01)
@@ -130,11 +129,11 @@ def test_the_evaluation_is_probed_again_as_the_end_nears_in_a_run_with_no_epoch_
     while run.more():
         steps(clock, b, run, 1, 0.01)
     if validated:
-        assert b.probes == 1 and len(probed_at) == 1
+        assert b.probes == 1 and len(calls) == 1
         return
     assert b.probes == 2 and b.eval_s == pytest.approx(1.0)
     # Probed at the first plan with FINAL_S + 4 s or less to go (plans come every REPLAN_S before that).
-    assert FINAL_S + 4.0 - REPLAN_S - 0.02 <= 60.0 - probed_at[1] <= FINAL_S + 4.0
+    assert FINAL_S + 4.0 - REPLAN_S - 0.02 <= 60.0 - calls[1][2] <= FINAL_S + 4.0
     # The run's steps end where its evaluation (1 s), its save and its end reach the deadline.
     assert clock.t + 1.0 + SAVE_S + END_S == pytest.approx(60.0, abs=0.02)
 
