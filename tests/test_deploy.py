@@ -111,6 +111,9 @@ def replicas(tmp_path_factory):
         s.stop()
 
 
+CLASS_USERS = 24  # a class's users (and the affinity test's clients): see the class test for why 24
+
+
 def routes(log: Path) -> list[tuple[str, str, str, str, str]]:
     """(uri, route, replica that answered, status, test client) per request."""
     return [tuple(ln.split("|")) for ln in log.read_text().splitlines() if ln.count("|") == 4]
@@ -119,42 +122,47 @@ def routes(log: Path) -> list[tuple[str, str, str, str, str]]:
 @pytest.mark.load
 @needs_data
 def test_a_class_through_nginx_spreads_over_both_replicas_and_loses_nothing(replicas):
-    r = subprocess.run([sys.executable, "benchmarks/class_load.py", "--host", replicas["url"], "--users", "12",
-                        "--ramp", "4", "--minutes", "0.4"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    """Every user of a class opens through nginx, and both replicas serve sessions. A user's
+    replica is chance (a random route on nginx's hash ring), so the class is large enough that
+    chance alone does not put it all on one: the ring gave one replica 40-57% of routes over 30
+    pairs of ports (12,000 routes), and at 40% all 24 users land on the other with p = 5e-6."""
+    users = CLASS_USERS
+    r = subprocess.run([sys.executable, "benchmarks/class_load.py", "--host", replicas["url"], "--users", str(users),
+                        "--ramp", "6", "--minutes", "0.4"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     row = next(ln for ln in r.stdout.splitlines() if ln.strip().startswith("given host"))
     nums = re.findall(r"\d+", row)
-    assert nums[0:3] == ["12", "12", "12"], row  # users, opened, of
+    assert nums[0:3] == [str(users)] * 3, row  # users, opened, of
     seen = routes(replicas["log"])
     streams = [u for uri, cookie, u, status, _ in seen if uri == "/_stcore/stream"]
     by_replica = {s.url.split("//")[1]: streams.count(s.url.split("//")[1]) for s in replicas["servers"]}
-    assert sum(by_replica.values()) >= 12 and min(by_replica.values()) >= 2, by_replica  # both serve sessions
+    assert sum(by_replica.values()) >= users and min(by_replica.values()) >= 1, by_replica  # both serve sessions
 
 
 @pytest.mark.load
 def test_every_request_of_one_browser_reaches_the_replica_that_answered_its_first(replicas):
-    """Affinity, grouped by who asked (16 clients, each with its own cookie jar, named by a header
+    """Affinity, grouped by who asked (CLASS_USERS clients, each with its own cookie jar, named by a header
     nginx does not use) and by which replica answered: each client's requests all reached one
     replica, and the clients were spread over both. A route cookie that nginx set but did not
     read back would send a client's later requests anywhere."""
     import http.cookiejar
     import urllib.request
 
-    for i in range(16):
+    for i in range(CLASS_USERS):
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
         for path in ["/", "/_stcore/health", "/_stcore/host-config", "/_stcore/health", "/", "/_stcore/health"]:
             req = urllib.request.Request(replicas["url"] + path, headers={"X-Test-Client": f"client{i}"})
             with opener.open(req, timeout=60) as r:
                 assert r.status == 200
-    # nginx logs a request after its response has gone: wait for the 96 lines.
+    # nginx logs a request after its response has gone: wait for all the lines.
     deadline = time.monotonic() + 30
-    while sum(c.startswith("client") for *_, c in routes(replicas["log"])) < 96 and time.monotonic() < deadline:
+    while sum(c.startswith("client") for *_, c in routes(replicas["log"])) < 6 * CLASS_USERS and time.monotonic() < deadline:
         time.sleep(0.05)
     answered: dict[str, list] = {}
     for _uri, _route, upstream, _status, client in routes(replicas["log"]):
         if client.startswith("client"):
             answered.setdefault(client, []).append(upstream)
-    assert sorted(answered) == sorted(f"client{i}" for i in range(16))
+    assert sorted(answered) == sorted(f"client{i}" for i in range(CLASS_USERS))
     assert all(len(u) == 6 for u in answered.values()), answered
     assert all(len(set(u)) == 1 for u in answered.values()), {c: u for c, u in answered.items() if len(set(u)) > 1}
     assert len({u[0] for u in answered.values()}) == 2, answered  # both replicas have clients
