@@ -23,7 +23,14 @@ from cvae.core.latent import encode_dataset
 from cvae.core.shipped import SHIPPED_CHECKPOINT, SHIPPED_FILM, replay_for, shipped_film_for
 from cvae.draw.film import film_bounds, film_figure, film_gif, live_bounds, live_figure
 from cvae.draw.palette import DIGIT_COLORS
-from cvae.training.recorder import FIRST_EPOCH_FRACTIONS, film_subset, first_epoch_steps
+from cvae.core.film import FilmError
+from cvae.training.recorder import (
+    FIRST_EPOCH_FRACTIONS,
+    WEIGHT_EPOCHS,
+    FilmRecorder,
+    film_subset,
+    first_epoch_steps,
+)
 from devkit import DATA_DIR, REPO, cli, require_data
 
 HARNESS = str(REPO / "tests" / "apps" / "film_harness.py")
@@ -129,6 +136,66 @@ def test_the_last_snapshot_is_the_trained_model(run, mnist):
                                z, rtol=2e-3, atol=2e-3)
 
 
+def test_every_frame_keeps_the_model_of_its_moment(run, mnist):
+    """A frame explored as a model is the model the film encoded at that frame: its weights are
+    the run's then, rounded to float16 (the start: the seeded initial model; the end: the model
+    trained), and it encodes the film's digits to the film's z at every frame."""
+    res, _, _ = run
+    _, test_x, test_y = mnist
+    film = res.film
+    assert film.frames_with_weights() == list(range(len(film)))  # 2 epochs: every frame
+    assert film.weights.shape == (len(film), 134_165) and film.weights.dtype == np.float16
+    torch.manual_seed(0)
+    ends = {0: CVAE(), len(film) - 1: res.model}
+    for i, model in ends.items():
+        frame = film.frame_model(i, res.model)
+        assert frame.meta["film_frame"] == i and frame.meta["step"] == film.step[i]
+        for (k, a), b in zip(model.state_dict().items(), frame.state_dict().values()):
+            assert torch.equal(b, a.half().float()), (i, k)
+    subset = test_x[film_subset(test_y)]
+    for i in film.frames_with_weights():
+        z, _ = encode_dataset(film.frame_model(i, res.model), subset)
+        # float16 weights and float16 z: 8.4e-4 at most measured
+        np.testing.assert_allclose(z, film.z[i].astype(np.float32), rtol=1e-3, atol=1e-3, err_msg=f"frame {i}")
+
+
+def test_a_long_run_keeps_weights_at_the_start_the_first_epoch_and_at_most_16_epoch_ends(mnist):
+    _, test_x, test_y = mnist
+    for epochs, kept in ((8, set(range(1, 9))), (16, set(range(1, 17))),
+                         (40, {1, *range(3, 40, 3), 40}), (1000, {1, *range(65, 1000, 65), 1000})):
+        rec = FilmRecorder(test_x, test_y, steps_per_epoch=20, epochs=epochs)
+        got = {e for e in range(1, epochs + 1) if rec.keeps_weights_after_epoch(e, last=e == epochs)}
+        assert got == kept, epochs
+        assert len(got) <= WEIGHT_EPOCHS + 2
+        # A run stopped early keeps its last epoch's weights too; epochs without a snapshot keep none.
+        assert rec.keeps_weights_after_epoch(epochs // 2 + 1, last=True)
+        assert all(rec.due_after_epoch(e) for e in got if e != epochs)
+    model = CVAE()
+    rec = FilmRecorder(test_x, test_y, steps_per_epoch=20, epochs=40)
+    for step, keep in ((0, True), (20, False), (60, True)):
+        rec.record(model, step, step / 20, keep_weights=keep)
+    film = rec.film()
+    assert film.frames_with_weights() == [0, 2] and len(film) == 3
+
+
+def test_frame_weights_are_read_back_as_written_and_checked(run, tmp_path):
+    res, _, out = run
+    film = load_checkpoint(out).meta["film"]
+    assert np.array_equal(film.weights, res.film.weights) and np.array_equal(film.weight_frames, res.film.weight_frames)
+    npz = Film.load_npz(res.film.save_npz(tmp_path / "film.npz"))
+    assert np.array_equal(npz.weights, res.film.weights) and npz.frames_with_weights() == res.film.frames_with_weights()
+    # A film without weights (an older one) is as valid, stores none, and says so when asked for a frame.
+    bare = Film.load_npz(Film(**{k: getattr(res.film, k) for k in
+                                 ("step", "epoch", "z", "labels", "index", "loss", "val_loss", "manifold",
+                                  "manifold_range", "steps_per_epoch")}).save_npz(tmp_path / "bare.npz"))
+    assert bare.frames_with_weights() == [] and "weights" not in np.load(tmp_path / "bare.npz").files
+    with pytest.raises(FilmError, match="keeps no weights for frame 0"):
+        bare.frame_model(0, res.model)
+    # Weights of another architecture: one sentence, no model.
+    with pytest.raises(FilmError, match="134,165 numbers; this model has"):
+        film.frame_model(0, CVAE(dense=8))
+
+
 @pytest.mark.slow  # two trainings
 def test_recording_changes_nothing_in_the_training(run, mnist):
     res, _, _ = run
@@ -188,6 +255,12 @@ def _bad(film: Film, **change) -> dict:
     (lambda t, f: t.pop("manifold"), "lacks manifold"),
     (lambda t, f: t.update(version=2), "version 2"),
     (lambda t, f: t.update(steps_per_epoch="many"), "steps_per_epoch"),
+    (lambda t, f: t.update(weights=t["weights"].float()), "weights is float32, expected float16"),
+    (lambda t, f: t.update(weights=torch.full_like(t["weights"], float("inf"))), "weights contain NaN or infinite"),
+    (lambda t, f: t.update(weight_frames=t["weight_frames"] + 1), "not frames of it"),
+    (lambda t, f: t.update(weight_frames=t["weight_frames"].flip(0)), "not frames of it"),
+    (lambda t, f: t.update(weight_frames=t["weight_frames"][:-1]), "keeps weights of 8 frames and names 7"),
+    (lambda t, f: t.pop("weight_frames"), "holds weights without weight_frames"),
 ])
 def test_a_damaged_film_is_named_and_the_model_still_loads(run, tmp_path, change, problem):
     res, _, _ = run

@@ -6,6 +6,11 @@ losses so far and a small decoded manifold. :class:`Film` is the whole run's sna
 arrays, stored in the checkpoint (tensors; float16 z: 8 KB a snapshot) or in an .npz file, and
 checked field by field when read back (a film from a file is untrusted input). Figures and the
 GIF are drawn by :mod:`cvae.draw.film`.
+
+A film may also keep the model's weights at some of its frames (``weight_frames``, ``weights``:
+every parameter in float16, 268 KB a frame for the tutorial's model), so that a frame can be
+explored as a model of its own (:meth:`Film.frame_model`): the explorer puts it beside the model
+as a second one. Films recorded without them are as valid.
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ MAX_SNAPSHOTS = 1_000
 MAX_SUBSET = 10_000
 MAX_LATENT = 64
 MAX_MANIFOLD_SIDE = 512
+MAX_FRAME_PARAMS = 10_000_000  # the numbers in one frame's weights (the tutorial's model: 134,165)
 FILM_KEYS = ("version", "step", "epoch", "z", "labels", "index", "loss", "val_loss", "manifold",
              "manifold_range", "steps_per_epoch")
+WEIGHT_KEYS = ("weight_frames", "weights")  # optional: a film without weights lacks both
 
 
 class FilmError(ValueError):
@@ -58,13 +65,18 @@ class Film:
     manifold_range: np.ndarray  # (4,) float32: z1 lo, z1 hi, z2 lo, z2 hi
     steps_per_epoch: int
     info: dict = field(default_factory=dict)  # provenance (plain JSON), e.g. for the shipped film
+    # The frames whose weights are kept (K,) int32, ascending, and those weights (K, P) float16:
+    # the model's state_dict flattened in its order. K = 0 for a film without weights.
+    weight_frames: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    weights: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float16))
 
     def __len__(self) -> int:
         return len(self.step)
 
     @classmethod
-    def from_snapshots(cls, snapshots: list[dict]) -> "Film":
-        """From the trainer's snapshot events (checked like a film read from a file)."""
+    def from_snapshots(cls, snapshots: list[dict], weights: dict[int, np.ndarray] | None = None) -> "Film":
+        """From the trainer's snapshot events (checked like a film read from a file) and the
+        weights kept at some of them ({frame: flat float16 weights}, as :func:`flat_weights`)."""
         if not snapshots:
             raise FilmError("no snapshots")
         first = snapshots[0]
@@ -81,6 +93,10 @@ class Film:
                    manifold=manifold,
                    manifold_range=np.asarray(first.get("manifold_range", MANIFOLD_RANGE), np.float32),
                    steps_per_epoch=int(first.get("steps_per_epoch", 0)))
+        if weights:
+            frames = sorted(weights)
+            film.weight_frames = np.array(frames, np.int32)
+            film.weights = np.stack([np.asarray(weights[i], np.float16) for i in frames])
         film.validate()
         return film
 
@@ -103,6 +119,7 @@ class Film:
                   "index": (self.index, np.int32, 1), "loss": (self.loss, np.float32, 1),
                   "val_loss": (self.val_loss, np.float32, 1), "manifold": (self.manifold, np.uint8, 3),
                   "manifold_range": (self.manifold_range, np.float32, 1)}
+        arrays.update({"weight_frames": (self.weight_frames, np.int32, 1), "weights": (self.weights, np.float16, 2)})
         for name, (a, dtype, ndim) in arrays.items():
             need(isinstance(a, np.ndarray), f"film field {name} is not an array")
             need(a.dtype == dtype, f"film field {name} is {a.dtype}, expected {np.dtype(dtype)}")
@@ -135,16 +152,57 @@ class Film:
             need(not np.isinf(a).any(), f"the film's {name} is infinite")
         need(isinstance(self.steps_per_epoch, int) and 0 <= self.steps_per_epoch <= 10**9,
              "the film's steps_per_epoch is not a count")
+        k, p = self.weights.shape
+        need(len(self.weight_frames) == k, f"the film keeps weights of {k} frames and names {len(self.weight_frames)}")
+        need(k == 0 or 1 <= p <= MAX_FRAME_PARAMS,
+             f"a frame's weights hold {p:,} numbers (1..{MAX_FRAME_PARAMS:,} allowed)")
+        need(bool(((self.weight_frames >= 0) & (self.weight_frames < n)).all())
+             and bool((np.diff(self.weight_frames) > 0).all()),
+             "the film's frames with weights are not frames of it, in order")
+        need(bool(np.isfinite(self.weights).all()), "the film's weights contain NaN or infinite values")
         return self
 
+    # -- a frame as a model --
+
+    def frames_with_weights(self) -> list[int]:
+        """The frames that can be explored as a model (their weights are kept)."""
+        return [int(i) for i in self.weight_frames]
+
+    def frame_model(self, i: int, like):
+        """Frame ``i`` as a model of its own: a new model of ``like``'s architecture (a
+        :class:`cvae.CVAE`) holding the weights the film kept at that frame. FilmError when
+        the frame has none, or they do not fit ``like``."""
+        hits = np.flatnonzero(self.weight_frames == i)
+        if not len(hits):
+            raise FilmError(f"the film keeps no weights for frame {i}")
+        flat = self.weights[int(hits[0])]
+        shapes = {name: t.shape for name, t in like.state_dict().items()}
+        total = sum(int(np.prod(s)) for s in shapes.values())
+        if flat.size != total:
+            raise FilmError(f"frame {i}'s weights hold {flat.size:,} numbers; this model has {total:,}")
+        state, at = {}, 0
+        for name, shape in shapes.items():
+            size = int(np.prod(shape))
+            state[name] = torch.from_numpy(flat[at:at + size].astype(np.float32)).reshape(shape)
+            at += size
+        model = type(like).from_config(like.config)
+        model.load_state_dict(state)
+        model.eval()
+        model.meta = {"film_frame": int(i), "step": int(self.step[i]), "epoch": float(self.epoch[i])}
+        return model
+
     # -- storage: checkpoint (tensors) and .npz (arrays) --
+
+    def _array_keys(self) -> tuple[str, ...]:
+        """The fields stored as arrays: the weights' only when some are kept."""
+        own = tuple(k for k in FILM_KEYS if k not in ("version", "steps_per_epoch"))
+        return own + (WEIGHT_KEYS if len(self.weight_frames) else ())
 
     def to_tensors(self) -> dict:
         """For ``torch.save`` inside a checkpoint: tensors and ints only (weights_only loads it)."""
         out = {"version": FILM_VERSION, "steps_per_epoch": int(self.steps_per_epoch)}
-        for k in FILM_KEYS:
-            if k not in out:
-                out[k] = torch.from_numpy(np.ascontiguousarray(getattr(self, k)).copy())
+        for k in self._array_keys():
+            out[k] = torch.from_numpy(np.ascontiguousarray(getattr(self, k)).copy())
         return out
 
     @classmethod
@@ -157,10 +215,9 @@ class Film:
         missing = [k for k in FILM_KEYS if k not in payload]
         if missing:
             raise FilmError(f"the film lacks {', '.join(missing)}")
+        keys = [k for k in FILM_KEYS if k not in ("version", "steps_per_epoch")] + _weight_keys(payload)
         arrays = {}
-        for k in FILM_KEYS:
-            if k in ("version", "steps_per_epoch"):
-                continue
+        for k in keys:
             v = payload[k]
             if not isinstance(v, torch.Tensor) or v.layout != torch.strided:
                 raise FilmError(f"film field {k} is not a tensor")
@@ -173,11 +230,11 @@ class Film:
         return cls(**arrays, steps_per_epoch=spe).validate(latent_dim)
 
     def nbytes(self) -> int:
-        return sum(getattr(self, k).nbytes for k in FILM_KEYS if k not in ("version", "steps_per_epoch"))
+        return sum(getattr(self, k).nbytes for k in self._array_keys())
 
     def save_npz(self, path, info: dict | None = None) -> Path:
         """Compressed .npz, written atomically; ``info`` (plain JSON) is stored beside the arrays."""
-        arrays = {k: getattr(self, k) for k in FILM_KEYS if k not in ("version", "steps_per_epoch")}
+        arrays = {k: getattr(self, k) for k in self._array_keys()}
         arrays["version"] = np.array(FILM_VERSION, np.int64)
         arrays["steps_per_epoch"] = np.array(self.steps_per_epoch, np.int64)
         arrays["info"] = np.array(json.dumps(info if info is not None else self.info))
@@ -192,7 +249,7 @@ class Film:
                 missing = [k for k in FILM_KEYS + ("info",) if k not in names]
                 if missing:
                     raise FilmError(f"{path}: not a film (lacks {', '.join(missing)})")
-                arrays = {k: f[k] for k in FILM_KEYS + ("info",)}
+                arrays = {k: f[k] for k in FILM_KEYS + ("info",) + tuple(_weight_keys(names))}
         except (OSError, ValueError, EOFError) as exc:
             if isinstance(exc, FilmError):
                 raise
@@ -205,6 +262,21 @@ class Film:
         except json.JSONDecodeError:
             info = {}
         return cls(**arrays, steps_per_epoch=spe, info=info if isinstance(info, dict) else {}).validate(latent_dim)
+
+
+def _weight_keys(names) -> list[str]:
+    """The weights' keys a stored film holds: both or neither (FilmError for one alone)."""
+    held = [k for k in WEIGHT_KEYS if k in names]
+    if len(held) == 1:
+        raise FilmError(f"the film holds {held[0]} without {[k for k in WEIGHT_KEYS if k not in held][0]}")
+    return held
+
+
+def flat_weights(model) -> np.ndarray:
+    """Every number of ``model``'s state_dict, in its order, as one float16 vector (what a film
+    keeps at a frame; :meth:`Film.frame_model` reads it back)."""
+    return np.concatenate([t.detach().float().cpu().reshape(-1).numpy()
+                           for t in model.state_dict().values()]).astype(np.float16)
 
 
 def frame_caption(snap: dict) -> str:

@@ -4,7 +4,10 @@
 (:func:`film_subset`: the first 200 test digits of each class, 2,000 in all) and decodes a
 small manifold, at the start, several times during the first epoch (the clouds form there)
 and after every epoch. Each recording is a snapshot event (``{"kind": "snapshot", ...}``) that
-:class:`cvae.core.film.Film` gathers into the run's film.
+:class:`cvae.core.film.Film` gathers into the run's film. The model's weights are kept too (in
+float16, beside the events: the live page does not need them), at the start, at every snapshot
+of the first epoch and at most WEIGHT_EPOCHS epochs' ends (and the last), so that those frames
+can be explored as models of their own.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ..core.film import MANIFOLD_CELL, MANIFOLD_N, MANIFOLD_RANGE, Film
+from ..core.film import MANIFOLD_CELL, MANIFOLD_N, MANIFOLD_RANGE, Film, flat_weights
 from ..core.latent import IMAGE_SIZE, decode_points, encode_dataset, grid_points, to_uint8
 from .callbacks import Callback
 
@@ -25,6 +28,9 @@ SUBSET_PER_DIGIT = 200  # 10 digits x 200 = 2,000 test digits in every snapshot
 # of noise sorts itself into clouds (with the fast recipe, 1/64 of an epoch is 15 steps).
 FIRST_EPOCH_FRACTIONS = (1 / 64, 1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 3 / 4)
 MAX_EPOCH_SNAPSHOTS = 200  # longer runs record every k-th epoch (and the last), so a film stays small
+# Epoch ends whose weights a film keeps (268 KB each in float16 for the tutorial's model): every
+# epoch up to 16, else every k-th (and the last). With the first epoch's 9 frames: <= 7 MB a film.
+WEIGHT_EPOCHS = 16
 
 
 # Which digits, and when
@@ -46,9 +52,9 @@ def first_epoch_steps(steps_per_epoch: int) -> list[int]:
     return sorted(s for s in out if s < steps_per_epoch)
 
 
-def epoch_stride(epochs: int) -> int:
-    """Record after every ``epoch_stride`` epochs (1 up to MAX_EPOCH_SNAPSHOTS epochs)."""
-    return max(1, math.ceil(epochs / MAX_EPOCH_SNAPSHOTS))
+def epoch_stride(epochs: int, most: int = MAX_EPOCH_SNAPSHOTS) -> int:
+    """Record after every ``epoch_stride`` epochs (1 up to ``most`` epochs)."""
+    return max(1, math.ceil(epochs / most))
 
 
 # Recording
@@ -95,8 +101,11 @@ class FilmRecorder(Callback):
         self.batch_size = int(batch_size)
         self.first_steps = set(first_epoch_steps(self.steps_per_epoch))
         self.stride = epoch_stride(self.epochs)
+        # A multiple of the snapshots' stride: the epochs whose weights are kept have a snapshot.
+        self.weight_stride = self.stride * epoch_stride(math.ceil(self.epochs / self.stride), WEIGHT_EPOCHS)
         self.emit = emit
         self.snapshots: list[dict] = []
+        self.weights: dict[int, np.ndarray] = {}  # frame -> the model's weights then (flat float16)
         self.seconds = 0.0  # time spent recording (the film's cost)
         self._sum, self._n = 0.0, 0
 
@@ -111,12 +120,14 @@ class FilmRecorder(Callback):
             self._snap(run, event["epoch"] - 1 + event["step"] / event["steps"])
 
     def on_epoch(self, run, record: dict) -> None:
-        if self.due_after_epoch(record["epoch"], last=not run.more()):
-            self._snap(run, float(record["epoch"]), record["val_loss"])
+        last = not run.more()
+        if self.due_after_epoch(record["epoch"], last=last):
+            self._snap(run, float(record["epoch"]), record["val_loss"],
+                       self.keeps_weights_after_epoch(record["epoch"], last=last))
 
-    def _snap(self, run, epoch: float, val_loss: float | None = None) -> None:
+    def _snap(self, run, epoch: float, val_loss: float | None = None, keep: bool = True) -> None:
         with run.hw.all_cores():  # one batch of 2,000 images: every core on each op
-            event = self.record(run.kept, run.global_step, epoch, val_loss)
+            event = self.record(run.kept, run.global_step, epoch, val_loss, keep_weights=keep)
         if self.emit is not None:
             self.emit(event)
 
@@ -130,8 +141,14 @@ class FilmRecorder(Callback):
     def due_after_epoch(self, epoch: int, last: bool = False) -> bool:
         return last or epoch == 1 or epoch % self.stride == 0
 
-    def record(self, model, step: int, epoch: float, val_loss: float | None = None) -> dict:
+    def keeps_weights_after_epoch(self, epoch: int, last: bool = False) -> bool:
+        """Whether the snapshot after ``epoch`` keeps the model's weights (see WEIGHT_EPOCHS)."""
+        return self.due_after_epoch(epoch, last) and (last or epoch == 1 or epoch % self.weight_stride == 0)
+
+    def record(self, model, step: int, epoch: float, val_loss: float | None = None, *,
+               keep_weights: bool = True) -> dict:
         """Encode the subset and decode the small manifold with ``model``; returns the event.
+        With ``keep_weights``, the model's weights at this frame go into the film too.
 
         ``loss`` is the mean training loss over the steps since the previous snapshot
         (None at the start); ``val_loss`` the test-set loss when one was just computed."""
@@ -152,6 +169,8 @@ class FilmRecorder(Callback):
               "manifold": manifold, "manifold_range": MANIFOLD_RANGE,
               "index": self.index.astype(np.int32), "frame": len(self.snapshots),
               "steps_per_epoch": self.steps_per_epoch, "epochs": self.epochs}
+        if keep_weights:
+            self.weights[len(self.snapshots)] = flat_weights(model)
         self.snapshots.append(ev)
         self.seconds += time.perf_counter() - t0
         return ev
@@ -159,7 +178,7 @@ class FilmRecorder(Callback):
     def film(self) -> "Film | None":
         if not self.snapshots:
             return None
-        film = Film.from_snapshots(self.snapshots)
+        film = Film.from_snapshots(self.snapshots, self.weights)
         film.info["record_seconds"] = self.seconds
         return film
 
