@@ -10,12 +10,14 @@ import base64
 
 import numpy as np
 import pytest
+import torch
 
 from cvae import encode_dataset, load_checkpoint, save_checkpoint
 from cvae.core import shipped
 from cvae.core.data import load_mnist
 from cvae.core.latent import latent_bounds
 from cvae.core.payloads import decoder_payload, points_payload
+from cvae.training.recorder import FilmRecorder
 from devkit import data_dir, needs_data, random_model
 from streamlit.testing.v1 import AppTest
 from test_app import APP, TIMEOUT, explorer_data, no_errors, plotly_array, plotly_spec, run_app, walk
@@ -98,3 +100,50 @@ def test_off_by_default_and_a_picked_model_goes_to_the_browser_beside_the_first(
     assert at.selectbox(key=COMPARE_KEY).value is None and explorer_data(at)["compare"] is None
     assert COMPARE_PARAM not in at.query_params
 
+
+
+@pytest.mark.slow  # encodes the test set three times (the model, its frame, the check)
+def test_a_frame_of_the_models_training_film_goes_beside_it(runs):
+    """The frames of the explored model's film that kept their weights are in the picker; one
+    picked goes to the browser as a model: its decoder's weights (the film's, in float16) and the
+    test digits where that frame's model encodes them. The URL names it; a link opens it; a frame
+    whose weights the film did not keep is not offered."""
+    images, labels = load_mnist("test", data_dir(), download=False)
+    early, late = random_model(seed=1), random_model(seed=2)
+    rec = FilmRecorder(images, labels, steps_per_epoch=10, epochs=2)
+    rec.record(early, 0, 0.0)
+    rec.record(late, 5, 0.5, keep_weights=False)
+    rec.record(late, 10, 1.0)
+    save_checkpoint(late, runs / "filmed.pt", film=rec.film())
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["model"] = "filmed"
+    at.run()
+    no_errors(at)
+    box = at.selectbox(key=COMPARE_KEY)
+    assert box.options == ["off", "Shipped model", "Trained here: other.pt",
+                           "Its training film, frame 1 of 3: epoch 0.00, step 0",
+                           "Its training film, frame 3 of 3: epoch 1.00, step 10"]
+    box.set_value("film:0")
+    at.run()
+    no_errors(at)
+    data = explorer_data(at)
+    assert data["compare"]["name"] == "Its training film, frame 1 of 3: epoch 0.00, step 0"
+    assert data["model_name"] == "Trained here: filmed.pt"
+    assert at.query_params[COMPARE_PARAM] == "film:0"
+    frame = load_checkpoint(runs / "filmed.pt").meta["film"].frame_model(0, late)
+    for a, b in zip(early.state_dict().values(), frame.state_dict().values()):
+        assert torch.equal(b, a.half().float())  # the early model, in float16
+    assert data["assets"]["weights2"]["hash"] == decoder_payload(frame)["hash"]
+    assert data["assets"]["weights2"]["hash"] not in (decoder_payload(late)["hash"], decoder_payload(early)["hash"])
+    z, _ = encode_dataset(frame, images)
+    b = latent_bounds(z)
+    assert data["assets"]["points2"]["hash"] == points_payload(np.asarray(z, np.float32), labels.numpy(),
+                                                                b[:2], b[2:])["hash"]
+    for name, want in (("film:0", "film:0"), ("film:2", "film:2"), ("film:1", None), ("film:9", None)):
+        link = AppTest.from_file(APP, default_timeout=TIMEOUT)
+        link.query_params["model"] = "filmed"
+        link.query_params[COMPARE_PARAM] = name
+        link.run()
+        no_errors(link)
+        assert link.selectbox(key=COMPARE_KEY).value == want, name

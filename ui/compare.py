@@ -4,8 +4,10 @@ Off by default. Picked, its decoder's weights and its encodings go to the browse
 model's do (ui/explorer.py, content-addressed assets), so the second canvas decodes the same
 point at every move in the browser, its scatter shows where it encodes the test digits, and a
 clicked test digit is ringed where each model puts it (cvae/web/explorer.js). The second model is
-any other model in the list (the shipped one, trained or opened here). The page's URL names it
-(``?compare=NAME``, the names of ``?model=``), so a link shows the same two models.
+any other model in the list (the shipped one, trained or opened here), or a frame of the explored
+model's training film that kept its weights (``film:I``: the model as it was at that moment of
+its training; the shipped model's film is a separate run of its recipe). The page's URL names it
+(``?compare=NAME``, the names of ``?model=``, or ``film:I``), so a link shows the same two models.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ import streamlit as st
 import cvae
 from cvae.core.data import has_mnist
 from cvae.core.latent import latent_bounds
-from cvae.core.shipped import SHIPPED_CHECKPOINT
+from cvae.core.shipped import SHIPPED_CHECKPOINT, encodings_for, replay_for
 from ui.common import file_stamp, part
 from ui.models import list_models, load_encodings, load_model, model_from_link, model_name
 
 COMPARE_KEY = "compare_model"  # the second model's path, or None (off)
 SCATTER2_KEY = "scatter2"  # the second model's st.plotly_chart
 COMPARE_PARAM = "compare"  # the URL's name for it
+FRAME_PREFIX = "film:"  # "film:I": frame I of the explored model's training film, in the picker and the URL
 
 
 @dataclass(frozen=True)
@@ -42,9 +45,39 @@ class Second:
 
 
 def compare_options(current: str) -> dict[str, str]:
-    """{path: label} of the models that can be put beside ``current``: every other one in the list."""
+    """{path: label} of the models that can be put beside ``current``: every other one in the list,
+    then the frames of its training film that kept their weights ({"film:I": label})."""
     here = Path(current).resolve()
-    return {p: label for p, label in list_models().items() if Path(p).resolve() != here}
+    out = {p: label for p, label in list_models().items() if Path(p).resolve() != here}
+    return out | film_frames(current, file_stamp(Path(current)))
+
+
+# Why: the picker is built on every full run, and reading which frames a film keeps means
+# loading the checkpoint (cached) and its film; the labels depend only on the file.
+@st.cache_data(show_spinner=False, max_entries=8)
+def film_frames(path: str, stamp: tuple) -> dict[str, str]:
+    """{"film:I": label} for the frames of ``path``'s training film that can be explored."""
+    replay = replay_for(load_model(path, stamp))
+    film = replay.film
+    if film is None:
+        return {}
+    whose = "Its training film (a separate run)" if replay.shipped else "Its training film"
+    return {f"{FRAME_PREFIX}{i}": f"{whose}, frame {i + 1} of {len(film)}: epoch {film.epoch[i]:.2f}, "
+                                  f"step {int(film.step[i]):,}" for i in film.frames_with_weights()}
+
+
+# Why: a frame becomes a model by unpacking its float16 weights (~10 ms) and is read-only at
+# inference, so one copy serves every session; the checkpoint's stamp reloads a replaced file.
+@st.cache_resource(show_spinner=False, max_entries=8)
+def frame_model(path: str, stamp: tuple, frame: int) -> cvae.CVAE:
+    model = load_model(path, stamp)
+    return replay_for(model).film.frame_model(frame, model)
+
+
+# Why: encoding the 10,000 test digits with a frame's model takes seconds; once per frame.
+@st.cache_data(show_spinner="Encoding the test digits with that frame's model...", max_entries=8)
+def frame_encodings(path: str, stamp: tuple, frame: int, data: str) -> dict:
+    return encodings_for(f"{path}#{FRAME_PREFIX}{frame}", data, lambda: frame_model(path, stamp, frame))
 
 
 # Why: the bounds are read on every commit (the points payload's cache key); computing them is
@@ -65,7 +98,8 @@ def compare_ui(current: str, n_points: int, data: str) -> Second | None:
                         format_func=lambda p: "off" if p is None else options.get(p, Path(p).name),
                         help="Put another model beside this one under the same cursor: a second canvas decodes "
                              "the same point, a second scatter shows where that model encodes the test digits, and "
-                             "a clicked digit is ringed in both.")
+                             "a clicked digit is ringed in both. The frames of this model's training film are "
+                             "here too: the model as it was at that moment of its training.")
     want = model_name(path) if path else None
     if st.query_params.get(COMPARE_PARAM) != want:
         if want:
@@ -74,6 +108,8 @@ def compare_ui(current: str, n_points: int, data: str) -> Second | None:
             del st.query_params[COMPARE_PARAM]
     if path is None:
         return None
+    if path.startswith(FRAME_PREFIX):
+        return _frame_second(current, int(path[len(FRAME_PREFIX):]), options[path], n_points, data)
     with part("The second model"):
         stamp = file_stamp(Path(path))
         model = load_model(path, stamp)
@@ -91,4 +127,21 @@ def compare_ui(current: str, n_points: int, data: str) -> Second | None:
             return None
         name_a = list_models().get(current, Path(current).name)
         return Second(path, stamp, options[path], name_a, model, enc, _bounds(path, stamp, enc["z_mean"]))
+    return None
+
+
+def _frame_second(current: str, frame: int, label: str, n_points: int, data: str) -> Second | None:
+    """Frame ``frame`` of the explored model's film as the second model (None, with why, when
+    MNIST is not here to encode the test digits with it)."""
+    with part("The film's frame"):
+        if not has_mnist(data):
+            st.info("A frame's scatter needs the MNIST test set to encode the test digits with the model of that "
+                    f"moment, and it is not on this machine (put the four MNIST files in {Path(data) / 'MNIST' / 'raw'}).")
+            return None
+        stamp = file_stamp(Path(current))
+        enc = frame_encodings(current, stamp, frame, data)
+        key = f"{current}#{FRAME_PREFIX}{frame}"  # the second scatter's and bounds' cache key
+        name_a = list_models().get(current, Path(current).name)
+        return Second(key, stamp, label, name_a, frame_model(current, stamp, frame), enc,
+                      _bounds(key, stamp, enc["z_mean"]))
     return None
