@@ -241,7 +241,7 @@ def test_a_truncated_hdf5_file(tmp_path, name):
     data = (GOLDEN / name).read_bytes()
     path = tmp_path / f"cut-{name}"
     path.write_bytes(data[: len(data) // 2])
-    _refused(path, "truncated or damaged")
+    _refused(path, f"the HDF5 file is truncated: it has {len(data) // 2:,} of its {len(data):,} bytes")
 
 
 def test_a_file_of_another_kind(tmp_path):
@@ -342,6 +342,145 @@ def test_bytes_are_read_like_the_file(keras_out):
         torch.save(imp.model.state_dict(), fh)
         again = importer.read_model_bytes(fh.getvalue(), "sd.pt")
     assert again.kind == "state_dict"
+
+
+# Every untrusted file of the issue's list, as one table: the command line and the page
+# (tests/test_open_model.py) refuse each with one sentence and write nothing.
+
+
+def _edited(tmp_path, to: str, edit, src="vae.weights.h5") -> Path:
+    path = _copy(tmp_path, src, to=to)
+    with h5py.File(path, "r+") as f:
+        edit(f)
+    return path
+
+
+def _latent_3d(f):
+    for layer in ("encoder.z_mean", "encoder.z_log_var"):
+        _replace(f, _layer_group(f, layer) + "/vars", (16, 3), (3,))
+    _replace(f, _layer_group(f, "decoder.dense") + "/vars", (3, 3136), (3136,))
+
+
+def _cut(tmp_path, src: str, to: str) -> Path:
+    data = (GOLDEN / src).read_bytes()
+    (tmp_path / to).write_bytes(data[: len(data) // 2])
+    return tmp_path / to
+
+
+def _over_limit(tmp_path) -> Path:
+    data = (GOLDEN / "vae.weights.h5").read_bytes()
+    (tmp_path / "big.weights.h5").write_bytes(data + bytes(importer.MAX_IMPORT_BYTES + 1 - len(data)))
+    return tmp_path / "big.weights.h5"
+
+
+# {case: (a function of tmp_path that writes the file and returns its path, words its message holds)}.
+# A file that runs code creates tmp_path / "pwned".
+UNTRUSTED = {
+    "3-D latent space": (lambda t: _edited(t, "vae3d.weights.h5", _latent_3d),
+                         ["z_mean", "(16, 3)", "3-D latent space"]),
+    "another layer shape": (lambda t: _edited(t, "wide.weights.h5", lambda f: _replace(
+        f, _layer_group(f, "encoder.conv2") + "/vars", (3, 3, 32, 48), (48,))), ["conv2d_1", "(3, 3, 32, 48)"]),
+    "a missing layer": (lambda t: _edited(t, "headless.weights.h5", lambda f: f.__delitem__(
+        _layer_group(f, "encoder.z_log_var"))), ["no layer fits", "z_log_var"]),
+    "truncated .weights.h5": (lambda t: _cut(t, "vae.weights.h5", "vae.weights.h5"), ["HDF5 file is truncated"]),
+    "truncated Keras 2 .h5": (lambda t: _cut(t, "vae_legacy.h5", "vae.h5"), ["HDF5 file is truncated"]),
+    "truncated .keras": (lambda t: _cut(t, "vae.keras", "vae.keras"), ["ZIP file is truncated"]),
+    "not HDF5": (lambda t: _write(t / "notes.h5", b"just some text, not a model\n" * 10),
+                 ["not a model file this app reads"]),
+    "a huge dataset": (lambda t: _edited(t, "huge.weights.h5", lambda f: f[_layer_group(f, "encoder.conv1") + "/vars"]
+                                         .create_dataset("2", shape=(2**20, 2**20), dtype="float32", chunks=(64, 64))),
+                       ["declares shape (1048576, 1048576)", "refused before reading"]),
+    "a .keras zip bomb": (lambda t: _keras_zip(t / "bomb.keras", {"config.json": b"{}",
+                                                                  importer.KERAS_WEIGHTS_MEMBER: bytes(30 * 2**20)}),
+                          ["zip bomb"]),
+    "a pickle that runs code": (lambda t: write_evil("exec-torch-zip", t / "evil.pt", t / "pwned"),
+                                ["nothing was run"]),
+    "an empty file": (lambda t: _write(t / "empty.weights.h5", b""), ["the file is empty"]),
+    "over the size limit": (_over_limit, [f"over the {importer.MAX_IMPORT_MB} MB limit"]),
+}
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def untrusted_file(case: str, tmp_path: Path) -> tuple[Path, list[str]]:
+    make, words = UNTRUSTED[case]
+    folder = tmp_path / "from-a-person"
+    folder.mkdir(exist_ok=True)
+    return make(folder), words
+
+
+@pytest.mark.parametrize("case", list(UNTRUSTED))
+def test_every_untrusted_file_is_refused_by_the_importer(tmp_path, case):
+    path, words = untrusted_file(case, tmp_path)
+    _refused(path, *words)
+    assert not (path.parent / "pwned").exists()
+
+
+@pytest.mark.parametrize("case", list(UNTRUSTED))
+def test_every_untrusted_file_is_one_sentence_and_exit_2_on_the_command_line(tmp_path, case):
+    """`import` and `site` alike: status 2, one line on stderr naming the file, nothing written."""
+    path, words = untrusted_file(case, tmp_path)
+    for args, out in ((["import", path, "--out"], tmp_path / "out" / "m.pt"), (["site", path, "--out"], tmp_path / "site")):
+        r = _cli(*args, out)
+        err = r.stderr.strip()
+        assert r.returncode == 2, (args[0], r.returncode, r.stderr)
+        assert err.startswith(f"error: {path.name}: ") and len(err.splitlines()) == 1, (args[0], err)
+        assert all(w in err for w in words), (args[0], err)
+        assert not r.stdout and not out.exists(), (args[0], r.stdout)
+    assert not (path.parent / "pwned").exists()
+
+
+def test_site_takes_each_kind_a_person_has_and_opens_checkpoints_as_they_are(tmp_path):
+    """`python -m cvae site FILE` converts every kind but this app's checkpoint (opened as it is,
+    so the shipped model stays the shipped one); the files it refuses are the importer's to name."""
+    from cvae.core.shipped import SHIPPED_CHECKPOINT
+
+    torch.save(CVAE().state_dict(), tmp_path / "sd.pt")
+    ours = save_checkpoint(CVAE(), tmp_path / "ck.pt")
+    for path in [GOLDEN / n for n in KERAS_FILES] + [tmp_path / "sd.pt"]:
+        assert not importer.is_checkpoint(path), path
+    for path in (ours, SHIPPED_CHECKPOINT):
+        if path.is_file():
+            assert importer.is_checkpoint(path), path
+    for i, case in enumerate(UNTRUSTED):
+        (tmp_path / str(i)).mkdir()
+        path, _ = untrusted_file(case, tmp_path / str(i))
+        assert not importer.is_checkpoint(path), case
+
+
+@pytest.mark.slow  # a fresh interpreter imports torch and streamlit (~7 s)
+def test_no_tensorflow_or_keras_is_imported_at_runtime(tmp_path):
+    """A fresh interpreter that refuses to import TensorFlow, Keras or tf_keras (and records any
+    try) imports the package, the app's sidebar and the CLI, reads every kind of file and runs
+    `python -m cvae import`: none of them is even tried."""
+    torch.save(CVAE().state_dict(), tmp_path / "sd.pt")
+    save_checkpoint(CVAE(), tmp_path / "ck.pt")
+    files = [GOLDEN / n for n in KERAS_FILES] + [tmp_path / "sd.pt", tmp_path / "ck.pt"]
+    code = f"""
+import importlib.abc, sys
+tried = []
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "keras", "tf_keras"):
+            tried.append(name)
+            raise ImportError("no " + name + " at runtime")
+sys.meta_path.insert(0, Refuse())
+import cvae, cvae.cli, ui.open_model
+from cvae.core.importer import read_model_file
+for f in {[str(f) for f in files]!r}:
+    assert read_model_file(f).model.latent_dim == 2, f
+assert cvae.cli.main(["import", {str(GOLDEN / "vae.keras")!r}, "--out", {str(tmp_path / "out.pt")!r}]) == 0
+print("tried:", tried)
+"""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "tried: []" in r.stdout, r.stdout
 
 
 # The command line

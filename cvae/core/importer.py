@@ -311,10 +311,20 @@ def _from_hdf5(data: bytes, name: str, archive: bool = False) -> Imported:
     except ModelFileError:
         raise
     except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
-        first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise ModelFileError(name, f"the HDF5 file is truncated or damaged ({first})") from None
+        raise ModelFileError(name, _damaged(exc)) from None
     model = model_from_state(name, ModelConfig(), keras_to_state_dict(ModelConfig(), keras))
     return Imported(model, kind, name, mapping, notes)
+
+
+def _damaged(exc: Exception) -> str:
+    """What h5py's error says, in a person's words: how much of a truncated file arrived."""
+    text = str(exc)
+    cut = re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", text)
+    if cut:
+        return (f"the HDF5 file is truncated: it has {int(cut[1]):,} of its {int(cut[2]):,} bytes "
+                "(copy or download it again)")
+    first = text.splitlines()[0][:120] if text else type(exc).__name__
+    return f"the HDF5 file is truncated or damaged (h5py says: {first})"
 
 
 def _weight_layers(f, name: str) -> list[_Layer]:
@@ -422,25 +432,24 @@ def _match(layers: list[_Layer], name: str) -> tuple[dict, dict, list[str]]:
 
 
 def is_checkpoint(path) -> bool:
-    """Whether ``path`` is best opened by :func:`cvae.core.checkpoint.load_checkpoint` itself: a
-    checkpoint of this app, or a file no reader here takes (so that its message is the one
-    shown); False for every other kind this module converts."""
+    """Whether ``path`` is a checkpoint of this app, opened as it is by
+    :func:`cvae.core.checkpoint.load_checkpoint`. False for every other file: the kinds this
+    module converts, and the files it refuses (an empty, truncated, hostile or unknown one), so
+    that :func:`read_model_file` says in one sentence what is wrong with them."""
     path = Path(path)
     try:
         with open(path, "rb") as fh:
             head = fh.read(len(HDF5_MAGIC))
-        if _sniff(head) == "hdf5":
+        if _sniff(head) not in ("torch", "zip"):
             return False
         if _sniff(head) == "zip":
             with zipfile.ZipFile(path) as zf:
                 if not any(n.endswith("data.pkl") for n in zf.namelist()):
-                    return KERAS_WEIGHTS_MEMBER not in zf.namelist()
+                    return False
         payload = torch_load(path, path)
     except (OSError, zipfile.BadZipFile, CheckpointError):
-        return True
-    return not (isinstance(payload, dict) and payload.get("format") != FORMAT
-                and (isinstance(payload.get("state_dict"), dict) or all(isinstance(v, torch.Tensor)
-                                                                        for v in payload.values())))
+        return False
+    return isinstance(payload, dict) and payload.get("format") == FORMAT
 
 
 def imported_from(path) -> dict | None:
