@@ -17,6 +17,7 @@ from cvae.core import shipped
 from cvae.core.checkpoint import load_checkpoint
 from cvae.core.importer import MAX_IMPORT_MB
 from devkit import REPO, data_dir, needs_data
+from test_importer import UNTRUSTED, untrusted_file
 from ui.explore import FILM_KEY
 from ui.models import MODEL_PARAM
 from ui.open_model import NAME_KEY, UPLOAD_KEY, run_path, safe_name
@@ -81,37 +82,22 @@ def test_a_keras_file_opens_and_is_explored(runs):
     assert other.sidebar.selectbox(key="model_path").value == str(path)
 
 
-@pytest.mark.parametrize("what,data,words", [
-    ("3-D latent", None, ["3-D latent space"]),
-    ("not a model", b"hello, not a model" * 10, ["not a model file this app reads"]),
-    ("empty", b"", ["the file is empty"]),
-    ("truncated", "half", ["truncated or damaged"]),
-])
-def test_a_bad_file_is_one_sentence_and_the_page_keeps_its_model(runs, tmp_path, what, data, words):
-    if data is None:
-        import h5py
-
-        path = tmp_path / "vae3d.weights.h5"
-        path.write_bytes((GOLDEN / "vae.weights.h5").read_bytes())
-        with h5py.File(path, "r+") as f:  # z_mean, z_log_var and the decoder's dense, 3-D
-            for group, shape in (("encoder/layers/dense_1", (16, 3)), ("encoder/layers/dense_2", (16, 3)),
-                                 ("decoder/layers/dense", (3, 3136))):
-                v = f[group + "/vars"]
-                del v["0"], v["1"]
-                v.create_dataset("0", data=np.zeros(shape, "float32"))
-                v.create_dataset("1", data=np.zeros(shape[1], "float32"))
-        data = path.read_bytes()
-    elif data == "half":
-        full = (GOLDEN / "vae.weights.h5").read_bytes()
-        data = full[: len(full) // 2]
+@pytest.mark.parametrize("case", list(UNTRUSTED))
+def test_every_untrusted_file_is_one_sentence_and_the_page_keeps_its_model(runs, tmp_path, case):
+    """Each file of the issue's list (tests/test_importer.py's UNTRUSTED) dropped on the uploader:
+    one error of one line naming the file and the problem, the shipped model still shown, nothing
+    in the runs folder, and nothing run."""
+    path, words = untrusted_file(case, tmp_path)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    at = upload(at, "vae.weights.h5", data)
+    at = upload(at, path.name, path.read_bytes())
     assert not at.exception
     errs = errors(at)
     assert len(errs) == 1 and all(w in errs[0] for w in words), errs
-    assert errs[0].startswith("vae.weights.h5: ") and len(errs[0].splitlines()) == 1
+    assert errs[0].startswith(f"{path.name}: ") and len(errs[0].splitlines()) == 1
     assert at.sidebar.selectbox(key="model_path").value == str(shipped.SHIPPED_CHECKPOINT)
+    assert not any(s.value.startswith("Opened") for s in at.sidebar.success)
     assert not runs.exists() or not list(runs.iterdir())
+    assert not (path.parent / "pwned").exists()
 
 
 def test_a_name_already_listed_is_refused(runs):
