@@ -297,8 +297,8 @@ def test_a_keras_archive_without_weights(tmp_path):
     _refused(_keras_zip(tmp_path / "empty.keras", {"config.json": b"{}"}), "neither a .keras archive")
 
 
-def test_a_keras_archive_whose_config_would_run_code_is_read_for_weights_only(tmp_path, keras_out):
-    """config.json is never opened: a hostile one changes nothing."""
+def test_a_keras_archive_whose_config_would_run_code_is_read_for_weights_only(tmp_path, keras_out, monkeypatch):
+    """config.json is never opened (no member but the weights is): a hostile one changes nothing."""
     src = GOLDEN / "vae.keras"
     path = tmp_path / "lambda.keras"
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(path, "w") as zout:
@@ -307,7 +307,16 @@ def test_a_keras_archive_whose_config_would_run_code_is_read_for_weights_only(tm
             if info.filename == "config.json":
                 data = b'{"class_name": "Lambda", "config": {"function": "__import__(\'os\').system(\'x\')"}}'
             zout.writestr(info, data)
+    opened = []
+    real_open = zipfile.ZipFile.open
+
+    def spy(self, member, *args, **kwargs):
+        opened.append(getattr(member, "filename", member))
+        return real_open(self, member, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", spy)
     imp = importer.read_model_file(path)
+    assert opened == [importer.KERAS_WEIGHTS_MEMBER]
     with torch.no_grad():
         assert _err(imp.model.decode(torch.from_numpy(keras_out["z_points"]))[:, 0].numpy(),
                     keras_out["decoded"]) <= TOL

@@ -72,6 +72,8 @@ def test_a_keras_file_opens_and_is_explored(runs):
     assert np.abs(got - want).max() <= 1e-5
     # The scatter is of this model's encodings of the test set.
     assert any(c.value.startswith("z_mean of 10,000 test digits (MNIST test set)") for c in at.caption)
+    # Publish: the sidebar offers this model's static site.
+    assert "Download the site (ZIP)" in [b.label for b in at.get("download_button")]
     at.session_state[FILM_KEY] = True
     at.run()
     assert any("opened from vae.keras" in i.value and "no training film" in i.value for i in at.info)
