@@ -339,9 +339,11 @@ def test_a_file_over_the_upload_limit(tmp_path):
     path = tmp_path / "big.h5"
     data = (GOLDEN / "vae.weights.h5").read_bytes()
     path.write_bytes(data + bytes(importer.MAX_IMPORT_BYTES + 1 - len(data)))
-    _refused(path, f"over the {importer.MAX_IMPORT_MB} MB limit")
+    _refused(path, f"the file is {importer.MAX_IMPORT_BYTES + 1:,} bytes, over the {importer.MAX_IMPORT_MB} MB limit")
     with pytest.raises(CheckpointError, match="over the 20 MB limit"):
         importer.read_model_bytes(path.read_bytes(), "big.h5")
+    path.write_bytes(bytes(3 * importer.MAX_IMPORT_BYTES))
+    _refused(path, f"the file is {3 * importer.MAX_IMPORT_MB:.1f} MB, over the {importer.MAX_IMPORT_MB} MB limit")
 
 
 def test_bytes_are_read_like_the_file(keras_out):

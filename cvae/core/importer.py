@@ -180,8 +180,9 @@ def read_model_file(path) -> Imported:
 
 
 def _too_big(size: int) -> str:
-    return (f"the file is {size / 2**20:.1f} MB, over the {MAX_IMPORT_MB} MB limit for a model file "
-            "(the tutorial's model is under 2 MB)")
+    mb = size / 2**20
+    what = f"{mb:.1f} MB" if round(mb, 1) > MAX_IMPORT_MB else f"{size:,} bytes"  # not "20.0 MB, over 20 MB"
+    return f"the file is {what}, over the {MAX_IMPORT_MB} MB limit for a model file (the tutorial's model is under 2 MB)"
 
 
 def read_model_bytes(data: bytes, name: str) -> Imported:
