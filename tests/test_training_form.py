@@ -240,3 +240,81 @@ def test_the_tab_that_started_a_run_polls_every_second_others_every_five(env, po
     assert progress(other) == ["Stopped: training stopped by request (no epoch finished, nothing was saved)"]
     at.run()
     assert polls[-1] is None
+
+
+# What the form offers, as a person sees it: each input's label and range (its step where it has one).
+FORM = {
+    "train_seconds": ("Seconds", 10, 3600, 10),
+    "train_epochs": ("Epochs", 1, 200, 1),
+    "train_batch": ("Batch size", 1, 4096, 1),
+    "train_lr": ("Learning rate", 1e-5, 1.0, 1e-4),
+    "train_seed": ("Seed", 0, 2**31 - 1, 1),
+    "train_limit": ("Training images (0 = all 60,000)", 0, 60000, 1000),
+}
+
+
+def inputs(at: AppTest) -> dict:
+    return {n.key: (n.label, n.min, n.max, n.step) for n in at.sidebar.number_input}
+
+
+def test_the_form_is_labelled_and_offers_its_ranges(env):
+    import cvae
+
+    at = page()
+    (length,) = at.sidebar.radio
+    assert (length.label, length.options, length.value) == ("How long", ["Quick: a time budget", "Epochs"],
+                                                            "Quick: a time budget")
+    assert length.horizontal and length.help
+    assert inputs(at) == {k: FORM[k] for k in ("train_seconds", "train_seed", "train_limit")}
+    length.set_value("Epochs").run()
+    assert inputs(at) == {k: FORM[k] for k in ("train_epochs", "train_batch", "train_lr", "train_seed",
+                                               "train_limit")}
+    helps = {n.key: n.help for n in at.sidebar.number_input}
+    # The epochs' help tells the default recipe's schedule as it is.
+    recipe = cvae.RECIPES[cvae.DEFAULT_RECIPE]
+    assert recipe["schedule"] == "cosine" and "cosine" in helps["train_epochs"]
+    assert f"warm-up ({recipe['warmup']:.0%} of the steps)" in helps["train_epochs"]
+    assert helps["train_limit"]
+    assert button(at, "Train").proto.type == "primary"
+
+
+def test_an_untouched_form_trains_the_recipe_as_it_is(env):
+    import cvae
+
+    at = page()
+    button(at, "Train").click()
+    at.run()
+    no_errors(at)
+    c, recipe = env.started[0].cfg, cvae.RECIPES["quick"]
+    assert (c.recipe, c.seconds, c.batch_size, c.lr, c.seed, c.limit) == \
+        ("quick", recipe["seconds"], recipe["batch_size"], recipe["lr"], 0, None)
+    finish(env.started[0], "stopped", saved=False, result={"message": "training stopped by request"})
+    at = page()
+    at.sidebar.radio(key="train_length").set_value("Epochs").run()
+    button(at, "Train").click()
+    at.run()
+    no_errors(at)
+    c, recipe = env.started[1].cfg, cvae.RECIPES[cvae.DEFAULT_RECIPE]
+    assert (c.recipe, c.epochs, c.batch_size, c.lr, c.seed, c.limit) == \
+        (cvae.DEFAULT_RECIPE, recipe["epochs"], recipe["batch_size"], recipe["lr"], 0, None)
+
+
+@pytest.mark.parametrize("edge", [1, 2])  # 1: every input at its lowest, 2: at its highest
+def test_every_edge_of_the_form_starts_a_run(env, edge):
+    at = page()
+    at.sidebar.number_input(key="train_seconds").set_value(FORM["train_seconds"][edge])
+    button(at, "Train").click()
+    at.run()
+    no_errors(at)
+    assert env.started[0].cfg.seconds == FORM["train_seconds"][edge]
+    finish(env.started[0], "stopped", saved=False, result={"message": "training stopped by request"})
+    at = page()
+    at.sidebar.radio(key="train_length").set_value("Epochs").run()
+    for key in ("train_epochs", "train_batch", "train_lr", "train_seed", "train_limit"):
+        at.sidebar.number_input(key=key).set_value(FORM[key][edge])
+    button(at, "Train").click()
+    at.run()
+    no_errors(at)
+    c = env.started[1].cfg
+    assert (c.epochs, c.batch_size, c.lr, c.seed, c.limit or 0) == tuple(
+        FORM[k][edge] for k in ("train_epochs", "train_batch", "train_lr", "train_seed", "train_limit"))

@@ -105,3 +105,11 @@ def test_how_a_run_ended(tmp_path):
 ])
 def test_how_a_process_ended(code, words):
     assert exit_text(code) == words
+
+
+def test_a_run_that_died_before_its_first_save_claims_no_checkpoint(tmp_path):
+    """An epoch finished, but the process died (or was ended) before its checkpoint was written:
+    nothing was kept, whatever the best epoch so far."""
+    for fields in ({"exitcode": -signal.SIGKILL}, {"forced": True, "grace_s": 30.0}):
+        text = job_text(ended(job(tmp_path), saved=False, epochs=[(1, 160.0)], **fields))
+        assert "nothing was saved" in text and "kept" not in text and "run.pt" not in text, text
