@@ -60,6 +60,19 @@ def button(at: AppTest, label: str):
     return found[0] if found else None
 
 
+def blocks(at: AppTest) -> list:
+    """Every node of the page (blocks and elements), depth first."""
+    out, stack = [], [at._tree]
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        children = getattr(node, "children", None)
+        if isinstance(children, dict):
+            stack.extend(children.values())
+    return [n for n in out if getattr(getattr(n, "proto", None), "DESCRIPTOR", None) is not None
+            and n.proto.DESCRIPTOR.name == "Block"]
+
+
 def progress(at: AppTest) -> list[str]:
     out, stack = [], [at._tree]
     while stack:
@@ -276,6 +289,9 @@ def test_the_form_is_labelled_and_offers_its_ranges(env):
     assert f"warm-up ({recipe['warmup']:.0%} of the steps)" in helps["train_epochs"]
     assert helps["train_limit"]
     assert button(at, "Train").proto.type == "primary"
+    # The form sits in the app's expander: no frame of its own inside that one.
+    (form,) = [b.proto.form for b in blocks(at) if b.proto.WhichOneof("type") == "form"]
+    assert not form.border
 
 
 def test_an_untouched_form_trains_the_recipe_as_it_is(env):
