@@ -67,6 +67,8 @@ TESTS: dict[str, list[str]] = {
     "cvae/core/data.py": ["tests/test_data_dirs.py", "tests/test_data.py"],
     "cvae/core/summary.py": ["tests/test_summary.py"],
     "cvae/core/geometry.py": ["tests/test_geometry.py"],
+    "cvae/core/latent.py": ["tests/test_latent_maths.py", "tests/test_latent.py", "tests/test_figures.py",
+                            "tests/test_properties.py", "tests/test_overlays.py"],
     "cvae/training/pace.py": ["tests/test_pace.py"],
     "cvae/training/augment.py": ["tests/test_augment.py"],
     "cvae/core/encodings.py": ["tests/test_encodings.py", "tests/test_images.py::test_encodings_csv_round_trips"],
