@@ -47,7 +47,10 @@ def test_off_by_default_and_a_picked_model_goes_to_the_browser_beside_the_first(
     at = run_app()
     no_errors(at)
     box = at.selectbox(key=COMPARE_KEY)
-    assert box.value is None and box.options == ["off", "Trained here: other.pt"]
+    assert box.value is None and box.options[:2] == ["off", "Trained here: other.pt"]
+    film = shipped.shipped_film_for(str(shipped.SHIPPED_CHECKPOINT))  # and its film's frames, a separate run
+    assert box.options[2:] == [f"Its training film (a separate run), frame {i + 1} of {len(film)}: epoch "
+                               f"{film.epoch[i]:.2f}, step {int(film.step[i]):,}" for i in range(len(film))]
     data = explorer_data(at)
     assert data["compare"] is None and set(data["assets"]) == {"code", "style", "weights", "points"}
     assert COMPARE_PARAM not in at.query_params

@@ -30,7 +30,8 @@ def test_set():
 
 def test_assets_are_small_and_hold_no_images():
     files = [SHIPPED_CHECKPOINT, SHIPPED_ENCODINGS, SHIPPED_RECORD]
-    assert sum(f.stat().st_size for f in SHIPPED_CHECKPOINT.parent.iterdir() if f.is_file()) < 2_000_000
+    # the model 0.55 MB, its encodings 0.15 MB, the film 4.2 MB (its 16 frames' weights in float16)
+    assert sum(f.stat().st_size for f in SHIPPED_CHECKPOINT.parent.iterdir() if f.is_file()) < 5_500_000
     for f in files:
         assert f.is_file(), f
     enc = np.load(SHIPPED_ENCODINGS)
