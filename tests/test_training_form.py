@@ -334,3 +334,30 @@ def test_every_edge_of_the_form_starts_a_run(env, edge):
     c = env.started[1].cfg
     assert (c.epochs, c.batch_size, c.lr, c.seed, c.limit or 0) == tuple(
         FORM[k][edge] for k in ("train_epochs", "train_batch", "train_lr", "train_seed", "train_limit"))
+
+
+def _form_on(data: str, runs: str) -> None:  # an app whose data folder is not $CVAE_DATA
+    from ui.training import train_form_ui
+
+    train_form_ui(data, runs)
+
+
+def test_the_form_trains_on_the_data_folder_it_is_given(env, monkeypatch, small_mnist, tmp_path):
+    monkeypatch.setenv("CVAE_DATA", str(tmp_path / "no-mnist"))
+    at = AppTest.from_function(_form_on, args=(str(small_mnist), str(tmp_path / "runs")), default_timeout=120).run()
+    (train,) = [b for b in at.button if b.label == "Train"]
+    train.click()
+    at.run()
+    no_errors(at)
+    (job,) = env.started
+    assert job.data == str(small_mnist) and job.out.parent == tmp_path / "runs"
+
+
+def test_the_learning_rate_shows_the_recipes_digits(env):
+    import cvae
+
+    at = page()
+    at.sidebar.radio(key="train_length").set_value("Epochs").run()
+    shown = at.sidebar.number_input(key="train_lr").proto.format
+    for recipe in cvae.RECIPES.values():  # 0.004 and 0.006 must not read 0.00
+        assert float(shown % recipe["lr"]) == pytest.approx(recipe["lr"], rel=0.05)
