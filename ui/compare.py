@@ -68,21 +68,22 @@ def film_frames(path: str, stamp: tuple) -> dict[str, str]:
 
 # Why: a frame becomes a model by unpacking its float16 weights (~10 ms) and is read-only at
 # inference, so one copy serves every session; the checkpoint's stamp reloads a replaced file.
-@st.cache_resource(show_spinner=False, max_entries=8)
+# 16 entries: every frame of the default recipe's film (a class may spread over all of them).
+@st.cache_resource(show_spinner=False, max_entries=16)
 def frame_model(path: str, stamp: tuple, frame: int) -> cvae.CVAE:
     model = load_model(path, stamp)
     return replay_for(model).film.frame_model(frame, model)
 
 
-# Why: encoding the 10,000 test digits with a frame's model takes seconds; once per frame.
-@st.cache_data(show_spinner="Encoding the test digits with that frame's model...", max_entries=8)
+# Why: encoding the 10,000 test digits with a frame's model takes seconds; once per frame (160 KB each).
+@st.cache_data(show_spinner="Encoding the test digits with that frame's model...", max_entries=16)
 def frame_encodings(path: str, stamp: tuple, frame: int, data: str) -> dict:
     return encodings_for(f"{path}#{FRAME_PREFIX}{frame}", data, lambda: frame_model(path, stamp, frame))
 
 
 # Why: the bounds are read on every commit (the points payload's cache key); computing them is
 # a pass over 10,000 encodings, once per encodings object (the encodings are cached by file).
-@st.cache_data(show_spinner=False, max_entries=8)
+@st.cache_data(show_spinner=False, max_entries=16)
 def _bounds(path: str, stamp: tuple, _z: np.ndarray) -> tuple[float, float, float, float]:
     return latent_bounds(_z)
 
