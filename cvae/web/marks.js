@@ -33,7 +33,7 @@ export function markPath(g, symbol, x, y, r) {
     case "cross": cross(g, x, y, r, r * 0.35, 0); return;
     case "x": cross(g, x, y, r * 1.1, r * 0.35, Math.PI / 4); return;
     case "star": polygon(g, x, y, r * 1.3, 5, -Math.PI / 2, 0.45); return;
-    case "hexagon": polygon(g, x, y, r, 6, 0); return;
+    case "hexagon": polygon(g, x, y, r, 6); return;
     case "pentagon": polygon(g, x, y, r * 1.05, 5); return;
     default: g.moveTo(x + r, y); g.arc(x, y, r, 0, 2 * Math.PI); g.closePath();
   }
