@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from cvae.training.jobs import JobBusyError, JobRegistry, TrainJob
@@ -361,3 +362,47 @@ def test_the_learning_rate_shows_the_recipes_digits(env):
     shown = at.sidebar.number_input(key="train_lr").proto.format
     for recipe in cvae.RECIPES.values():  # 0.004 and 0.006 must not read 0.00
         assert float(shown % recipe["lr"]) == pytest.approx(recipe["lr"], rel=0.05)
+
+
+def test_the_loss_curve_shows_from_a_runs_first_steps(env):
+    """During the first epoch (step losses, no epoch yet) the curve is there already."""
+    from test_app import plotly_array, plotly_spec
+
+    at = page()
+    button(at, "Train").click()
+    at.run()
+    with pytest.raises(AssertionError, match="no plotly chart"):  # no loss yet: no curve
+        plotly_spec(at, "train_live_chart")
+    (job,) = env.started
+    job._handle("phase", "training")
+    for n in range(1, 11):
+        job._handle("event", {"kind": "step", "epoch": 1, "step": n, "steps": 100, "loss": 200.0 - n})
+    at.run()
+    no_errors(at)
+    ys = np.concatenate([plotly_array(t["y"]) for t in plotly_spec(at, "train_live_chart")["data"] if "y" in t])
+    assert 190.0 in ys.tolist()  # the newest step's loss
+
+
+def test_a_run_that_ends_as_another_tab_starts_one_still_switches_its_tab(env):
+    """The run ends, and another tab starts the next before this tab's next poll: this tab still
+    handles its own run's end (its model), then follows the new run."""
+    at = page()
+    button(at, "Train").click()
+    at.run()
+    (mine,) = env.started
+    mine.out.parent.mkdir(parents=True, exist_ok=True)
+    mine.out.write_bytes(b"the model")
+    mine._handle("event", {"kind": "epoch", "epoch": 1, "loss": 180.0, "val_loss": 170.0})
+    finish(mine, "done", saved=True, result={"message": "finished 1 epoch; best epoch 1"})
+    other = page()
+    button(other, "Train").click()
+    other.run()
+    no_errors(other)
+    assert len(env.started) == 2
+    at.run()
+    no_errors(at)
+    assert at.session_state["_pending_model"] == str(mine.out)
+    assert [s.value for s in at.sidebar.success] == [f"Saved {mine.out.name} and switched to it."]
+    at.run()
+    assert progress(at) == ["Training: starting the training process..."]  # the other tab's run, now
+    assert "Started from another tab or session." in [c.value for c in at.sidebar.caption]
