@@ -5,6 +5,7 @@ fraction of the time a real run takes. tests/test_training_ui.py runs real ones.
 
 from __future__ import annotations
 
+import json
 import logging
 from types import SimpleNamespace
 
@@ -61,8 +62,8 @@ def button(at: AppTest, label: str):
     return found[0] if found else None
 
 
-def blocks(at: AppTest) -> list:
-    """Every node of the page (blocks and elements), depth first."""
+def blocks_and_elements(at: AppTest) -> list:
+    """Every node of the page, depth first."""
     out, stack = [], [at._tree]
     while stack:
         node = stack.pop()
@@ -70,7 +71,11 @@ def blocks(at: AppTest) -> list:
         children = getattr(node, "children", None)
         if isinstance(children, dict):
             stack.extend(children.values())
-    return [n for n in out if getattr(getattr(n, "proto", None), "DESCRIPTOR", None) is not None
+    return out
+
+
+def blocks(at: AppTest) -> list:
+    return [n for n in blocks_and_elements(at) if getattr(getattr(n, "proto", None), "DESCRIPTOR", None) is not None
             and n.proto.DESCRIPTOR.name == "Block"]
 
 
@@ -366,7 +371,7 @@ def test_the_learning_rate_shows_the_recipes_digits(env):
 
 def test_the_loss_curve_shows_from_a_runs_first_steps(env):
     """During the first epoch (step losses, no epoch yet) the curve is there already."""
-    from test_app import plotly_array, plotly_spec
+    from test_app import plotly_spec
 
     at = page()
     button(at, "Train").click()
@@ -379,8 +384,40 @@ def test_the_loss_curve_shows_from_a_runs_first_steps(env):
         job._handle("event", {"kind": "step", "epoch": 1, "step": n, "steps": 100, "loss": 200.0 - n})
     at.run()
     no_errors(at)
-    ys = np.concatenate([plotly_array(t["y"]) for t in plotly_spec(at, "train_live_chart")["data"] if "y" in t])
-    assert 190.0 in ys.tolist()  # the newest step's loss
+    assert 190.0 in curve_ys(at)  # the newest step's loss
+    # Each new step point, and then an epoch alone, reaches the curves at the next rerun.
+    for n in range(11, 21):
+        job._handle("event", {"kind": "step", "epoch": 1, "step": n, "steps": 100, "loss": 200.0 - n})
+    at.run()
+    assert 180.0 in curve_ys(at)
+    job._handle("event", {"kind": "epoch", "epoch": 1, "loss": 185.0, "val_loss": 177.5})
+    at.run()
+    assert 177.5 in curve_ys(at)
+    # Like every chart of the app, without Plotly's logo in its toolbar.
+    (chart,) = [n for n in blocks_and_elements(at) if getattr(n, "type", None) == "plotly_chart"]
+    assert json.loads(chart.proto.config).get("displaylogo") is False
+
+
+def curve_ys(at: AppTest) -> list[float]:
+    from test_app import plotly_array, plotly_spec
+
+    return np.concatenate([plotly_array(t["y"]) for t in plotly_spec(at, "train_live_chart")["data"]
+                           if "y" in t]).tolist()
+
+
+def test_a_new_run_shows_its_own_curves(env):
+    """Two runs at the same point (one epoch, as many step points) are two charts, not one."""
+    at = page()
+    for k, (val_loss, other) in enumerate(((170.0, 150.0), (150.0, 170.0))):
+        button(at, "Train").click()
+        at.run()
+        job = env.started[k]
+        job._handle("event", {"kind": "step", "epoch": 1, "step": 100, "steps": 100, "loss": val_loss + 10})
+        job._handle("event", {"kind": "epoch", "epoch": 1, "loss": val_loss + 5, "val_loss": val_loss})
+        at.run()
+        assert val_loss in curve_ys(at) and other not in curve_ys(at)
+        finish(job, "stopped", saved=False, result={"message": "training stopped by request"})
+        at.run()
 
 
 def test_a_run_that_ends_as_another_tab_starts_one_still_switches_its_tab(env):
