@@ -64,3 +64,12 @@ def test_mismatched_inputs_are_refused_by_name():
         encodings_csv(zm, lv, [1, 2])
     with pytest.raises(ValueError, match="^4 indices for 3 encodings$"):
         encodings_csv(zm, lv, None, indices=[0, 1, 2, 3])
+
+
+def test_the_csv_std_is_right_to_its_six_digits_for_stored_float32_encodings():
+    """The app's encodings are float32 (read_encodings); the std column is exp(log_var / 2) of the
+    stored value to six significant digits, which float32 arithmetic misses in the last one."""
+    lv = np.array([[-0.1494029, -1.1460068]], np.float32)
+    r = rows(encodings_csv(np.zeros((1, 2), np.float32), lv))
+    assert r[1][6:] == ["0.928021", "0.563829"]
+    assert r[1][6:] == [f"{np.exp(0.5 * float(v)):.6g}" for v in lv[0]]
