@@ -73,3 +73,12 @@ def test_the_csv_std_is_right_to_its_six_digits_for_stored_float32_encodings():
     r = rows(encodings_csv(np.zeros((1, 2), np.float32), lv))
     assert r[1][6:] == ["0.928021", "0.563829"]
     assert r[1][6:] == [f"{np.exp(0.5 * float(v)):.6g}" for v in lv[0]]
+
+
+def test_encodings_holding_pickled_objects_are_refused_not_unpickled(tmp_path):
+    """A .npz is data: one whose arrays are pickled Python objects (which loading would run) is refused."""
+    path = tmp_path / "enc.npz"
+    np.savez(path, z_mean=np.array([{"not": "numbers"}], dtype=object), z_log_var=np.zeros((1, 2), np.float32),
+             label=np.zeros(1, np.uint8))
+    with pytest.raises(ValueError, match="allow_pickle"):
+        read_encodings(path)
