@@ -443,3 +443,71 @@ def test_a_run_that_ends_as_another_tab_starts_one_still_switches_its_tab(env):
     at.run()
     assert progress(at) == ["Training: starting the training process..."]  # the other tab's run, now
     assert "Started from another tab or session." in [c.value for c in at.sidebar.caption]
+
+
+def test_a_new_run_shows_its_own_film(env):
+    """Two runs with as many snapshots are two films, not one (each run's snapshot, not a cached one)."""
+    from test_app import plotly_array, plotly_spec
+
+    at = page()
+    rng = np.random.default_rng(0)
+    for k in range(2):
+        button(at, "Train").click()
+        at.run()
+        job = env.started[k]
+        z = rng.normal(size=(200, 2)).astype(np.float16)
+        job._handle("event", {"kind": "snapshot", "step": 0, "epoch": 0.0, "z": z, "labels": np.arange(200) % 10,
+                              "loss": None, "val_loss": None})
+        at.run()
+        no_errors(at)
+        film = plotly_spec(at, "film_live")
+        xs = np.concatenate([plotly_array(t["x"]) for t in film["data"] if t.get("type") == "scattergl"])
+        assert sorted(xs.astype(np.float32)) == sorted(z[:, 0].astype(np.float32))
+        finish(job, "stopped", saved=False, result={"message": "training stopped by request"})
+        at.run()
+
+
+def test_stop_says_what_it_keeps(env):
+    at = page()
+    button(at, "Train").click()
+    at.run()
+    assert "best epoch" in button(at, "Stop training").help
+
+
+def test_a_tab_is_told_to_pick_a_model_only_when_another_tabs_run_saved_one(env):
+    at = page()
+    button(at, "Train").click()
+    at.run()
+    (job,) = env.started
+    other = page()
+    finish(job, "stopped", saved=False, result={"message": "training stopped by request"})
+    other.run()
+    at.run()
+    for tab in (at, other):
+        assert not [c.value for c in tab.sidebar.caption if c.value.startswith("Saved")]
+
+
+def test_two_runs_in_one_second_never_share_a_file_even_when_the_random_tag_repeats(env, monkeypatch):
+    """The first run's file is not written yet; the second is given another name all the same."""
+    import datetime as dt
+    import itertools
+
+    from ui import training
+
+    class Frozen(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2026, 12, 7, 6, 15, 42)
+
+    monkeypatch.setattr(training, "_dt", SimpleNamespace(datetime=Frozen))  # the form's clock only
+    tags = itertools.chain(["aaaaaa", "aaaaaa"], itertools.cycle(["bbbbbb"]))
+    monkeypatch.setattr(training.secrets, "token_hex", lambda n: next(tags))
+    at = page()
+    for k in range(2):
+        button(at, "Train").click()
+        at.run()
+        no_errors(at)
+        finish(env.started[k], "stopped", saved=False, result={"message": "training stopped by request"})
+        at.run()
+    first, second = (j.out for j in env.started)
+    assert first.name == "cvae_20261207-061542-aaaaaa_60s.pt" and second != first
