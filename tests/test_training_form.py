@@ -285,6 +285,7 @@ def test_the_form_is_labelled_and_offers_its_ranges(env):
                                                             "Quick: a time budget")
     assert length.horizontal and length.help
     assert inputs(at) == {k: FORM[k] for k in ("train_seconds", "train_seed", "train_limit")}
+    assert "loading the data" in at.sidebar.number_input(key="train_seconds").help  # what the budget covers
     length.set_value("Epochs").run()
     assert inputs(at) == {k: FORM[k] for k in ("train_epochs", "train_batch", "train_lr", "train_seed",
                                                "train_limit")}
