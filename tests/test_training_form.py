@@ -176,6 +176,7 @@ def test_without_mnist_the_form_says_where_it_looked(env, monkeypatch, tmp_path)
     at.run()
     (err,) = [e.value for e in at.sidebar.error]
     assert err.startswith(f"Training needs MNIST in {tmp_path / 'no-mnist' / 'MNIST' / 'raw'} (set CVAE_DATA")
+    assert "a folder that holds MNIST/raw/" in err  # the folder's name as it must be spelt (case matters)
     assert env.started == [] and not progress(at)
 
 
