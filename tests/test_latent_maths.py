@@ -154,3 +154,43 @@ def test_the_evaluation_leaves_the_model_in_the_mode_it_found(net):
         net.eval()
     evaluate(net, x)
     assert not net.training
+
+
+def test_the_collapse_message_speaks_of_one_dimension_or_several():
+    from cvae.core.latent import collapse_message, spread
+
+    one = collapse_message([1.0, 0.01])
+    assert "that dimension carries nothing" in one and "ignores it " in one and "those" not in one
+    both = collapse_message([0.01, 0.02, 1.0])
+    assert "those dimensions carry nothing" in both and "ignores them " in both and "that dimension" not in both
+    assert spread(np.zeros((0, 2))) == []  # no digits: no spread to judge
+
+
+def test_morphs_take_their_edges_and_one_dimensional_points_and_name_the_bad_end():
+    from cvae.core.latent import interpolate
+
+    assert interpolate([0.0], [1.0], 2).tolist() == [[0.0], [1.0]]  # a 1-D latent space, the fewest steps
+    assert len(interpolate([0.0, 0.0], [1.0, 1.0], 64)) == 64  # the most
+    with pytest.raises(ValueError, match="^z_start contains NaN"):
+        interpolate([np.nan, 0.0], [1.0, 1.0], 5)
+    with pytest.raises(ValueError, match="^z_end is empty"):
+        interpolate([0.0, 0.0], [], 5)
+    with pytest.raises(ValueError, match="^the endpoints differ in dimension: 2 and 3$"):
+        interpolate([0.0, 0.0], [1.0, 1.0, 1.0], 5)
+    with pytest.raises(ValueError, match="^steps must be between 2 and 64, got 65$"):
+        interpolate([0.0, 0.0], [1.0, 1.0], 65)
+
+
+def test_more_of_the_grid_and_its_ring():
+    assert latent_bounds(np.full((4, 2), 0.8)) == (0.5, 1.5, 0.5, 1.5)  # half a step beyond, each side
+    assert grid_pixel(2.0, -1.0, 2, R1, R2) == pytest.approx((42.0, 42.0))  # a 2 x 2 grid's bottom right
+    assert manifold_map(4, R1, R2)["cell"] == 28  # the decoder's digits
+    m, r1, r2 = manifold_map(4, (-3.0, 1.0), (0.5, 2.0), 10), (-3.0, 1.0), (0.5, 2.0)
+    for z1, z2 in ((-3.0, 0.5), (0.2, 1.9), (-1.0, 1.0)):
+        assert (m["x"][0] * z1 + m["x"][1], m["y"][0] * z2 + m["y"][1]) == \
+            pytest.approx(grid_pixel(z1, z2, 4, r1, r2, 10), abs=1e-9)
+
+
+def test_images_in_double_precision_are_the_same_digits(net):
+    x = images(3)
+    np.testing.assert_allclose(encode_dataset(net, x.double())[0], encode_dataset(net, x)[0], atol=1e-6)
