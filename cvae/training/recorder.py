@@ -142,8 +142,9 @@ class FilmRecorder(Callback):
         return last or epoch == 1 or epoch % self.stride == 0
 
     def keeps_weights_after_epoch(self, epoch: int, last: bool = False) -> bool:
-        """Whether the snapshot after ``epoch`` keeps the model's weights (see WEIGHT_EPOCHS)."""
-        return self.due_after_epoch(epoch, last) and (last or epoch == 1 or epoch % self.weight_stride == 0)
+        """Whether the snapshot after ``epoch`` keeps the model's weights (see WEIGHT_EPOCHS); each
+        such epoch has a snapshot, the weights' stride being a multiple of the snapshots'."""
+        return last or epoch == 1 or epoch % self.weight_stride == 0
 
     def record(self, model, step: int, epoch: float, val_loss: float | None = None, *,
                keep_weights: bool = True) -> dict:
