@@ -113,3 +113,44 @@ def test_nearest_skips_the_query_and_points_that_are_not_numbers():
         nearest([0.0, 0.0], P, k=0)
     with pytest.raises(ValueError, match=r"points must be \(N, 2\); got \(5,\)"):
         nearest([0.0, 0.0], P[:, 0])
+
+
+def test_a_point_as_the_encoder_returns_it_one_row_is_one_point():
+    """encode gives (1, d) rows: they are the point they hold, for samples, outlines and neighbours."""
+    m, lv = np.array([[0.5, -1.0]]), np.array([[np.log(0.04), np.log(0.25)]])
+    np.testing.assert_array_equal(sample_posterior(m, lv, 8, seed=1), sample_posterior(m[0], lv[0], 8, seed=1))
+    np.testing.assert_array_equal(sample_posterior(m, lv[0], 8, seed=1), sample_posterior(m[0], lv, 8, seed=1))
+    np.testing.assert_array_equal(ellipse(m, lv, 2.0), ellipse(m[0], lv[0], 2.0))
+
+
+def test_a_one_dimensional_latent_point_is_sampled():
+    """latent_dim may be 1 (ModelConfig allows 1 to 64): its posterior is one mean and one variance."""
+    z = sample_posterior([0.5], [np.log(0.01)], 200, seed=0)
+    assert z.shape == (200, 1)
+    assert abs(z.mean() - 0.5) < 4 * 0.1 / np.sqrt(200) and 0.08 < z.std() < 0.12
+
+
+def test_the_refusals_are_one_sentence_each():
+    for bad in (([np.nan, 0.0], [0.0, 0.0]), ([0.0, 0.0], [0.0, -np.inf])):
+        with pytest.raises(ValueError, match=r"^z_mean or z_log_var contains NaN or infinite values$"):
+            sample_posterior(*bad, 4)
+    with pytest.raises(ValueError, match=r"^z contains NaN or infinite values$"):
+        nearest([0.0, np.inf], [[0.0, 0.0]])
+    with pytest.raises(ValueError, match=r"^only the 2-D case has this closed form$"):
+        mass_within(1.0, dim=1)
+
+
+def test_the_defaults_five_neighbours_and_seed_0():
+    from cvae.core.posterior import decode_samples
+    from devkit import random_model
+
+    P = np.arange(16, dtype=np.float64).reshape(8, 2)
+    idx, dist = nearest([0.0, 0.0], P)
+    assert idx.tolist() == [0, 1, 2, 3, 4]  # five of the eight
+    # An exclude past the last index, even just past it, excludes nothing.
+    assert nearest([0.0, 0.0], P, k=1, exclude=len(P))[0].tolist() == [0]
+    model = random_model(seed=1)
+    z, imgs = decode_samples(model, [0.5, -0.5], [0.0, 0.0], 3)
+    z0, imgs0 = decode_samples(model, [0.5, -0.5], [0.0, 0.0], 3, seed=0)
+    np.testing.assert_array_equal(z, z0)
+    np.testing.assert_array_equal(imgs, imgs0)
