@@ -19,7 +19,19 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
+
+# The suite runs two test processes (pytest-xdist), Streamlit servers, training children and
+# Chromium on a few cores at once. PyTorch's OpenMP threads (libgomp) spin-wait at every
+# parallel region's barrier by default, so while another process holds a core, each small op
+# of a 2-thread process waits for a thread that is not running: measured here, a ReLU of
+# 48x64x15x15 takes 7.8 ms with two threads beside one other busy process and 1.2 ms in one
+# thread; with OMP_WAIT_POLICY=PASSIVE, 2.3 ms. The policy changes no result, only how idle
+# threads wait; set before torch is imported, and inherited by every child process.
+assert "torch" not in sys.modules, "tests/conftest.py must run before torch is imported"
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest
 
