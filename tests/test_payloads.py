@@ -104,3 +104,91 @@ def test_points_payload_rejects_bad_input(bad):
     args = dict(z=np.zeros((5, 2)), labels=np.zeros(5), z1_range=(-1, 1), z2_range=(-1, 1)) | bad
     with pytest.raises(ValueError):
         points_payload(**args)
+
+
+def test_the_decoder_payloads_header_is_the_documented_one():
+    """What decoder.js and the static site read: the keys and values the docstring names."""
+    model = random_model(latent_dim=3)
+    p = decoder_payload(model)
+    assert set(p) == {"format", "latent_dim", "image_size", "layers", "tensors", "dtype", "n_floats", "b64", "hash"}
+    assert (p["format"], p["latent_dim"], p["image_size"], p["dtype"]) == ("cvae-decoder/2", 3, 28, "float32-le")
+    assert len(p["hash"]) == 16 and int(p["hash"], 16) >= 0  # 16 hex digits
+
+
+def test_a_payload_read_back_with_its_keys_in_another_order_is_the_same_payload():
+    """JSON written with sorted keys (or by another program) and read back keeps its hash."""
+    p = decoder_payload(random_model())
+    again = json.loads(json.dumps(p, sort_keys=True))
+    assert list(again) != list(p)
+    assert again["hash"] == p["hash"]
+    for name, value in payload_tensors(again).items():
+        np.testing.assert_array_equal(value, payload_tensors(p)[name])
+
+
+def test_a_model_in_bfloat16_exports_its_weights_as_float32():
+    model = random_model()
+    want = payload_tensors(decoder_payload(model.to(torch.bfloat16).float()))
+    got = payload_tensors(decoder_payload(model.to(torch.bfloat16)))
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name])
+
+
+def test_a_decoder_without_one_of_its_tensors_is_refused_by_name():
+    model = random_model()
+    model.decoder.deconv3.bias = None  # a layer built without its bias
+    with pytest.raises(ValueError) as e:
+        decoder_payload(model)
+    assert str(e.value) == "decoder has no tensors ['deconv3.bias']; cannot export it for the browser"
+
+
+def test_the_refusals_of_a_payload_say_why():
+    p = decoder_payload(random_model())
+    with pytest.raises(ValueError) as e:
+        payload_tensors({**p, "format": "cvae-decoder/1"})
+    assert str(e.value) == "not a cvae-decoder/2 payload (format='cvae-decoder/1')"
+    with pytest.raises(ValueError) as e:
+        payload_tensors({**p, "hash": "0" * 16})
+    assert str(e.value) == "payload hash does not match its contents"
+    # Characters outside base64 are refused, not skipped.
+    with pytest.raises(ValueError):
+        payload_tensors({**p, "b64": p["b64"][:40] + "!" + p["b64"][40:]})
+
+
+def test_the_points_payloads_header_and_its_hash():
+    p = points_payload(np.zeros((1, 2)), [7], (-1, 1), (-1, 1))
+    assert set(p) == {"format", "n", "z1_range", "z2_range", "b64", "hash"}
+    assert (p["format"], p["n"], p["z1_range"], p["z2_range"]) == ("cvae-points/1", 1, [-1.0, 1.0], [-1.0, 1.0])
+    # The same bytes over other ranges mean other places: another hash (the browser keys its cache on it).
+    q = points_payload(np.zeros((1, 2)), [7], (-2, 2), (-2, 2))
+    assert q["b64"] == p["b64"] and q["hash"] != p["hash"]
+
+
+def test_points_on_the_edges_of_the_ranges_are_kept_and_each_goes_to_its_nearest_step():
+    corners = np.array([[-4, -3], [4, -3], [-4, 2], [4, 2], [4.001, 0], [0, -3.001]])
+    p = points_payload(corners, [0, 1, 2, 3, 4, 5], (-4, 4), (-3, 2))
+    raw = base64.b64decode(p["b64"])
+    assert p["n"] == 4 and np.frombuffer(raw, "<u2", 8).tolist() == [0, 65535, 65535, 65535, 0, 0, 65535, 0]
+    # float32 encodings, as the app holds them: each to its nearest step, as their exact values are.
+    z = np.random.default_rng(1).uniform((-3.6, -2.8), (4.1, 3.2), size=(4000, 2)).astype(np.float32)
+    p = points_payload(z, None, (-3.7, 4.2), (-2.9, 3.3))
+    q = np.frombuffer(base64.b64decode(p["b64"]), "<u2", 2 * p["n"]).reshape(-1, 2).astype(np.float64)
+    step1, step2 = 7.9 / 65535, 6.2 / 65535
+    assert np.abs(-3.7 + q[:, 0] * step1 - z[:, 0]).max() <= step1 / 2 * (1 + 1e-9)
+    assert np.abs(3.3 - q[:, 1] * step2 - z[:, 1]).max() <= step2 / 2 * (1 + 1e-9)
+
+
+def test_labels_outside_0_to_254_mean_no_label():
+    p = points_payload(np.zeros((5, 2)), np.array([0, 9, -2, 255, 300]), (-1, 1), (-1, 1))
+    assert list(base64.b64decode(p["b64"])[20:]) == [0, 9, 255, 255, 255]
+
+
+def test_the_points_refusals_say_what_was_given():
+    for z, labels, r1, r2, msg in [
+            (np.zeros((3, 3)), None, (-1, 1), (-1, 1), "z must have shape (N, 2); got (3, 3)"),
+            (np.zeros(4), None, (-1, 1), (-1, 1), "z must have shape (N, 2); got (4,)"),
+            (np.zeros((3, 2)), [1, 2], (-1, 1), (-1, 1), "labels must have shape (3,); got (2,)"),
+            (np.zeros((3, 2)), None, (-1, 1), (2, 2), "ranges must be finite with low < high; got (-1, 1), (2, 2)"),
+            (np.zeros((3, 2)), None, (1, -1), (0, 1), "ranges must be finite with low < high; got (1, -1), (0, 1)")]:
+        with pytest.raises(ValueError) as e:
+            points_payload(z, labels, r1, r2)
+        assert str(e.value) == msg
