@@ -123,3 +123,23 @@ def test_a_fingerprint_tells_sets_of_images_apart():
     b = a.clone()
     b[3, 0, 5, 5] += 0.5
     assert fingerprint(b) != f and fingerprint(a[:9]) != f
+
+
+def test_by_default_the_training_set_downloaded_when_missing(tmp_path, fake_mnist):
+    fake_mnist.fail_with = None
+    images, labels = load_mnist(data_dir=tmp_path / "dl")
+    assert len(images) == len(labels) == 2
+    assert [c[1:] for c in fake_mnist.calls] == [(True, False), (True, True)]  # train; then a download
+
+
+def test_the_missing_paragraph_whole():
+    """The one paragraph a person reads when MNIST is not there (the CLI and the app show it): where
+    it was looked for, why it was not downloaded, the four files and their form, the three ways on."""
+    from pathlib import PurePosixPath
+
+    assert missing_message(PurePosixPath("/data/here"), "no network") == (
+        "MNIST was not found in /data/here/MNIST/raw and could not be downloaded (no network). It needs these "
+        "four files there: train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
+        "t10k-labels-idx1-ubyte (uncompressed, as torchvision.datasets.MNIST stores them). Either connect to the "
+        "internet and run again (it downloads them once, about 11 MB), copy the four files into that folder, or "
+        "point --data-dir (or the CVAE_DATA environment variable) at a folder that holds MNIST/raw/.")
