@@ -26,7 +26,7 @@ from _common import CHROMIUM, CHROMIUM_ARGS, READY_JS, data_dir, fps, med, serve
 
 from cvae.core.files import write_folder
 from cvae.core.shipped import SHIPPED_CHECKPOINT
-from cvae.site import site_files
+from cvae.site import assemble_site, site_parts
 
 READY_AT = "() => new Promise((done) => { const f = () => { try { if ((" + READY_JS + ")()) return done(performance.now()); } catch (e) {} requestAnimationFrame(f); }; f(); })"
 
@@ -77,9 +77,9 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        files = site_files(SHIPPED_CHECKPOINT, args.data_dir, hooks=True)
+        parts = site_parts(SHIPPED_CHECKPOINT, args.data_dir)
         build = time.perf_counter() - t0
-        plain = site_files(SHIPPED_CHECKPOINT, args.data_dir, hooks=False)
+        files, plain = assemble_site(parts, hooks=True), assemble_site(parts, hooks=False)
         folder = write_folder(Path(tmp) / "site", files)
         print(f"The shipped model's site (built in {build:.1f} s; sizes without the test hooks):")
         for name, data in sorted(plain.items(), key=lambda kv: -len(kv[1])):

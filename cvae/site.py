@@ -91,6 +91,13 @@ def site_files(checkpoint, data_dir=None, *, hooks: bool | None = None) -> dict[
     """The site's files ({name: bytes}) for ``checkpoint``. Raises CheckpointError (not a
     checkpoint), SiteError (not a 2-D model; encodings that do not match the data) or
     DataMissingError (no shipped encodings and no MNIST to encode the test set)."""
+    return assemble_site(site_parts(checkpoint, data_dir), hooks=hooks)
+
+
+def site_parts(checkpoint, data_dir=None) -> dict:
+    """What the site holds of the model and the data: ``data`` (data.js's object) and, when MNIST
+    is here, ``digits.png``. The costly part of :func:`site_files` (the test set's encodings and
+    each digit's loss): :func:`assemble_site` makes the files from it with or without the hooks."""
     checkpoint = Path(checkpoint)
     model = load_checkpoint(checkpoint)
     if model.latent_dim != 2:
@@ -119,12 +126,19 @@ def site_files(checkpoint, data_dir=None, *, hooks: bool | None = None) -> dict[
         "manifold": {"n": n, "z1_range": list(z1r), "z2_range": list(z2r), "map": latent.manifold_map(n, z1r, z2r)},
         "digits": digits, "loss": loss, "encodings": enc["source"],
     }
+    return {"data": data, **files}
+
+
+def assemble_site(parts: dict, *, hooks: bool | None = None) -> dict[str, bytes]:
+    """The site's files from :func:`site_parts`: the page, its script (with the browser tests'
+    hooks when ``hooks``, or when None and $CVAE_TEST_HOOKS is 1), its styles and data.js."""
+    files = {name: data for name, data in parts.items() if name != "data"}
     hooks = os.environ.get(HOOKS_ENV) == "1" if hooks is None else hooks
     entries = [WEB_DIR / "site.js"] + ([WEB_DIR / "hooks.js"] if hooks else [])
     files["index.html"] = (WEB_DIR / "site.html").read_bytes()
     files["explorer.js"] = bundle(entries, script=True).encode("utf-8")
     files["data.js"] = ("// The model and the encodings this explorer shows (python -m cvae site).\n"
-                        f"globalThis.CVAE_SITE = {json.dumps(data, separators=(',', ':'))};\n").encode("utf-8")
+                        f"globalThis.CVAE_SITE = {json.dumps(parts['data'], separators=(',', ':'))};\n").encode("utf-8")
     for name in COPIED:
         files[name] = (WEB_DIR / name).read_bytes()
     return files

@@ -16,6 +16,7 @@ their own folder, the benchmarks through benchmarks/_common.py.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import os
 import pickle
@@ -301,6 +302,36 @@ def start_server(script: str | Path = "app.py", env: dict | None = None, log: Pa
             time.sleep(0.2)  # poll interval between health checks, not a synchronisation
     server.stop()
     raise RuntimeError(f"streamlit did not become healthy in {timeout:.0f}s:\n{server.log_text()[-4000:]}")
+
+
+# --------------------------------------------------------------------------- the shipped model's site
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_site_parts() -> dict:
+    """In the app server's torch threads (half the cores: ui.models.configure_torch_threads), so
+    that the app's Publish gives these bytes: each digit's loss is rounded to 0.05 nats, and
+    another thread count's float32 sums can round a digit on a boundary the other way."""
+    import torch
+
+    from cvae.core.shipped import SHIPPED_CHECKPOINT
+    from cvae.site import site_parts
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+    try:
+        return site_parts(SHIPPED_CHECKPOINT, require_data())
+    finally:
+        torch.set_num_threads(before)
+
+
+def shipped_site(hooks: bool) -> dict[str, bytes]:
+    """The shipped model's site with MNIST's digits and each digit's loss (cvae.site.site_files),
+    with or without the browser tests' hooks. Its costly part (the 10,000 test digits' losses)
+    is computed once per test process, for every test that opens the site or compares with it."""
+    from cvae.site import assemble_site
+
+    return assemble_site(_shipped_site_parts(), hooks=hooks)
 
 
 # --------------------------------------------------------------------------- a random model

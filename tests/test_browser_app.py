@@ -178,8 +178,7 @@ def test_publish_downloads_the_sites_zip(app_server, page, tmp_path):
     """The sidebar's ZIP is the site `python -m cvae site` writes, and it opens as a file."""
     import zipfile
 
-    from cvae.site import site_files
-    from devkit import DATA_DIR
+    from devkit import shipped_site
 
     page.goto(app_server.url)
     page.wait_for_function(READY_JS, timeout=180_000)
@@ -190,7 +189,7 @@ def test_publish_downloads_the_sites_zip(app_server, page, tmp_path):
     path = tmp_path / "site.zip"
     dl.value.save_as(path)
     assert dl.value.suggested_filename == "cvae-explorer-cvae_mnist.zip"
-    want = site_files(shipped.SHIPPED_CHECKPOINT, DATA_DIR, hooks=False)
+    want = shipped_site(hooks=False)
     with zipfile.ZipFile(path) as z:
         assert sorted(z.namelist()) == sorted(f"cvae-explorer-cvae_mnist/{n}" for n in want)
         for name, data in want.items():

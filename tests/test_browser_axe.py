@@ -10,9 +10,7 @@ from pathlib import Path
 import pytest
 
 from cvae.core.files import write_folder
-from cvae.core.shipped import SHIPPED_CHECKPOINT
-from cvae.site import site_files
-from devkit import DATA_DIR, REPO, needs_data, serve_folder
+from devkit import shipped_site, REPO, needs_data, serve_folder
 
 AXE = REPO / "tests" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 READY = "() => globalThis.cvaeExplorer && cvaeExplorer.stats().some(s => s.hasModel && s.paints > 0 && s.scatter)"
@@ -52,7 +50,7 @@ def test_the_app_has_no_serious_accessibility_finding(app_server, browser, axe_s
 
 @needs_data
 def test_the_site_has_no_serious_accessibility_finding(browser, tmp_path, axe_source):
-    site = write_folder(tmp_path / "site", site_files(SHIPPED_CHECKPOINT, DATA_DIR, hooks=True))
+    site = write_folder(tmp_path / "site", shipped_site(hooks=True))
     proc, url = serve_folder(site)
     # bypass_csp: the site allows no script from outside itself, and axe-core is the test's.
     ctx = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)

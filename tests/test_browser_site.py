@@ -15,9 +15,7 @@ import pytest
 from cvae.core import latent
 from cvae.core.data import load_mnist
 from cvae.core.files import write_folder
-from cvae.core.shipped import SHIPPED_CHECKPOINT
-from cvae.site import site_files
-from devkit import DATA_DIR, in_view, needs_data, serve_folder, touch
+from devkit import DATA_DIR, shipped_site, in_view, needs_data, serve_folder, touch
 
 pytestmark = needs_data
 TIMEOUT_MS = 60_000
@@ -27,7 +25,7 @@ READY = "() => globalThis.cvaeExplorer && cvaeExplorer.stats().some(s => s.hasMo
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("site") / "site"
-    return write_folder(out, site_files(SHIPPED_CHECKPOINT, DATA_DIR, hooks=True))
+    return write_folder(out, shipped_site(hooks=True))
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,7 @@ import pytest
 
 from cvae.core import latent
 from cvae.core.files import write_folder
-from cvae.core.shipped import SHIPPED_CHECKPOINT
-from cvae.site import site_files
-from devkit import DATA_DIR, needs_data, serve_folder
+from devkit import shipped_site, needs_data, serve_folder
 
 pytestmark = [needs_data, pytest.mark.browser]
 READY = "() => globalThis.cvaeExplorer && cvaeExplorer.stats().some(s => s.hasModel && s.paints > 0 && s.scatter)"
@@ -21,7 +19,7 @@ READY = "() => globalThis.cvaeExplorer && cvaeExplorer.stats().some(s => s.hasMo
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    site = write_folder(tmp_path_factory.mktemp("site") / "site", site_files(SHIPPED_CHECKPOINT, DATA_DIR, hooks=True))
+    site = write_folder(tmp_path_factory.mktemp("site") / "site", shipped_site(hooks=True))
     proc, url = serve_folder(site)
     yield url
     proc.terminate()
