@@ -134,3 +134,89 @@ def test_harder_than_and_histogram():
     counts, edges = explain.histogram(tail, bins=10)
     assert counts.sum() == len(tail) and len(edges) == 11
     assert edges[-1] < 1000  # the one far scribble does not set the axis
+
+
+def test_the_loss_of_one_digit_its_defaults_refusals_and_the_mode_kept():
+    m = random_model(3).train()
+    x = _digit(m)
+    d = explain.digit_loss(m, x.numpy())
+    assert m.training  # left in the mode it was in
+    assert (d.k, d.seed) == (explain.K_SAMPLES, 0) == (1000, 0)
+    assert d.to_dict() == {"recon": d.recon, "kl": d.kl, "neg_elbo": d.neg_elbo, "neg_log_px": d.neg_log_px,
+                           "slack": d.slack, "k": 1000, "seed": 0}
+    assert d == explain.digit_loss(m, x, k=1000, seed=0)
+    assert d.neg_elbo == d.recon + d.kl and d.kl > 0 and d.slack >= 0
+    # Batches of any size draw the same samples: 1,000 in batches of 300 (the last one short).
+    assert explain.digit_loss(m, x, batch_size=300).neg_log_px == pytest.approx(d.neg_log_px, abs=1e-9)
+    one = explain.digit_loss(m, x, k=1, seed=4)
+    assert one.k == 1 and np.isfinite(one.neg_log_px) and one.recon != d.recon  # one sample is enough
+    with pytest.raises(ValueError, match=r"^k must be >= 1, got 0$"):
+        explain.digit_loss(m, x, k=0)
+    with pytest.raises(ValueError, match=r"^one image at a time, got 2$"):
+        explain.digit_loss(m, torch.stack([x, x]))
+
+
+def test_the_test_sets_terms_defaults_and_edges():
+    m = random_model(3).train()
+    x = torch.as_tensor(decode_points(m, np.random.default_rng(2).normal(size=(7, 2)).astype(np.float32)))
+    recon, kl = explain.test_set_terms(m, x)
+    assert m.training and recon.shape == kl.shape == (7,) and recon.dtype == kl.dtype == np.float64
+    r0, k0 = explain.test_set_terms(m, x, samples=1, seed=0, batch_size=250)
+    np.testing.assert_array_equal(recon, r0)
+    np.testing.assert_array_equal(kl, k0)
+    np.testing.assert_array_equal(explain.test_set_elbos(m, x), recon + kl)
+    # The closed-form KL of each digit, as torch.distributions has it.
+    with torch.no_grad():
+        mu, lv = m.encode(x[:, None])
+    want = kl_divergence(Normal(mu.double(), torch.exp(0.5 * lv.double())), Normal(0.0, 1.0)).sum(1)
+    np.testing.assert_allclose(kl, want.numpy(), rtol=1e-9)
+    r3, _ = explain.test_set_terms(m, x, batch_size=3)  # three batches, the same noise
+    np.testing.assert_allclose(r3, recon, rtol=5e-7)
+    assert explain.test_set_terms(m, x, seed=1)[0].tolist() != recon.tolist()
+    empty = explain.test_set_terms(m, x[:0])
+    assert empty[0].shape == empty[1].shape == (0,)
+    with pytest.raises(ValueError, match=r"^samples must be >= 1, got 0$"):
+        explain.test_set_terms(m, x, samples=0)
+
+
+def test_the_histogram_of_equal_values_and_its_default_bins():
+    counts, edges = explain.histogram(np.full(5, 80.0))
+    assert len(counts) == explain.HIST_BINS == 60 and counts.sum() == 5
+    assert edges[0] == 80.0 and edges[-1] == 81.0  # one nat wide when every value is the same
+    e = np.arange(1000, dtype=float)
+    counts, edges = explain.histogram(np.concatenate([e, [-1e6, 1e6]]), bins=10)
+    # Over the values nearest inside 0.1%..99.9% of the 1,002 (the 3rd lowest, the 1,000th):
+    assert edges[0] == 1.0 and edges[-1] == 998.0
+    assert counts[0] == 102 and counts[-1] == 102 and counts.sum() == 1002  # the ones outside in the end bins
+    assert explain.harder_than(3.0, [1.0, 2.0, 3.0, 4.0]) == 50.0  # strictly below
+    with pytest.raises(ValueError, match=r"^no test digits to compare with$"):
+        explain.harder_than(1.0, np.zeros(0))
+
+
+def test_at_most_batch_size_images_at_once_and_any_default_dtype():
+    m = random_model(3)
+    x = torch.as_tensor(decode_points(m, np.random.default_rng(2).normal(size=(7, 2)).astype(np.float32)))
+    seen, encode = [], m.encode
+
+    def counting(images):
+        seen.append(len(images))
+        return encode(images)
+
+    m.encode = counting
+    e = explain.test_set_elbos(m, x, batch_size=3)
+    assert seen == [3, 3, 1] and e.shape == (7,)
+    m.encode = encode
+    # A caller's torch.set_default_dtype(torch.float64) changes nothing: the noise is drawn in float32.
+    want = explain.digit_loss(m, x[0], k=50)
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        got = explain.digit_loss(m, x[0], k=50)
+    finally:
+        torch.set_default_dtype(old)
+    assert got == want
+
+
+def test_harder_than_float32_values_by_their_exact_values():
+    # The float32 nearest 100.1 is 100.09999847: below 100.1, so the digit is harder than it.
+    assert explain.harder_than(100.1, np.float32([100.1, 200.0])) == 50.0
