@@ -73,6 +73,7 @@ TESTS: dict[str, list[str]] = {
     "cvae/training/pace.py": ["tests/test_pace.py"],
     "cvae/training/augment.py": ["tests/test_augment.py"],
     "cvae/training/callbacks.py": ["tests/test_callbacks.py"],
+    "cvae/training/hardware.py": ["tests/test_hardware.py"],
     "cvae/core/encodings.py": ["tests/test_encodings.py", "tests/test_images.py::test_encodings_csv_round_trips"],
     "cvae/site.py": ["tests/test_site.py", "tests/test_site_written.py", "tests/test_site_files.py"],
     "ui/models.py": ["tests/test_model_link.py", "tests/test_models_list.py", "tests/test_model_info.py",
