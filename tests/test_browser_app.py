@@ -184,7 +184,7 @@ def test_publish_downloads_the_sites_zip(app_server, page, tmp_path):
     page.wait_for_function(READY_JS, timeout=180_000)
     wait_idle(page)
     page.get_by_text("Publish this explorer").click()
-    wait_idle(page)  # the expander's key makes its opening a rerun: a click during it can be lost
+    wait_idle(page)  # a click that lands while the page reruns can be lost (seen twice under CI's load)
     with page.expect_download(timeout=120_000) as dl:
         page.get_by_role("button", name="Download the site (ZIP)").click()
     path = tmp_path / "site.zip"
