@@ -309,16 +309,17 @@ def start_server(script: str | Path = "app.py", env: dict | None = None, log: Pa
 
 @functools.lru_cache(maxsize=1)
 def _shipped_site_parts() -> dict:
-    """In the app server's torch threads (half the cores: ui.models.configure_torch_threads), so
+    """In the app server's torch threads (ui.models.app_torch_threads), so
     that the app's Publish gives these bytes: each digit's loss is rounded to 0.05 nats, and
     another thread count's float32 sums can round a digit on a boundary the other way."""
     import torch
 
     from cvae.core.shipped import SHIPPED_CHECKPOINT
     from cvae.site import site_parts
+    from ui.models import app_torch_threads
 
     before = torch.get_num_threads()
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+    torch.set_num_threads(app_torch_threads())
     try:
         return site_parts(SHIPPED_CHECKPOINT, require_data())
     finally:

@@ -100,12 +100,17 @@ def history_chart(path: str, stamp: tuple):
 def configure_torch_threads() -> int:
     import torch  # only to size its thread pool; no tensor maths here
 
-    try:
-        n = max(1, int(os.environ.get("CVAE_TORCH_THREADS") or (os.cpu_count() or 2) // 2))
-    except ValueError:
-        n = 1
+    n = app_torch_threads()
     torch.set_num_threads(n)
     return n
+
+
+def app_torch_threads() -> int:
+    """The app server's torch threads: $CVAE_TORCH_THREADS, else half the cores (at least one)."""
+    try:
+        return max(1, int(os.environ.get("CVAE_TORCH_THREADS") or (os.cpu_count() or 2) // 2))
+    except ValueError:
+        return 1
 
 
 MODEL_PARAM = "model"  # ?model=NAME in the page's URL: "shipped", or a run in runs/ (its file name)
