@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import time
 
 import numpy as np
 import pytest
@@ -25,6 +26,10 @@ pytestmark = pytest.mark.skipif(not shipped.SHIPPED_CHECKPOINT.is_file(), reason
 MAIN = '[data-testid="stMain"]'
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 CAPTION = f'{MAIN} [data-testid="stImageCaption"]'
+EXPANDER_OPEN_JS = """(title) => { const e = [...document.querySelectorAll('[data-testid="stExpander"]')]
+    .find(e => e.textContent.includes(title));
+  return e && e.querySelector('details').open && e.getAnimations({subtree: true}).length === 0; }"""
+DEFERRED_DOWNLOAD_S = 180  # how long Streamlit's page waits for a deferred download's data
 READY_JS = ("() => globalThis.cvaeExplorer && cvaeExplorer.stats().some("
             "s => s.hasModel && s.paints > 0 && s.scatter)")
 
@@ -184,12 +189,29 @@ def test_publish_downloads_the_sites_zip(app_server, page, tmp_path):
     page.wait_for_function(READY_JS, timeout=180_000)
     wait_idle(page)
     page.get_by_text("Publish this explorer").click()
-    wait_idle(page)  # a click that lands while the page reruns can be lost (seen twice under CI's load)
-    with page.expect_download(timeout=120_000) as dl:
-        page.get_by_role("button", name="Download the site (ZIP)").click()
+    # The expander's content lays out while its height animates open (500 ms): a click on the
+    # button then was lost 1 time in 8 here (pressed on the button, released 5 ms later on the
+    # caption, the button 124 px lower by then). A person clicks what they see, once it is open.
+    page.wait_for_function(EXPANDER_OPEN_JS, arg="Publish this explorer")
+    # The ZIP is built on the click (a deferred download): Streamlit's page waits up to 180 s
+    # for it, or shows why not under the button for 5 s (kept here by an observer). The test
+    # waits for whichever comes first, as long as the page would, and says what the button said.
+    page.evaluate("""() => { globalThis.downloadErrors = [];
+        new MutationObserver(() => { const e = document.querySelector('[data-testid="stDownloadButtonError"]');
+            if (e && e.textContent) downloadErrors.push(e.textContent); })
+          .observe(document.body, {subtree: true, childList: true, characterData: true}); }""")
+    downloads = []
+    page.on("download", lambda d: downloads.append(d))
+    page.get_by_role("button", name="Download the site (ZIP)").click()
+    deadline = time.monotonic() + DEFERRED_DOWNLOAD_S + 10
+    while not downloads and not page.evaluate("downloadErrors.length") and time.monotonic() < deadline:
+        page.wait_for_timeout(200)  # the poll's interval (events are delivered meanwhile), not a synchronisation
+    assert downloads, (f"no download; the button said {page.evaluate('downloadErrors')}; "
+                       f"the server's log ends:\n{app_server.log_text()[-2000:]}")
+    dl = downloads[0]
     path = tmp_path / "site.zip"
-    dl.value.save_as(path)
-    assert dl.value.suggested_filename == "cvae-explorer-cvae_mnist.zip"
+    dl.save_as(path)
+    assert dl.suggested_filename == "cvae-explorer-cvae_mnist.zip"
     want = shipped_site(hooks=False)
     with zipfile.ZipFile(path) as z:
         assert sorted(z.namelist()) == sorted(f"cvae-explorer-cvae_mnist/{n}" for n in want)
