@@ -62,6 +62,17 @@ TESTS: dict[str, list[str]] = {
                                 "tests/test_cli.py::test_bad_training_options_are_refused_before_the_data",
                                 "tests/test_cli.py::test_seconds_means_the_quick_recipe_unless_another_is_named",
                                 "tests/test_cli.py::test_the_options_are_the_configs_fields"],
+    "cvae/core/checkpoint.py": ["tests/test_checkpoint.py", "tests/test_checkpoint_files.py"] + [
+        f"tests/test_robustness.py::test_{t}" for t in (
+            "code_in_pickle_is_refused_and_never_runs", "broken_and_foreign_files_give_one_line_naming_the_file",
+            "wrong_contents_give_one_line_naming_the_file", "wrong_latent_size_says_which_shapes",
+            "huge_config_in_a_tiny_file_allocates_nothing", "bare_state_dict_is_explained",
+            "oversized_file_is_refused_before_reading", "missing_file_or_folder",
+            "consistent_other_latent_size_loads_but_grid_refuses",
+            "full_disk_gives_clear_error_and_keeps_previous_file", "saving_where_a_folder_cannot_be_made")] + [
+        f"tests/test_importer.py::test_{t}" for t in (
+            "pytorch_state_dict_and_checkpoint_are_read", "importing_a_checkpoint_copies_it_whole",
+            "a_pickle_that_tries_to_run_code", "an_empty_file")],
     "cvae/core/posterior.py": ["tests/test_posterior.py"],
     "cvae/core/payloads.py": ["tests/test_payloads.py"],
     "cvae/core/data.py": ["tests/test_data_dirs.py", "tests/test_data.py"],
