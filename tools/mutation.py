@@ -73,6 +73,9 @@ TESTS: dict[str, list[str]] = {
         f"tests/test_importer.py::test_{t}" for t in (
             "pytorch_state_dict_and_checkpoint_are_read", "importing_a_checkpoint_copies_it_whole",
             "a_pickle_that_tries_to_run_code", "an_empty_file")],
+    "cvae/core/shipped.py": ["tests/test_shipped_files.py", "tests/test_shipped.py",
+                             "tests/test_film.py::test_the_shipped_film_is_small_valid_and_for_the_shipped_model",
+                             "tests/test_film.py::test_the_shipped_film_is_shown_only_beside_the_shipped_checkpoint"],
     "cvae/core/posterior.py": ["tests/test_posterior.py"],
     "cvae/core/payloads.py": ["tests/test_payloads.py"],
     "cvae/core/data.py": ["tests/test_data_dirs.py", "tests/test_data.py"],
