@@ -299,3 +299,10 @@ def test_a_full_disk_says_so_in_words(tmp_path, monkeypatch):
     with pytest.raises(CheckpointError) as info:
         save_checkpoint(CVAE(), tmp_path / "m.pt")
     assert info.value.problem == f"could not save, the previous file is untouched: {os.strerror(errno.ENOSPC)}"
+
+
+def test_the_model_comes_back_on_the_device_asked_for(good):
+    """``meta``: the one device besides the CPU that every machine has (the app asks for cuda or mps)."""
+    model = load_checkpoint(good, device=torch.device("meta"))
+    assert {p.device.type for p in model.parameters()} == {"meta"} and not model.training
+    assert {p.device.type for p in load_checkpoint(good).parameters()} == {"cpu"}
