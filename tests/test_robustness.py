@@ -567,6 +567,21 @@ def test_saving_where_a_folder_cannot_be_made(tmp_path):
     assert "cannot write here" in str(info.value)
 
 
+def test_a_training_into_a_folder_it_cannot_make_stops_before_its_first_step(tmp_path):
+    """A run whose checkpoint cannot be written says so before it trains, not an epoch later."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    path = blocker / "runs" / "model.pt"
+    events = []
+    x = torch.rand(64, 1, 28, 28)
+    with pytest.raises(CheckpointError) as info:
+        train(TrainConfig(epochs=1, batch_size=32), x, x[:32], out=path, callback=events.append)
+    assert_one_line_naming(info.value, path)
+    assert "cannot write here" in str(info.value)
+    assert [e for e in events if e.get("kind") == "step"] == []
+    assert blocker.read_text() == "x"
+
+
 # --------------------------------------------------------------------------- bad values
 
 BAD_TRAIN = [

@@ -206,6 +206,7 @@ def test_a_failed_run_shows_its_reason(env):
     job = start(at, epochs=1, batch=128, limit=256)
     ended(at, job)
     assert job.status == "failed", job_text(job)
+    assert job.steps == [] and job.history == []  # said before the first step, not after an epoch
     assert progress_text(at).startswith("Failed: ")
     errors = [e.value for e in at.sidebar.error]
     assert len(errors) == 1 and "cannot write here" in errors[0] and str(env / "runs") in errors[0], errors

@@ -53,6 +53,15 @@ def _plain(obj):
     return json.loads(json.dumps(obj, default=str))
 
 
+def make_folder(path: str | Path) -> None:
+    """Create the folder a checkpoint at ``path`` goes into, or raise :class:`CheckpointError`
+    saying why not (a training checks this before its first step, not at its first save)."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CheckpointError(path, f"cannot write here: {exc.strerror or exc}") from exc
+
+
 def save_checkpoint(model: CVAE, path: str | os.PathLike, *, train_config: dict | None = None,
                     history: list[dict] | None = None, extra: dict | None = None, film=None) -> Path:
     """Write ``model`` and its metadata to ``path`` atomically; returns the path.
@@ -75,10 +84,7 @@ def save_checkpoint(model: CVAE, path: str | os.PathLike, *, train_config: dict 
     }
     if film is not None:
         payload["film"] = film.to_tensors()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CheckpointError(path, f"cannot write here: {exc.strerror or exc}") from exc
+    make_folder(path)
     try:
         atomic_write(path, lambda fh: torch.save(payload, fh))
     except OSError as exc:

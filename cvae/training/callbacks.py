@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..core.checkpoint import save_checkpoint
+from ..core.checkpoint import make_folder, save_checkpoint
 from ..core.model import CVAE
 
 
@@ -104,6 +104,9 @@ class Checkpointer(Callback):
 
     def __init__(self, out: str | Path, meta: dict | None = None, film=None):  # film: a FilmRecorder
         self.out, self.meta, self.film = out, dict(meta or {}), film
+
+    def on_start(self, run):
+        make_folder(self.out)  # a folder it cannot write is said now, not after the first epoch
 
     def on_epoch(self, run, record):
         if run.improved:
