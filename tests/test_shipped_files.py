@@ -102,6 +102,14 @@ def test_encodings_of_the_shipped_model_newer_than_it_are_used_even_with_mnist(a
     assert shipped.encodings_for(assets / "cvae_mnist.pt", DATA_DIR, _never)["source"] == "assets/test_encodings.npz"
 
 
+def test_encodings_written_in_the_same_instant_as_the_model_are_current(assets, loads):
+    """As files unpacked from an archive are: one time for all."""
+    t = (assets / "cvae_mnist.pt").stat().st_mtime_ns
+    os.utime(assets / "test_encodings.npz", ns=(t, t))
+    assert shipped.encodings_for(assets / "cvae_mnist.pt", DATA_DIR, _never)["source"] == "assets/test_encodings.npz"
+    assert loads == []
+
+
 def test_another_model_and_a_shipped_model_without_its_file_are_encoded_from_mnist(assets, tmp_path, loads,
                                                                                    test_slice):
     torch.manual_seed(3)
@@ -217,6 +225,19 @@ def test_the_shipped_film_is_for_its_checkpoint_alone_and_read_once(assets, tmp_
     # Another checkpoint at the same path: asked again, not the shipped film.
     save_checkpoint(load_checkpoint(ckpt), ckpt)
     assert shipped.shipped_film_for(ckpt) is None
+
+
+def test_another_file_of_the_same_size_and_time_is_asked_about_on_its_own(assets, tmp_path):
+    ckpt = assets / "cvae_mnist.pt"
+    data = bytearray(ckpt.read_bytes())
+    data[-100] ^= 0xFF  # one byte of the zip's directory changed: another file, its size and time the same
+    other = tmp_path / "other.pt"
+    other.write_bytes(bytes(data))
+    t = ckpt.stat().st_mtime_ns
+    os.utime(ckpt, ns=(t, t))
+    os.utime(other, ns=(t, t))
+    assert shipped.shipped_film_for(ckpt) is not None
+    assert shipped.shipped_film_for(other) is None
 
 
 def test_a_shipped_film_stamped_for_another_file_or_unreadable_or_missing_is_not_shown(assets):
