@@ -160,9 +160,10 @@ def test_the_machine_is_described_by_its_cpu_model_and_counts(monkeypatch):
 def test_a_ship_writes_the_model_its_encodings_and_a_card_of_its_record(tmp_path, loads, test_slice):
     torch.manual_seed(5)
     model = CVAE()
-    history = [{"epoch": 1, "val_loss": 190.0, "seconds": 1.25}, {"epoch": 2, "val_loss": 180.0, "seconds": 2.5}]
-    ckpt = save_checkpoint(model, tmp_path / "run.pt", train_config={"seed": 7, "epochs": 2}, history=history,
-                           extra={"command": "python -m cvae train --epochs 2", "best_epoch": 2,
+    history = [{"epoch": 1, "val_loss": 190.0, "seconds": 1.25}, {"epoch": 2, "val_loss": 180.0, "seconds": 2.5},
+               {"epoch": 3, "val_loss": 185.0, "seconds": 2.5}]
+    ckpt = save_checkpoint(model, tmp_path / "run.pt", train_config={"seed": 7, "epochs": 3}, history=history,
+                           extra={"command": "python -m cvae train --epochs 3", "best_epoch": 2,
                                   "wall_seconds": 12.345, "machine": "a laptop", "init_from": "earlier.pt"})
     folder = tmp_path / "out" / "assets"
     card = shipped.build_assets(ckpt, "DATA", folder, download=False)
@@ -178,8 +179,8 @@ def test_a_ship_writes_the_model_its_encodings_and_a_card_of_its_record(tmp_path
     assert card == {
         "checkpoint": "cvae_mnist.pt", "encodings": "test_encodings.npz",
         "architecture": "Chollet's Keras CVAE, PyTorch port", "model_config": model.config.to_dict(),
-        "parameters": count_parameters(model), "command": "python -m cvae train --epochs 2",
-        "train_config": {"seed": 7, "epochs": 2}, "seed": 7, "epochs_run": 2, "best_epoch": 2,
+        "parameters": count_parameters(model), "command": "python -m cvae train --epochs 3",
+        "train_config": {"seed": 7, "epochs": 3}, "seed": 7, "epochs_run": 3, "best_epoch": 2,
         "wall_seconds": 12.3, "machine": "a laptop", "trained_with": meta["versions"], "evaluated_with": versions(),
         "test_loss": res["loss"], "recon": res["recon"], "kl": res["kl"],
         "evaluation": "mean over the 10,000 MNIST test digits of 784*BCE + KL, one z sample per image, seed 0",
@@ -188,7 +189,9 @@ def test_a_ship_writes_the_model_its_encodings_and_a_card_of_its_record(tmp_path
 
 
 def test_a_ship_of_a_bare_run_fills_the_card_from_what_it_has(tmp_path, loads):
-    history = [{"epoch": 1, "val_loss": 190.0, "seconds": 1.25}, {"epoch": 2, "val_loss": 180.0, "seconds": 2.5}]
+    # Its time is the sum of its epochs' (an epoch without one, as another tool writes it, counts none).
+    history = [{"epoch": 1, "val_loss": 190.0, "seconds": 1.25}, {"epoch": 2, "val_loss": 180.0, "seconds": 2.5},
+               {"epoch": 3, "val_loss": 170.0}]
     ckpt = save_checkpoint(CVAE(), tmp_path / "assets" / "cvae_mnist.pt", history=history)
     before = ckpt.stat().st_mtime_ns
     card = shipped.build_assets(ckpt, "DATA", tmp_path / "assets", train_command="python -m cvae x")
