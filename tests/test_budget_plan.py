@@ -310,10 +310,11 @@ time.sleep(1.0)
 for name in ("cvae", "cvae.core", "cvae.training"):
     sys.modules[name] = types.ModuleType(name)
     sys.modules[name].__path__ = [name.replace(".", "/")]
-for name, attr in (("cvae.core.latent", "evaluate"), ("cvae.core.checkpoint", "save_checkpoint"),
-                   ("cvae.core.model", "CVAE")):
+for name, attrs in (("cvae.core.latent", ["evaluate"]), ("cvae.core.checkpoint", ["make_folder", "save_checkpoint"]),
+                    ("cvae.core.model", ["CVAE"])):
     sys.modules[name] = types.ModuleType(name)
-    setattr(sys.modules[name], attr, None)
+    for attr in attrs:
+        setattr(sys.modules[name], attr, None)
 from cvae.training.budget import process_started
 assert "torch" not in sys.modules
 print(time.time() - (time.perf_counter() - process_started()))
