@@ -148,6 +148,11 @@ def test_the_machine_is_described_by_its_cpu_model_and_counts(monkeypatch):
     monkeypatch.setattr(shipped, "open", cpuinfo, raising=False)
     assert ", Example CPU 9000 @ 2.0GHz: rev 2, " in shipped.machine_description()
 
+    monkeypatch.setattr(platform, "processor", lambda: "aarch64-like")
+    monkeypatch.setattr(shipped, "open", lambda path: CpuInfo(["processor\t: 0\n", "BogoMIPS\t: 48.00\n"]),
+                        raising=False)
+    assert ", aarch64-like, " in shipped.machine_description()  # a cpuinfo without a model name, as on ARM
+
     def unreadable(*args, **kwargs):
         raise PermissionError("no /proc here")
     monkeypatch.setattr(shipped, "open", unreadable, raising=False)
