@@ -15,16 +15,20 @@
   folder of their own, for child-process trainings. The plain helpers (data path, hostile
   checkpoints, start_server, a random model) live in ``tests/devkit.py``, shared with
   benchmarks/ (never installed).
+- $CVAE_TEST_SHARED: a temporary folder the session's test processes share (removed at its
+  end), where devkit computes the shipped model's site parts once for all of them.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from devkit import (CHROMIUM, CHROMIUM_ARGS, IN_CI, Server, data_dir, require_data, require_prerequisite, start_server,
+from devkit import (CHROMIUM, CHROMIUM_ARGS, IN_CI, SHARED_ENV, Server, data_dir, require_data, require_prerequisite, start_server,
                     write_small_mnist)
 
 # The suite runs two test processes (pytest-xdist), Streamlit servers, training children and
@@ -42,6 +46,18 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "needs_data: the test reads MNIST (skips without it; fails under CI=true)")
+    # A folder the test processes of this session share (pytest-xdist's workers inherit the
+    # variable from the controller, which configures first): what is costly and the same for
+    # all of them is computed once per session there (devkit.shipped_site_parts).
+    if not hasattr(config, "workerinput") and SHARED_ENV not in os.environ:
+        os.environ[SHARED_ENV] = config._cvae_shared = tempfile.mkdtemp(prefix="cvae-tests-")
+
+
+def pytest_unconfigure(config):
+    shared = getattr(config, "_cvae_shared", None)
+    if shared:
+        shutil.rmtree(shared, ignore_errors=True)
+        os.environ.pop(SHARED_ENV, None)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import functools
 import io
+import json
 import os
 import pickle
 import random
@@ -307,8 +308,10 @@ def start_server(script: str | Path = "app.py", env: dict | None = None, log: Pa
 # --------------------------------------------------------------------------- the shipped model's site
 
 
-@functools.lru_cache(maxsize=1)
-def _shipped_site_parts() -> dict:
+SHARED_ENV = "CVAE_TEST_SHARED"  # a folder the test processes of one pytest session share (conftest.py)
+
+
+def _compute_shipped_site_parts() -> dict:
     """In the app server's torch threads (ui.models.app_torch_threads), so
     that the app's Publish gives these bytes: each digit's loss is rounded to 0.05 nats, and
     another thread count's float32 sums can round a digit on a boundary the other way."""
@@ -326,13 +329,42 @@ def _shipped_site_parts() -> dict:
         torch.set_num_threads(before)
 
 
+@functools.lru_cache(maxsize=1)
+def shipped_site_parts() -> dict:
+    """cvae.site.site_parts of the shipped model on MNIST, computed once per pytest session: the
+    first test process that asks computes it (the others wait on a lock) and writes it into the
+    session's shared folder ($CVAE_TEST_SHARED); the others read it. Without that folder (a test
+    file run by hand), once per process."""
+    import fcntl
+
+    shared = os.environ.get(SHARED_ENV)
+    if not shared:
+        return _compute_shipped_site_parts()
+    folder = Path(shared) / "shipped-site-parts"
+    with open(Path(shared) / "shipped-site-parts.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not folder.is_dir():
+            parts = _compute_shipped_site_parts()
+            tmp = folder.with_name(folder.name + ".tmp")
+            tmp.mkdir(exist_ok=True)  # left by a process that died while writing it
+            (tmp / "data.json").write_text(json.dumps(parts["data"]), encoding="utf-8")
+            for name, data in parts.items():
+                if name != "data":
+                    (tmp / name).write_bytes(data)
+            tmp.rename(folder)
+    parts = {"data": json.loads((folder / "data.json").read_text(encoding="utf-8"))}
+    parts.update({f.name: f.read_bytes() for f in sorted(folder.iterdir()) if f.name != "data.json"})
+    return parts
+
+
 def shipped_site(hooks: bool) -> dict[str, bytes]:
     """The shipped model's site with MNIST's digits and each digit's loss (cvae.site.site_files),
     with or without the browser tests' hooks. Its costly part (the 10,000 test digits' losses)
-    is computed once per test process, for every test that opens the site or compares with it."""
+    is computed once per pytest session (:func:`shipped_site_parts`), for every test that opens
+    the site or compares with it."""
     from cvae.site import assemble_site
 
-    return assemble_site(_shipped_site_parts(), hooks=hooks)
+    return assemble_site(shipped_site_parts(), hooks=hooks)
 
 
 # --------------------------------------------------------------------------- a random model
