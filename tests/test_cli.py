@@ -83,9 +83,9 @@ def test_good_training_options_reach_the_data_check(tmp_path):
     assert code == 2 and "MNIST was not found" in err, err[-2000:]
 
 
-@pytest.mark.slow  # a training and two evaluations, each a process
+@pytest.mark.slow  # a training in a process
 def test_train_then_evaluate_json(tmp_path, small_mnist):
-    """`python -m cvae train`, then `evaluate`, as processes, on MNIST's first 1,024 training and
+    """`python -m cvae train` as a process, then `evaluate` twice (in this process), on MNIST's first 1,024 training and
     1,000 test images (conftest small_mnist)."""
     out = tmp_path / "m.pt"
     r = run_cli("train", "--data-dir", str(small_mnist), "--out", str(out), "--epochs", "1", "--limit", "512",
@@ -105,14 +105,14 @@ def test_train_then_evaluate_json(tmp_path, small_mnist):
     train_x, test_x = (load_mnist(split, small_mnist, download=False)[0][:512] for split in ("train", "test"))
     assert meta["extra"]["train_images"] == 512
     assert meta["extra"]["train_images_sha256"] == fingerprint(train_x) != fingerprint(test_x)
-    r = run_cli("evaluate", str(out), "--data-dir", str(small_mnist), "--json")
+    r = cli("evaluate", out, "--data-dir", small_mnist, "--json")  # in this process: what it prints is the subject
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert {"test_loss", "recon", "kl"} <= set(res)
     assert res["test_loss"] == pytest.approx(res["recon"] + res["kl"], rel=1e-5)
     assert res["n"] == 1_000  # the test images of that folder
     # The same seed gives the same figure.
-    r2 = run_cli("evaluate", str(out), "--data-dir", str(small_mnist), "--json")
+    r2 = cli("evaluate", out, "--data-dir", small_mnist, "--json")
     assert json.loads(r2.stdout.strip().splitlines()[-1])["test_loss"] == res["test_loss"]
 
 
