@@ -116,7 +116,7 @@ def test_train_then_evaluate_json(tmp_path, small_mnist):
     assert json.loads(r2.stdout.strip().splitlines()[-1])["test_loss"] == res["test_loss"]
 
 
-@pytest.mark.slow  # a training in a process
+@pytest.mark.slow  # a training (in this process: --init is the subject, not the process)
 def test_train_init_starts_from_the_checkpoint(tmp_path, small_mnist):
     """--init fine-tunes a checkpoint: its architecture is kept and training starts at its weights."""
     from cvae import load_checkpoint
@@ -125,8 +125,8 @@ def test_train_init_starts_from_the_checkpoint(tmp_path, small_mnist):
     start = CVAE(latent_dim=3)
     save_checkpoint(start, tmp_path / "start.pt", extra={"command": "python -m cvae train (the first run)"})
     out = tmp_path / "tuned.pt"
-    r = run_cli("train", "--data-dir", str(small_mnist), "--out", str(out), "--init", str(tmp_path / "start.pt"),
-                "--epochs", "1", "--limit", "256", "--batch-size", "64", "--lr", "1e-9", "--quiet")
+    r = cli("train", "--data-dir", small_mnist, "--out", out, "--init", tmp_path / "start.pt",
+            "--epochs", "1", "--limit", "256", "--batch-size", "64", "--lr", "1e-9", "--quiet")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "Starting from" in r.stdout
     tuned = load_checkpoint(out)
