@@ -112,3 +112,13 @@ def test_the_device_asked_for_or_a_sentence_why_not():
     with pytest.raises(ValueError) as info:
         pick_device("tpu")
     assert str(info.value) == "unknown device 'tpu'; use auto, cpu, cuda or mps"
+
+
+def test_the_decoder_in_the_trainers_memory_layout_decodes_the_same():
+    torch.manual_seed(1)
+    model = CVAE().eval()
+    z = torch.randn(5, 2)
+    with torch.no_grad():
+        plain = model.decode(z)
+        model.decoder.channels_last = True  # as the trainer sets it on a CPU
+        assert torch.allclose(model.decode(z), plain, atol=1e-6)
