@@ -154,6 +154,13 @@ def _torch_error(data: bytes) -> BaseException:
 REFUSED = ("refused: the file asks to run code or build objects that a checkpoint never contains "
            "(nothing was run)")
 FOREIGN = "not a checkpoint of this app (foreign file format)"
+UNREADABLE = "not a PyTorch checkpoint (its bytes are no pickle that torch.load reads; nothing was run)"
+
+
+def _empty_zip() -> bytes:
+    buf = io.BytesIO()
+    zipfile.ZipFile(buf, "w").close()
+    return buf.getvalue()
 CANNOT = "cannot be read as a checkpoint: "
 
 # The bytes, and the sentence a person reads (whole, or its start where the reader's reason follows).
@@ -163,6 +170,8 @@ BYTES = {
     "a zip missing a tensor": (lambda good: _zip_without(good, "data/0"), "the file is truncated or corrupt"),
     "a checkpoint cut short": (lambda good: good.read_bytes()[:-1], "the file is truncated or corrupt"),
     "a pickle cut after its header": (lambda good: b"\x80\x02", "the file is truncated or not a PyTorch checkpoint"),
+    "a pickle cut inside an opcode": (lambda good: b"\x80\x02X", "the file is truncated or not a PyTorch checkpoint"),
+    "an empty zip": (lambda good: _empty_zip(), UNREADABLE),
     "a plain pickle, not torch's": (lambda good: pickle.dumps({"a": 1}, protocol=2), CANNOT),
     "text": (lambda good: b"hello, I am not a model\n", CANNOT),
 }

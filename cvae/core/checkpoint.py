@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import pickle
+import struct
 import zipfile
 from pathlib import Path
 
@@ -118,12 +119,19 @@ def torch_load(source, path):
     try:
         return torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
+        msg = str(exc)
+        first = msg.strip().splitlines()[0] if msg.strip() else ""
+        # torch's weights-only reader names what a file asks for (a global, a class) when it
+        # refuses it; bytes it cannot read at all (an empty zip, text) it calls an unsupported operand.
+        if "Unsupported global" in msg or "GLOBAL" in msg or "Unsupported class" in msg or (
+                "weights_only" in msg and "Unsupported operand" not in msg):
             raise CheckpointError(path, "refused: the file asks to run code or build objects that a "
                                         "checkpoint never contains (nothing was run)") from None
+        if "Unsupported operand" in msg:
+            raise CheckpointError(path, "not a PyTorch checkpoint (its bytes are no pickle that torch.load "
+                                        "reads; nothing was run)") from None
         raise CheckpointError(path, f"not a PyTorch checkpoint ({first[:120]})") from None
-    except (EOFError, zipfile.BadZipFile):
+    except (EOFError, zipfile.BadZipFile, struct.error):  # struct.error: a pickle cut inside an opcode
         raise CheckpointError(path, "the file is truncated or not a PyTorch checkpoint") from None
     except RuntimeError as exc:
         msg = str(exc)
