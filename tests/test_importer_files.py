@@ -1,0 +1,296 @@
+"""Bring your own model: what a person gets back for each file (cvae.core.importer), beyond
+tests/test_importer.py: the sentence for each kind of file that cannot be opened, whole, and
+where an imported checkpoint came from. Written against the mutation run's survivors
+(docs/mutation.md). The Keras files are the real ones of tests/golden/keras_tutorial/, edited
+with h5py; no MNIST.
+"""
+
+from __future__ import annotations
+
+import zipfile
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from cvae import CVAE, save_checkpoint
+from cvae.core import importer
+from cvae.core.checkpoint import CheckpointError
+from test_importer import GOLDEN, _copy, _keras_zip, _layer_group, _replace
+
+
+def _says(path_or_bytes, name=None) -> str:
+    with pytest.raises(importer.ModelFileError) as info:
+        if name is None:
+            importer.read_model_file(path_or_bytes)
+        else:
+            importer.read_model_bytes(path_or_bytes, name)
+    msg = str(info.value)
+    assert len(msg.splitlines()) == 1, msg
+    return msg
+
+
+# PyTorch files
+
+
+def test_a_state_dict_of_other_names_says_the_first_name_it_lacks(tmp_path):
+    state = CVAE().state_dict()
+    for k in ("encoder.conv1.weight", "encoder.z_mean.weight"):
+        del state[k]
+    torch.save(state, tmp_path / "other.pt")
+    assert _says(tmp_path / "other.pt") == (
+        "other.pt: a state_dict without encoder.conv1.weight: not this model's (its names are "
+        "encoder.conv1, ..., decoder.deconv3)")
+
+
+def test_a_state_dict_whose_shapes_describe_no_model_says_so(tmp_path):
+    state = CVAE().state_dict()
+    state["encoder.z_mean.weight"] = torch.tensor(1.0)  # no size to read a latent space from
+    torch.save(state, tmp_path / "odd.pt")
+    msg = _says(tmp_path / "odd.pt")
+    assert msg.startswith("odd.pt: the state_dict does not describe this model: "), msg
+
+
+@pytest.mark.parametrize("payload", [[1, 2], {}, {"a": torch.zeros(1), "b": 1}, {"state_dict": {}}])
+def test_a_pytorch_file_without_a_model_says_so(tmp_path, payload):
+    torch.save(payload, tmp_path / "p.pt")
+    assert _says(tmp_path / "p.pt") == (
+        "p.pt: a PyTorch file that holds neither a checkpoint of this app nor a state_dict")
+
+
+def test_a_state_dict_tells_which_of_its_layers_the_model_took(tmp_path):
+    torch.save(CVAE().state_dict(), tmp_path / "sd.pt")
+    imp = importer.read_model_file(tmp_path / "sd.pt")
+    assert imp.description == "a PyTorch state_dict" and imp.source == "sd.pt"
+    assert imp.layers == {k: k for k in ("encoder.conv1", "encoder.conv2", "encoder.dense", "encoder.z_mean",
+                                         "encoder.z_log_var", "decoder.dense", "decoder.deconv1",
+                                         "decoder.deconv2", "decoder.deconv3")}
+    assert not imp.model.training  # opened to explore, not to train
+
+
+# Paths
+
+
+def test_a_folder_or_a_missing_file_is_one_sentence(tmp_path):
+    (tmp_path / "model.pt").mkdir()
+    assert _says(tmp_path / "model.pt") == "model.pt: is a folder, not a model file"
+    assert _says(tmp_path / "gone.pt") == f"{tmp_path / 'gone.pt'}: no such file"
+
+
+def test_bytes_without_a_name_are_the_file(tmp_path):
+    assert _says(b"", "") == "the file: the file is empty"
+
+
+# HDF5 files
+
+
+def test_a_truncated_hdf5_file_says_to_fetch_it_again(tmp_path):
+    data = (GOLDEN / "vae.weights.h5").read_bytes()
+    msg = _says(data[:5000], "cut.weights.h5")
+    assert msg == (f"cut.weights.h5: the HDF5 file is truncated: it has 5,000 of its {len(data):,} bytes "
+                   "(copy or download it again)")
+
+
+def test_a_damaged_hdf5_file_gives_h5pys_first_line(monkeypatch):
+    msg = _says(importer.HDF5_MAGIC + bytes(200), "bad.h5")
+    assert msg.startswith("bad.h5: the HDF5 file is truncated or damaged (h5py says: Unable to "), msg
+    assert msg.endswith(")") and "\n" not in msg
+
+    def fails(text):
+        def open_(*args, **kwargs):
+            raise OSError(text)
+        return open_
+
+    for text, said in (("", "OSError"), ("first line\nsecond line", "first line"), ("x" * 300, "x" * 120)):
+        monkeypatch.setattr(h5py, "File", fails(text))
+        assert _says(importer.HDF5_MAGIC, "bad.h5") == f"bad.h5: the HDF5 file is truncated or damaged (h5py says: {said})"
+
+
+def test_an_hdf5_file_of_too_many_objects_is_refused(tmp_path):
+    path = _copy(tmp_path, to="many.weights.h5")
+    with h5py.File(path, "r+") as f:
+        g = f.create_group("clutter")
+        for i in range(importer.MAX_HDF5_OBJECTS):
+            g.create_group(str(i))
+    assert _says(path) == "many.weights.h5: the HDF5 file holds more than 10,000 objects, far more than a model's weights"
+
+
+def test_an_hdf5_file_without_layers_says_so(tmp_path):
+    path = tmp_path / "empty.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("x", data=np.zeros(3, "float32"))
+    assert _says(path) == ("empty.h5: no Keras layer weights in this HDF5 file (no group holds a kernel and a bias)")
+
+
+def test_weights_that_are_not_floating_point_are_named(tmp_path):
+    path = _copy(tmp_path, to="int.weights.h5")
+    with h5py.File(path, "r+") as f:
+        group = _layer_group(f, "encoder.dense") + "/vars"
+        kernel = np.asarray(f[group]["0"][()])
+        del f[group]["0"]
+        f[group].create_dataset("0", data=kernel.astype("int32"))
+    assert _says(path) == "int.weights.h5: layer dense's kernel is int32, not floating point"
+
+
+def test_a_wrong_latent_size_in_the_decoder_alone_is_named(tmp_path):
+    path = _copy(tmp_path, to="dec3.weights.h5")
+    with h5py.File(path, "r+") as f:
+        _replace(f, _layer_group(f, "decoder.dense") + "/vars", (3, 3136), (3136,))
+    msg = _says(path)
+    assert msg == ("dec3.weights.h5: layer dense has kernel (3, 3136) and bias (3136,), where the decoder's dense_1 "
+                   "(Dense 2 -> 3136) has kernel (2, 3136) and bias (3136,): a 3-D latent space; the explorer "
+                   "needs a 2-D one")
+
+
+def test_a_layer_one_size_off_is_named_though_renamed(tmp_path):
+    path = _copy(tmp_path, "vae_legacy.h5", to="wide.h5")
+    with h5py.File(path, "r+") as f:
+        f.move("encoder/conv2d", "encoder/blob")
+        del f["encoder/blob/kernel:0"]
+        f["encoder/blob"].create_dataset("kernel:0", data=np.zeros((3, 3, 2, 32), "float32"))
+    assert _says(path) == ("wide.h5: layer blob has kernel (3, 3, 2, 32) and bias (32,), where the encoder's conv2d "
+                           "(Conv2D 1 -> 32) has kernel (3, 3, 1, 32) and bias (32,)")
+
+
+def test_a_layer_far_from_any_lists_the_files_layers(tmp_path):
+    path = _copy(tmp_path, "vae_legacy.h5", to="far.h5")
+    with h5py.File(path, "r+") as f:
+        f.move("encoder/conv2d", "encoder/blob")
+        del f["encoder/blob/kernel:0"]
+        f["encoder/blob"].create_dataset("kernel:0", data=np.zeros((5, 5, 3, 32), "float32"))
+    assert _says(path) == (
+        "far.h5: no layer fits the encoder's conv2d (Conv2D 1 -> 32), kernel (3, 3, 1, 32): the file's layers are "
+        "conv2d_transpose (3, 3, 64, 64), conv2d_transpose_1 (3, 3, 32, 64), conv2d_transpose_2 (3, 3, 1, 32), "
+        "dense_1 (2, 3136), blob (5, 5, 3, 32), conv2d_1 (3, 3, 32, 64), dense (3136, 16), z_log_var (16, 2), "
+        "z_mean (16, 2)")
+
+
+def test_heads_of_names_that_say_nothing_follow_the_files_order_with_a_note(tmp_path):
+    path = _copy(tmp_path, "vae_legacy.h5", to="heads.h5")
+    with h5py.File(path, "r+") as f:
+        f.move("encoder/z_log_var", "encoder/head_b")
+        f.move("encoder/z_mean", "encoder/head_a")
+        mean = np.asarray(f["encoder/head_a/kernel:0"][()])
+    imp = importer.read_model_file(path)
+    assert imp.layers["encoder.z_mean"] == "encoder/head_a" and imp.layers["encoder.z_log_var"] == "encoder/head_b"
+    assert imp.notes == ["z_mean is the file's head_a, the first of its shape in the file's order"]
+    assert torch.equal(imp.model.encoder.z_mean.weight, torch.from_numpy(mean.T))
+    named = importer.read_model_file(_copy(tmp_path, "vae_legacy.h5"))
+    assert named.notes == []
+
+
+@pytest.mark.parametrize("mean, var, noted", [("b_x", "a_sigma", True), ("b_x", "a_std", True), ("b_x", "a_logvar", True),
+                                              ("b_x", "a_var", True), ("mu", "a_x", False), ("b_mean", "a_x", False)])
+def test_heads_are_told_apart_by_the_words_of_their_names(tmp_path, mean, var, noted):
+    path = _copy(tmp_path, "vae_legacy.h5", to="heads.h5")
+    with h5py.File(path, "r+") as f:
+        f.move("encoder/z_log_var", f"encoder/{var}")
+        f.move("encoder/z_mean", f"encoder/{mean}")
+    imp = importer.read_model_file(path)
+    assert imp.layers["encoder.z_mean"] == f"encoder/{mean}" and imp.layers["encoder.z_log_var"] == f"encoder/{var}"
+    # a name that says "mean" or "mu" is sure; one that says nothing is the first that is not a variance
+    assert imp.notes == ([f"z_mean is the file's {mean}, the first of its shape in the file's order"] if noted else [])
+
+
+def test_an_optimizers_weights_are_not_layers(tmp_path):
+    path = _copy(tmp_path, "vae_legacy.h5", to="adam.h5")
+    with h5py.File(path, "r+") as f:
+        g = f.create_group("Optimizer_Weights/dense")
+        g.create_dataset("kernel:0", data=np.zeros((3136, 16), "float32"))
+        g.create_dataset("bias:0", data=np.zeros(16, "float32"))
+    assert importer.read_model_file(path).kind == "keras2_weights"
+
+
+# .keras archives
+
+
+def test_an_archive_of_too_many_members_is_refused(tmp_path):
+    members = {importer.KERAS_WEIGHTS_MEMBER: (GOLDEN / "vae.weights.h5").read_bytes()}
+    members.update({f"assets/{i}": b"" for i in range(importer.MAX_ZIP_MEMBERS)})
+    path = _keras_zip(tmp_path / "many.keras", members)
+    assert _says(path) == "many.keras: the archive has 1,001 members, more than a .keras archive holds"
+
+
+def test_a_member_packed_over_fifty_times_is_refused_by_name_from_one_mib(tmp_path):
+    weights = (GOLDEN / "vae.weights.h5").read_bytes()
+    ok = _keras_zip(tmp_path / "ok.keras", {importer.KERAS_WEIGHTS_MEMBER: weights, "assets/pad": bytes(2**20)})
+    assert importer.read_model_file(ok).kind == "keras_archive"
+    bomb = _keras_zip(tmp_path / "bomb.keras", {importer.KERAS_WEIGHTS_MEMBER: weights,
+                                                "assets/pad": bytes(2**20 + 1)})
+    msg = _says(bomb)
+    with zipfile.ZipFile(bomb) as zf:
+        info = zf.getinfo("assets/pad")
+    ratio = f"{info.file_size / info.compress_size:,.0f}"
+    assert msg == (f"bomb.keras: the archive's assets/pad unpacks {ratio} times larger than it is packed (a zip bomb?); "
+                   "refused unread")
+
+
+def test_an_archive_over_the_unpacked_limit_gives_its_figures(tmp_path):
+    members = {importer.KERAS_WEIGHTS_MEMBER: b"x"}
+    members.update({f"assets/{i}": bytes(2**20) for i in range(80)})
+    path = _keras_zip(tmp_path / "big.keras", members)
+    assert _says(path) == ("big.keras: the archive declares 80 MB unpacked, over the 80 MB a model archive may hold "
+                           "(a zip bomb?)")
+
+
+def test_a_zip_of_neither_kind_says_what_it_lacks(tmp_path):
+    path = _keras_zip(tmp_path / "x.zip", {"a.txt": b"hello"})
+    assert _says(path) == ("x.zip: a ZIP file that is neither a .keras archive (it has no model.weights.h5) "
+                           "nor a PyTorch file")
+
+
+def test_an_archive_whose_weights_are_not_the_size_declared_is_refused(tmp_path):
+    weights = (GOLDEN / "vae.weights.h5").read_bytes()
+    path = _keras_zip(tmp_path / "lie.keras", {importer.KERAS_WEIGHTS_MEMBER: weights}, level=0)
+    data = bytearray(path.read_bytes())
+    entry = data.index(b"PK\x01\x02")  # the central directory's record of the member: its size at +24
+    assert int.from_bytes(data[entry + 24:entry + 28], "little") == len(weights)
+    data[entry + 24:entry + 28] = (len(weights) + 10).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    assert _says(path) == "lie.keras: the archive's model.weights.h5 is not the size it declares"
+
+
+# Writing, and where an imported checkpoint came from
+
+
+def test_an_imported_checkpoint_says_where_it_came_from(tmp_path):
+    out, imp = importer.import_model(_copy(tmp_path, "vae_legacy.h5", to="mine.h5"), tmp_path / "m.pt")
+    assert importer.imported_from(out) == {
+        "file": "mine.h5", "kind": "keras2_weights", "description": "Keras 2 weights (.h5)",
+        "layers": imp.layers, "notes": []}
+    plain = save_checkpoint(CVAE(), tmp_path / "plain.pt")
+    assert importer.imported_from(plain) is None
+    other = save_checkpoint(CVAE(), tmp_path / "other.pt", extra={"imported_from": "somewhere"})
+    assert importer.imported_from(other) is None
+    (tmp_path / "text.pt").write_text("not a checkpoint")
+    assert importer.imported_from(tmp_path / "text.pt") is None
+    torch.save({"extra": {"imported_from": {"file": "x"}}}, tmp_path / "foreign.pt")
+    assert importer.imported_from(tmp_path / "foreign.pt") is None
+
+
+def test_a_checkpoint_given_as_bytes_is_written_whole(tmp_path):
+    src = save_checkpoint(CVAE(), tmp_path / "a.pt")
+    out, imp = importer.import_model((src.read_bytes(), "a.pt"), tmp_path / "sub" / "b.pt")
+    assert imp.kind == "checkpoint" and out.read_bytes() == src.read_bytes()
+
+
+def test_a_checkpoint_that_cannot_be_written_says_where(tmp_path):
+    src = save_checkpoint(CVAE(), tmp_path / "a.pt")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(CheckpointError) as info:
+        importer.import_model(src, tmp_path / "file" / "b.pt")
+    msg = str(info.value)
+    assert msg.startswith(f"{tmp_path / 'file' / 'b.pt'}: cannot write here: ") and len(msg.splitlines()) == 1, msg
+
+
+def test_only_this_apps_checkpoints_are_checkpoints(tmp_path):
+    assert importer.is_checkpoint(save_checkpoint(CVAE(), tmp_path / "ck.pt"))
+    (tmp_path / "dir").mkdir()
+    assert not importer.is_checkpoint(tmp_path / "dir")
+    assert not importer.is_checkpoint(_keras_zip(tmp_path / "x.keras", {"data.txt": b"1"}))
+    torch.save({"format": "other"}, tmp_path / "other.pt")
+    assert not importer.is_checkpoint(tmp_path / "other.pt")
+    (tmp_path / "cut.pt").write_bytes(b"PK\x03\x04" + bytes(10))
+    assert not importer.is_checkpoint(tmp_path / "cut.pt")
+    assert not importer.is_checkpoint(tmp_path / "missing.pt")
