@@ -14,14 +14,15 @@ import numpy as np
 import pytest
 import torch
 
-from cvae import CVAE, save_checkpoint
+from cvae import CVAE, load_mnist, save_checkpoint
 from cvae.core import importer
 from cvae.core.checkpoint import CheckpointError
-from test_importer import GOLDEN, _copy, _keras_zip, _layer_group, _replace
+from devkit import DATA_DIR, needs_data
+from test_importer import GOLDEN, TOL, _copy, _keras_zip, _layer_group, _replace
 
 
 def _says(path_or_bytes, name=None) -> str:
-    with pytest.raises(importer.ModelFileError) as info:
+    with pytest.raises(CheckpointError) as info:
         if name is None:
             importer.read_model_file(path_or_bytes)
         else:
@@ -294,3 +295,58 @@ def test_only_this_apps_checkpoints_are_checkpoints(tmp_path):
     (tmp_path / "cut.pt").write_bytes(b"PK\x03\x04" + bytes(10))
     assert not importer.is_checkpoint(tmp_path / "cut.pt")
     assert not importer.is_checkpoint(tmp_path / "missing.pt")
+
+
+# What the model read from each file computes, read in the test itself (the module's fixture in
+# tests/test_importer.py reads the files once, so a mutation tool sees only its first user).
+
+
+@pytest.mark.parametrize("name", ["vae.weights.h5", "vae.keras", "vae_legacy.h5"])
+def test_each_keras_file_decodes_like_keras(name):
+    with np.load(GOLDEN / "outputs.npz", allow_pickle=False) as g:
+        z, want = g["z_points"], g["decoded"]
+    model = importer.read_model_file(GOLDEN / name).model
+    with torch.no_grad():
+        got = model.decode(torch.from_numpy(z))[:, 0].numpy()
+    assert float(np.abs(got - want).max()) <= TOL
+
+
+@needs_data
+def test_the_keras_file_encodes_like_keras():
+    with np.load(GOLDEN / "outputs.npz", allow_pickle=False) as g:
+        idx, z_mean, z_log_var = g["test_indices"], g["z_mean"], g["z_log_var"]
+    x, _ = load_mnist("test", DATA_DIR, download=False)
+    model = importer.read_model_file(GOLDEN / "vae_legacy.h5").model
+    with torch.no_grad():
+        m, v = model.encode(x[torch.from_numpy(idx)])
+    assert float(np.abs(m.numpy() - z_mean).max()) <= TOL and float(np.abs(v.numpy() - z_log_var).max()) <= TOL
+
+
+def test_a_transposed_convolution_of_another_shape_is_named(tmp_path):
+    path = _copy(tmp_path, "vae_legacy.h5", to="deconv.h5")
+    with h5py.File(path, "r+") as f:
+        del f["decoder/conv2d_transpose_2/kernel:0"]
+        f["decoder/conv2d_transpose_2"].create_dataset("kernel:0", data=np.zeros((3, 3, 1, 16), "float32"))
+    assert _says(path) == ("deconv.h5: layer conv2d_transpose_2 has kernel (3, 3, 1, 16) and bias (1,), where the "
+                           "decoder's conv2d_transpose_2 (Conv2DTranspose 32 -> 1) has kernel (3, 3, 1, 32) and bias (1,)")
+
+
+@pytest.mark.parametrize("mb, said", [(20.01, f"{int(20.01 * 2**20):,} bytes"), (20.4, "20.4 MB"), (20.06, "20.1 MB")])
+def test_a_file_just_over_the_limit_gives_its_size_in_the_unit_that_shows_it(mb, said):
+    size = int(mb * 2**20)
+    msg = _says(bytes(size), "big.pt")
+    assert msg == f"big.pt: the file is {said}, over the 20 MB limit for a model file (the tutorial's model is under 2 MB)"
+
+
+def test_a_checkpoint_or_state_dict_that_does_not_fit_names_the_file(tmp_path):
+    ck = torch.load(save_checkpoint(CVAE(), tmp_path / "ck.pt"), weights_only=True)
+    ck["state_dict"]["decoder.deconv3.bias"] = torch.zeros(2)
+    torch.save(ck, tmp_path / "ck.pt")
+    assert _says(tmp_path / "ck.pt").startswith("ck.pt: weight decoder.deconv3.bias has shape (2,)")
+    state = CVAE().state_dict()
+    state["decoder.deconv3.bias"] = torch.zeros(2)
+    torch.save(state, tmp_path / "sd.pt")
+    assert _says(tmp_path / "sd.pt").startswith("sd.pt: weight decoder.deconv3.bias has shape (2,)")
+    ok = save_checkpoint(CVAE(), tmp_path / "fine.pt")
+    imp = importer.read_model_file(ok)
+    assert imp.source == "fine.pt" and imp.description == "a checkpoint of this app"
