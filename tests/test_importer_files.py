@@ -144,6 +144,17 @@ def test_a_wrong_latent_size_in_the_decoder_alone_is_named(tmp_path):
                    "needs a 2-D one")
 
 
+def test_a_wrong_latent_size_in_the_variance_head_alone_is_named(tmp_path):
+    path = _copy(tmp_path, "vae_legacy.h5", to="var3.h5")
+    with h5py.File(path, "r+") as f:
+        for what, shape in (("kernel:0", (16, 3)), ("bias:0", (3,))):
+            del f[f"encoder/z_log_var/{what}"]
+            f["encoder/z_log_var"].create_dataset(what, data=np.zeros(shape, "float32"))
+    assert _says(path) == ("var3.h5: layer z_log_var has kernel (16, 3) and bias (3,), where the encoder's z_log_var "
+                           "(Dense 16 -> 2) has kernel (16, 2) and bias (2,): a 3-D latent space; the explorer needs "
+                           "a 2-D one")
+
+
 def test_a_layer_one_size_off_is_named_though_renamed(tmp_path):
     path = _copy(tmp_path, "vae_legacy.h5", to="wide.h5")
     with h5py.File(path, "r+") as f:
@@ -182,7 +193,7 @@ def test_heads_of_names_that_say_nothing_follow_the_files_order_with_a_note(tmp_
 
 
 @pytest.mark.parametrize("mean, var, noted", [("b_x", "a_sigma", True), ("b_x", "a_std", True), ("b_x", "a_logvar", True),
-                                              ("b_x", "a_var", True), ("mu", "a_x", False), ("b_mean", "a_x", False)])
+                                              ("b_x", "a_var", True), ("b_x", "a_logs", True), ("mu", "a_x", False), ("b_mean", "a_x", False)])
 def test_heads_are_told_apart_by_the_words_of_their_names(tmp_path, mean, var, noted):
     path = _copy(tmp_path, "vae_legacy.h5", to="heads.h5")
     with h5py.File(path, "r+") as f:
