@@ -361,3 +361,18 @@ def test_a_checkpoint_or_state_dict_that_does_not_fit_names_the_file(tmp_path):
     ok = save_checkpoint(CVAE(), tmp_path / "fine.pt")
     imp = importer.read_model_file(ok)
     assert imp.source == "fine.pt" and imp.description == "a checkpoint of this app"
+
+
+def test_a_file_of_many_layers_lists_the_first_twelve(tmp_path):
+    path = _copy(tmp_path, "vae_legacy.h5", to="crowd.h5")
+    with h5py.File(path, "r+") as f:
+        f.move("encoder/conv2d", "encoder/blob")
+        del f["encoder/blob/kernel:0"]
+        f["encoder/blob"].create_dataset("kernel:0", data=np.zeros((5, 5, 3, 32), "float32"))
+        for i in range(4):
+            g = f.create_group(f"zz/junk_{i}")
+            g.create_dataset("kernel:0", data=np.zeros((7, 7), "float32"))
+            g.create_dataset("bias:0", data=np.zeros(7, "float32"))
+    msg = _says(path)
+    assert msg.startswith("crowd.h5: no layer fits the encoder's conv2d") and msg.endswith(
+        "z_mean (16, 2), junk_0 (7, 7), junk_1 (7, 7), junk_2 (7, 7)"), msg
