@@ -376,3 +376,24 @@ def test_a_file_of_many_layers_lists_the_first_twelve(tmp_path):
     msg = _says(path)
     assert msg.startswith("crowd.h5: no layer fits the encoder's conv2d") and msg.endswith(
         "z_mean (16, 2), junk_0 (7, 7), junk_1 (7, 7), junk_2 (7, 7)"), msg
+
+
+@pytest.mark.parametrize("group, kernel, bias, layer", [
+    ("encoder/dense", (3136, 15), (15,), "the encoder's dense (Dense 3136 -> 16) has kernel (3136, 16) and bias (16,)"),
+    ("decoder/dense_1", (2, 3000), (3000,), "the decoder's dense_1 (Dense 2 -> 3136) has kernel (2, 3136) and bias (3136,)"),
+])
+def test_a_wrong_width_is_not_called_a_latent_size(tmp_path, group, kernel, bias, layer):
+    path = _copy(tmp_path, "vae_legacy.h5", to="width.h5")
+    with h5py.File(path, "r+") as f:
+        for what, shape in (("kernel:0", kernel), ("bias:0", bias)):
+            del f[f"{group}/{what}"]
+            f[group].create_dataset(what, data=np.zeros(shape, "float32"))
+    name = group.rsplit("/", 1)[1]
+    assert _says(path) == f"width.h5: layer {name} has kernel {kernel} and bias {bias}, where {layer}"
+
+
+def test_a_checkpoint_in_torchs_older_format_is_a_checkpoint(tmp_path):
+    payload = torch.load(save_checkpoint(CVAE(), tmp_path / "ck.pt"), weights_only=True)
+    torch.save(payload, tmp_path / "old.pt", _use_new_zipfile_serialization=False)
+    assert (tmp_path / "old.pt").read_bytes()[:1] == b"\x80"
+    assert importer.is_checkpoint(tmp_path / "old.pt")
