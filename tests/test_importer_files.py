@@ -155,22 +155,24 @@ def test_a_wrong_latent_size_in_the_variance_head_alone_is_named(tmp_path):
                            "a 2-D one")
 
 
-def test_a_layer_one_size_off_is_named_though_renamed(tmp_path):
-    path = _copy(tmp_path, "vae_legacy.h5", to="wide.h5")
+def _first_conv_renamed(tmp_path, to: str, kernel: tuple):
+    """The legacy file with the encoder's first convolution renamed "blob", its kernel of shape ``kernel``."""
+    path = _copy(tmp_path, "vae_legacy.h5", to=to)
     with h5py.File(path, "r+") as f:
         f.move("encoder/conv2d", "encoder/blob")
         del f["encoder/blob/kernel:0"]
-        f["encoder/blob"].create_dataset("kernel:0", data=np.zeros((3, 3, 2, 32), "float32"))
+        f["encoder/blob"].create_dataset("kernel:0", data=np.zeros(kernel, "float32"))
+    return path
+
+
+def test_a_layer_one_size_off_is_named_though_renamed(tmp_path):
+    path = _first_conv_renamed(tmp_path, "wide.h5", (3, 3, 2, 32))
     assert _says(path) == ("wide.h5: layer blob has kernel (3, 3, 2, 32) and bias (32,), where the encoder's conv2d "
                            "(Conv2D 1 -> 32) has kernel (3, 3, 1, 32) and bias (32,)")
 
 
 def test_a_layer_far_from_any_lists_the_files_layers(tmp_path):
-    path = _copy(tmp_path, "vae_legacy.h5", to="far.h5")
-    with h5py.File(path, "r+") as f:
-        f.move("encoder/conv2d", "encoder/blob")
-        del f["encoder/blob/kernel:0"]
-        f["encoder/blob"].create_dataset("kernel:0", data=np.zeros((5, 5, 3, 32), "float32"))
+    path = _first_conv_renamed(tmp_path, "far.h5", (5, 5, 3, 32))
     assert _says(path) == (
         "far.h5: no layer fits the encoder's conv2d (Conv2D 1 -> 32), kernel (3, 3, 1, 32): the file's layers are "
         "conv2d_transpose (3, 3, 64, 64), conv2d_transpose_1 (3, 3, 32, 64), conv2d_transpose_2 (3, 3, 1, 32), "
