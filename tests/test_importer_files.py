@@ -399,3 +399,24 @@ def test_a_checkpoint_in_torchs_older_format_is_a_checkpoint(tmp_path):
     torch.save(payload, tmp_path / "old.pt", _use_new_zipfile_serialization=False)
     assert (tmp_path / "old.pt").read_bytes()[:1] == b"\x80"
     assert importer.is_checkpoint(tmp_path / "old.pt")
+
+
+def test_a_renamed_layer_one_size_off_is_named_in_its_own_part_of_the_model(tmp_path):
+    # encoder/conv2d_1, renamed, kernel (3, 3, 32, 48): the decoder's conv2d_transpose, kernel (3, 3, 64, 64)
+    # and bias (64,), is one size off too and comes first in the file's order, but is not the layer that is off
+    path = _copy(tmp_path, "vae_legacy.h5", to="narrow.h5")
+    with h5py.File(path, "r+") as f:
+        f.move("encoder/conv2d_1", "encoder/blob")
+        del f["encoder/blob/kernel:0"]
+        f["encoder/blob"].create_dataset("kernel:0", data=np.zeros((3, 3, 32, 48), "float32"))
+    assert _says(path) == ("narrow.h5: layer blob has kernel (3, 3, 32, 48) and bias (64,), where the encoder's "
+                           "conv2d_1 (Conv2D 32 -> 64) has kernel (3, 3, 32, 64) and bias (64,)")
+
+
+def test_a_layer_of_a_shared_name_is_named_in_its_own_part_of_the_model(tmp_path):
+    # Keras 3 names both parts' first Dense "dense": the decoder's, first in the file's order, is not the one off
+    path = _copy(tmp_path, to="width3.weights.h5")
+    with h5py.File(path, "r+") as f:
+        _replace(f, _layer_group(f, "encoder.dense") + "/vars", (3136, 15), (15,))
+    assert _says(path) == ("width3.weights.h5: layer dense has kernel (3136, 15) and bias (15,), where the encoder's "
+                           "dense (Dense 3136 -> 16) has kernel (3136, 16) and bias (16,)")

@@ -409,7 +409,9 @@ def _match(layers: list[_Layer], name: str) -> tuple[dict, dict, list[str]]:
                     or [lay for lay in free if len(lay.kernel.shape) == len(e["kernel"])
                         and sum(a != b for a, b in zip(lay.kernel.shape, e["kernel"])) == 1])
             if near:
-                lay = near[0]
+                # one of this part of the model first: a name ("dense") or a near shape recurs in the other part,
+                # which comes first in the file's order (decoder/ sorts before encoder/)
+                lay = min(near, key=lambda lay: e["part"] not in lay.path.split("/"))
                 raise ModelFileError(name, f"layer {lay.name} has {lay.shapes()}, where {_describe(e)} has kernel "
                                            f"{e['kernel']} and bias {e['bias']}{_hint(e, lay)}")
             raise ModelFileError(name, f"no layer fits {_describe(e)}, kernel {e['kernel']}: the file's layers are "
