@@ -228,24 +228,53 @@ def run_fresh(module: str, tests: list[str], work: Path, names: list[str]) -> di
             "timeout": counts.get("timeout", 0), "survived": counts.get("survived", 0), "limit_s": round(limit)}
 
 
-def js_tests_of(files: list[str]) -> list[str]:
-    """The node test files that import any of ``files`` (cvae/web/NAME.js), directly."""
+def web_reach(names: set[str]) -> set[str]:
+    """The cvae/web modules that ``names`` (file names there) import, directly or not, and themselves."""
+    seen, todo = set(), list(names)
+    while todo:
+        n = todo.pop()
+        if n in seen or not (REPO / "cvae" / "web" / n).is_file():
+            continue
+        seen.add(n)
+        todo += re.findall(r'^import .* from "\./([\w.]+\.js)";', (REPO / "cvae" / "web" / n).read_text(), re.M)
+    return seen
+
+
+def js_tests_of(files: list[str], folder: str = "js", pattern: str = "*.test.js") -> list[str]:
+    """The test files under tests/FOLDER that reach any of ``files`` (cvae/web/NAME.js): that
+    import one of them, or a module that imports one, directly or not; the direct ones first."""
     names = {Path(f).name for f in files}
-    return sorted(str(t.relative_to(REPO)) for t in (REPO / "tests" / "js").glob("*.test.js")
-                  if any(f"/cvae/web/{n}\"" in t.read_text() for n in names))
+    out = []
+    for t in sorted((REPO / "tests" / folder).glob(pattern)):
+        imported = set(re.findall(r'/cvae/web/([\w.]+\.js)"', t.read_text()))
+        if web_reach(imported) & names:
+            out.append((not imported & names, str(t.relative_to(REPO))))
+    return [t for _, t in sorted(out)]  # those that import them directly first: a mutant ends at its first failure
+
+
+def js_command(files: list[str]) -> tuple[str, list[str]]:
+    """Stryker's command for ``files``: node's tests (tests/js) that reach them, then the DOM
+    tests in Chromium (tests/dom/run.py) that reach them; and the test files."""
+    node = js_tests_of(files) if files else ["tests/js"]
+    dom = js_tests_of(files, "dom", "*.dom.js") if files else []
+    if not files and (REPO / "tests" / "dom").is_dir():
+        dom = ["tests/dom"]
+    parts = ([f"node --test {' '.join(node)}"] if node else []) + \
+        ([f"{sys.executable} tests/dom/run.py {' '.join(t for t in dom if t != 'tests/dom')}".rstrip()] if dom else [])
+    return " && ".join(parts), node + dom
 
 
 def run_js(files: list[str], jobs: int) -> dict:
     if not (STRYKER / "node_modules" / "@stryker-mutator" / "core").is_dir():
         sys.exit("StrykerJS is not installed: npm ci --prefix tools/stryker")
     mutate = files or ["cvae/web/*.js"]
-    tests = js_tests_of(files) if files else ["tests/js"]
+    command, tests = js_command(files)
     if not tests:
-        sys.exit(f"no test in tests/js imports {', '.join(files)}")
+        sys.exit(f"no test in tests/js or tests/dom reaches {', '.join(files)}")
     report = Path(tempfile.mkdtemp(prefix="stryker-report-")) / "mutation.json"
     config = {
         "$schema": "./node_modules/@stryker-mutator/core/schema/stryker-schema.json",
-        "testRunner": "command", "commandRunner": {"command": "node --test " + " ".join(tests)},
+        "testRunner": "command", "commandRunner": {"command": command},
         "mutate": mutate, "concurrency": jobs, "coverageAnalysis": "off", "timeoutMS": 30000,
         "reporters": ["clear-text", "json", "progress"], "jsonReporter": {"fileName": str(report)},
         "tempDirName": str(Path(tempfile.gettempdir()) / "stryker-tmp-cvae"), "cleanTempDir": True,

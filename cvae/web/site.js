@@ -137,6 +137,7 @@ function drawHistogram(c, sorted, value) {
   g.fillStyle = "#111";
   g.fillRect(x - 1, 0, 2.5, H - 12);
   g.font = "10px sans-serif";
+  g.textAlign = "left"; // (the context keeps the last draw's "right")
   g.fillText(lo.toFixed(0), 0, H - 1);
   g.textAlign = "right";
   g.fillText(`${hi.toFixed(0)} nats`, W, H - 1);
