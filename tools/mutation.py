@@ -15,8 +15,11 @@ inner-loop ones (TESTS below, or ``--tests``); browser, load and long tests are 
 suite. Needs ``pip install -r tools/requirements-mutation.txt``.
 
 JavaScript: Stryker (tools/stryker/, ``npm ci --prefix tools/stryker``) mutates cvae/web/*.js
-(or ``--files``) in a sandbox and runs ``node --test`` against each mutant (the command
-runner): the test files under tests/js that import the files mutated, or all of tests/js.
+(or ``--files``) in a sandbox and runs, against each mutant (the command runner), ``node
+--test`` with the test files under tests/js that reach the files mutated (import them, or a
+module that imports them), then the DOM tests in Chromium (tests/dom/run.py) with the files of
+tests/dom that reach them; without ``--files``, all of both. The DOM tests run in one Chromium
+kept for the whole run (``run.py --serve``).
 
 mutmut forks each mutant's test run from a process that imported the code already, so code that
 runs at import time (a dataclass's field factory, a module's constants) keeps its original
@@ -35,6 +38,7 @@ scratch folder).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -264,6 +268,29 @@ def js_command(files: list[str]) -> tuple[str, list[str]]:
     return " && ".join(parts), node + dom
 
 
+@contextlib.contextmanager
+def dom_server(tests: list[str]):
+    """The environment for Stryker's runs: with DOM tests, one Chromium kept for all of them
+    (tests/dom/run.py --serve, its socket in $CVAE_DOM_SERVER), stopped at the end."""
+    env = dict(os.environ)
+    if not any(t.startswith("tests/dom") for t in tests):
+        yield env
+        return
+    sock = Path(tempfile.mkdtemp(prefix="dom-server-")) / "socket"
+    server = subprocess.Popen(NICE + [sys.executable, "tests/dom/run.py", "--serve", str(sock)], cwd=REPO)
+    try:
+        t0 = time.time()
+        while not sock.exists():
+            if server.poll() is not None or time.time() - t0 > 120:
+                sys.exit("the DOM tests' Chromium did not start (python tests/dom/run.py --serve)")
+            time.sleep(0.2)
+        env["CVAE_DOM_SERVER"] = str(sock)
+        yield env
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
 def run_js(files: list[str], jobs: int) -> dict:
     if not (STRYKER / "node_modules" / "@stryker-mutator" / "core").is_dir():
         sys.exit("StrykerJS is not installed: npm ci --prefix tools/stryker")
@@ -283,7 +310,8 @@ def run_js(files: list[str], jobs: int) -> dict:
     cfg = Path(tempfile.mkdtemp(prefix="stryker-conf-")) / "stryker.config.json"
     cfg.write_text(json.dumps(config, indent=2))
     t0 = time.time()
-    subprocess.run(NICE + [str(STRYKER / "node_modules" / ".bin" / "stryker"), "run", str(cfg)], cwd=REPO)
+    with dom_server(tests) as env:
+        subprocess.run(NICE + [str(STRYKER / "node_modules" / ".bin" / "stryker"), "run", str(cfg)], cwd=REPO, env=env)
     data = json.loads(report.read_text())
     per_file = {}
     for name, f in data["files"].items():

@@ -11,8 +11,10 @@ server, no port; any other request is refused and fails the file), and reports e
 
 Exit status 1 when a test fails, a page throws an uncaught error or logs one. Run under
 Stryker (tools/mutation.py js) it switches on the mutant named by $__STRYKER_ACTIVE_MUTANT__ in
-the page (Stryker's command runner sets it; the mutated modules read globalThis.__stryker__).
-pytest runs it through tests/test_dom.py (marked browser).
+the page (Stryker's command runner sets it; the mutated modules read globalThis.__stryker__)
+and stops at the first failure; with $CVAE_DOM_SERVER (the socket of ``run.py --serve``, which
+tools/mutation.py starts) the tests run in that server's Chromium, not a new one. pytest runs
+the files through tests/test_dom.py (marked browser).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 ORIGIN = "http://cvae.test"
 TIMEOUT_MS = 30_000
+SERVER_ENV = "CVAE_DOM_SERVER"  # the socket of a running `run.py --serve` (tools/mutation.py starts one)
 
 
 def files_of(args: list[str]) -> list[Path]:
@@ -42,9 +45,10 @@ def context_of(path: Path) -> dict:
     return {"viewport": {"width": 1280, "height": 900}} | more
 
 
-def run_file(browser, path: Path) -> list[dict]:
-    """The results of one test file: [{name, ok, error}], one entry per test, plus one failed
-    entry for each uncaught error, error logged or request outside the origin."""
+def run_file(browser, path: Path, root: Path = ROOT, mutant: str | None = None) -> list[dict]:
+    """The results of one test file (under ``root``/tests/dom): [{name, ok, error}], one entry
+    per test, plus one failed entry for each uncaught error, error logged or request outside the
+    origin. ``mutant``: the Stryker mutant to switch on in the page."""
     ctx = browser.new_context(**context_of(path))
     problems: list[str] = []
 
@@ -53,27 +57,41 @@ def run_file(browser, path: Path) -> list[dict]:
         if not url.startswith(ORIGIN + "/"):
             problems.append(f"a request outside the test origin: {url}")
             return r.abort()
-        f = (ROOT / url[len(ORIGIN) + 1:].split("?")[0]).resolve()
-        if ROOT not in f.parents or not f.is_file():
+        f = (root / url[len(ORIGIN) + 1:].split("?")[0]).resolve()
+        if root not in f.parents or not f.is_file():
             return r.fulfill(status=404, body="not found")
         return r.fulfill(path=str(f))
 
     try:
         ctx.route("**/*", route)
-        mutant = os.environ.get("__STRYKER_ACTIVE_MUTANT__")
         if mutant:
             ctx.add_init_script(f"globalThis.__stryker__ = {{ activeMutant: {json.dumps(mutant)} }};")
         page = ctx.new_page()
         page.set_default_timeout(TIMEOUT_MS)
         page.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
         page.on("console", lambda m: problems.append(f"console.error: {m.text}") if m.type == "error" else None)
-        rel = path.relative_to(HERE).as_posix()
+        rel = path.relative_to(root / "tests" / "dom").as_posix()
         page.goto(f"{ORIGIN}/tests/dom/page.html?test={rel}")
         page.wait_for_function("() => globalThis.__results !== undefined")
         results = page.evaluate("globalThis.__results")
     finally:
         ctx.close()
     return results + [{"name": p, "ok": False, "error": p} for p in problems]
+
+
+def run_files(browser, files: list[Path], root: Path = ROOT, mutant: str | None = None) -> list[tuple[str, dict]]:
+    """(file name, result) for each test of ``files``; with a mutant, up to the first failure."""
+    out = []
+    for f in files:
+        try:
+            results = run_file(browser, f, root, mutant)
+        except Exception as e:  # a page that never finished (a mutant's endless loop), a browser gone
+            results = [{"name": "the page", "ok": False, "error": f"{type(e).__name__}: {e}"}]
+        for r in results:
+            out.append((f.name, r))
+            if mutant and not r["ok"]:
+                return out
+    return out
 
 
 def launch(pw):
@@ -83,26 +101,70 @@ def launch(pw):
     return pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
 
 
-def main(argv: list[str]) -> int:
+def serve(address: str) -> None:
+    """One Chromium for many runs (tools/mutation.py, for Stryker's run per mutant): answers, on
+    the Unix socket ``address``, one JSON line {root, files, mutant} with one JSON line of
+    [file, result] pairs. Launching Chromium for each mutant took longer than its tests."""
+    import socketserver
+
     from playwright.sync_api import sync_playwright
 
-    t0, failed, n = time.time(), 0, 0
     with sync_playwright() as pw:
         browser = launch(pw)
-        try:
-            for f in files_of(argv):
-                for r in run_file(browser, f):
-                    n += 1
-                    failed += not r["ok"]
-                    print(f"{'ok' if r['ok'] else 'not ok'} {f.name} :: {r['name']}")
-                    if not r["ok"]:
-                        print("  " + r.get("error", "").replace("\n", "\n  "))
-                    if not r["ok"] and os.environ.get("__STRYKER_ACTIVE_MUTANT__"):
-                        return 1  # a mutant is killed by its first failure
-        finally:
-            browser.close()
-    print(f"# {n} tests, {failed} failed, {time.time() - t0:.1f} s")
-    return 1 if failed or n == 0 else 0
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                ask = json.loads(self.rfile.readline())
+                root = Path(ask["root"]).resolve()
+                out = run_files(browser, [root / f for f in ask["files"]], root, ask.get("mutant"))
+                self.wfile.write((json.dumps(out) + "\n").encode())
+
+        with socketserver.UnixStreamServer(address, Handler) as server:
+            server.serve_forever()
+
+
+def ask_server(address: str, files: list[Path]) -> list[tuple[str, dict]]:
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(address)
+        ask = {"root": str(ROOT), "files": [str(f.relative_to(ROOT)) for f in files],
+               "mutant": os.environ.get("__STRYKER_ACTIVE_MUTANT__")}
+        s.sendall((json.dumps(ask) + "\n").encode())
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                raise ConnectionError("the DOM test server closed the connection")
+            data += chunk
+    return [tuple(p) for p in json.loads(data)]
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--serve"]:
+        serve(argv[1])
+        return 0
+    t0 = time.time()
+    files = files_of(argv)
+    if os.environ.get(SERVER_ENV):
+        results = ask_server(os.environ[SERVER_ENV], files)
+    else:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            try:
+                results = run_files(browser, files, ROOT, os.environ.get("__STRYKER_ACTIVE_MUTANT__"))
+            finally:
+                browser.close()
+    failed = 0
+    for name, r in results:
+        failed += not r["ok"]
+        print(f"{'ok' if r['ok'] else 'not ok'} {name} :: {r['name']}")
+        if not r["ok"]:
+            print("  " + r.get("error", "").replace("\n", "\n  "))
+    print(f"# {len(results)} tests, {failed} failed, {time.time() - t0:.1f} s")
+    return 1 if failed or not results else 0
 
 
 if __name__ == "__main__":
