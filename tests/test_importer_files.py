@@ -420,3 +420,195 @@ def test_a_layer_of_a_shared_name_is_named_in_its_own_part_of_the_model(tmp_path
         _replace(f, _layer_group(f, "encoder.dense") + "/vars", (3136, 15), (15,))
     assert _says(path) == ("width3.weights.h5: layer dense has kernel (3136, 15) and bias (15,), where the encoder's "
                            "dense (Dense 3136 -> 16) has kernel (3136, 16) and bias (16,)")
+
+
+# Limits at their edges, and the rest of what each refusal says
+
+
+def test_a_file_of_exactly_the_size_limit_is_read_not_refused_for_its_size(tmp_path):
+    path = tmp_path / "limit.bin"
+    path.write_bytes(bytes(importer.MAX_IMPORT_BYTES))
+    said = ("the file: not a model file this app reads (a checkpoint or state_dict from PyTorch, Keras weights in "
+            ".weights.h5 or .h5, or a .keras archive)")
+    assert _says(path) == said.replace("the file", "limit.bin")
+    assert _says(bytes(importer.MAX_IMPORT_BYTES), "") == said
+
+
+def test_a_path_that_cannot_be_read_says_why(tmp_path):
+    (tmp_path / "file").write_text("x")
+    assert _says(tmp_path / "file" / "m.pt") == f"{tmp_path / 'file' / 'm.pt'}: cannot read: Not a directory"
+
+
+def test_an_imported_checkpoint_that_cannot_be_written_says_why(tmp_path):
+    src = save_checkpoint(CVAE(), tmp_path / "a.pt")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(CheckpointError) as info:
+        importer.import_model(src, tmp_path / "file" / "b.pt")
+    assert str(info.value) == f"{tmp_path / 'file' / 'b.pt'}: cannot write here: File exists"
+
+
+def test_bytes_imported_keep_their_files_name(tmp_path):
+    out, imp = importer.import_model(((GOLDEN / "vae_legacy.h5").read_bytes(), "uploads/mine.h5"), tmp_path / "m.pt")
+    assert imp.source == "mine.h5" and importer.imported_from(out)["file"] == "mine.h5"
+
+
+def test_keras_weights_that_are_not_finite_name_the_file(tmp_path):
+    path = _copy(tmp_path, "vae_legacy.h5", to="nan.h5")
+    with h5py.File(path, "r+") as f:
+        bias = f["encoder/dense/bias:0"]
+        bias[0] = np.nan
+    assert _says(path) == "nan.h5: weight encoder.dense.bias contains NaN or infinite values"
+
+
+def test_layers_numbered_past_nine_keep_keras_order(tmp_path):
+    # Keras numbers a session's layers dense, dense_1, ..., dense_9, dense_10: the first head in the
+    # file's order is dense_9, which a plain sort of the names would put after dense_10
+    path = _copy(tmp_path, "vae_legacy.h5", to="tenth.h5")
+    with h5py.File(path, "r+") as f:
+        f.move("encoder/z_mean", "encoder/dense_9")
+        f.move("encoder/z_log_var", "encoder/dense_10")
+    imp = importer.read_model_file(path)
+    assert imp.layers["encoder.z_mean"] == "encoder/dense_9" and imp.layers["encoder.z_log_var"] == "encoder/dense_10"
+    assert imp.notes == ["z_mean is the file's dense_9, the first of its shape in the file's order"]
+
+
+def test_a_head_named_z_mean_is_z_mean_before_one_whose_name_says_mean(tmp_path):
+    path = _copy(tmp_path, "vae_legacy.h5", to="both.h5")
+    with h5py.File(path, "r+") as f:
+        f.move("encoder/z_log_var", "encoder/a_mu")  # first in the file's order
+    imp = importer.read_model_file(path)
+    assert imp.layers["encoder.z_mean"] == "encoder/z_mean" and imp.layers["encoder.z_log_var"] == "encoder/a_mu"
+
+
+def test_a_layer_of_no_part_of_the_model_is_refused_by_name(tmp_path):
+    path = _copy(tmp_path, "vae_legacy.h5", to="extra.h5")
+    with h5py.File(path, "r+") as f:
+        g = f.create_group("encoder/z_third")
+        g.create_dataset("kernel:0", data=np.zeros((16, 2), "float32"))
+        g.create_dataset("bias:0", data=np.zeros(2, "float32"))
+    assert _says(path) == ("extra.h5: layer z_third (kernel (16, 2) and bias (2,)) is not part of the tutorial's VAE; "
+                           "this app explores that architecture only")
+
+
+def test_a_group_of_two_arrays_that_are_not_a_kernel_and_a_bias_is_not_a_layer(tmp_path):
+    path = _copy(tmp_path, "vae_legacy.h5", to="stats.h5")
+    with h5py.File(path, "r+") as f:
+        g = f.create_group("encoder/stats")
+        g.create_dataset("a", data=np.zeros((3, 3, 3), "float32"))  # 3-D: no layer's kernel
+        g.create_dataset("b", data=np.zeros(3, "float32"))
+        g = f.create_group("encoder/table")
+        g.create_dataset("a", data=np.zeros((4, 4), "float32"))
+        g.create_dataset("b", data=np.zeros((4, 4), "float32"))  # no 1-D bias
+    assert importer.read_model_file(path).kind == "keras2_weights"
+
+
+def _objects(path) -> int:
+    with h5py.File(path, "r") as f:
+        names = []
+        f.visit(names.append)
+    return len(names)
+
+
+def test_an_hdf5_file_of_exactly_the_most_objects_is_read(tmp_path):
+    path = _copy(tmp_path, "vae_legacy.h5", to="full.h5")
+    pad = importer.MAX_HDF5_OBJECTS - _objects(path) - 1  # the group that holds them is one more
+    with h5py.File(path, "r+") as f:
+        g = f.create_group("clutter")
+        for i in range(pad):
+            g.create_group(str(i))
+    assert _objects(path) == importer.MAX_HDF5_OBJECTS
+    assert importer.read_model_file(path).kind == "keras2_weights"
+
+
+def test_a_dataset_of_exactly_the_most_elements_is_read(tmp_path):
+    path = _copy(tmp_path, "vae_legacy.h5", to="edge.h5")
+    with h5py.File(path, "r+") as f:  # declared, never written: the file stays small
+        f.create_dataset("notes/x", shape=(importer.MAX_DATASET_ELEMENTS,), dtype="float32")
+    assert importer.read_model_file(path).kind == "keras2_weights"
+
+
+def test_a_huge_dataset_is_refused_with_its_size_in_gb(tmp_path):
+    path = _copy(tmp_path, "vae_legacy.h5", to="gb.h5")
+    with h5py.File(path, "r+") as f:  # 1,050,000,000 bytes: 1.05 GB, shown to one decimal
+        f.create_dataset("notes/x", shape=(262_500_000,), dtype="float32", chunks=(2**20,))
+    assert _says(path) == ("gb.h5: dataset notes/x declares shape (262500000,) (1.1 GB), far more than any layer of "
+                           "this model; refused before reading it")
+
+
+def _lie(path, member: str, **fields):
+    """Edit ``member``'s record in the central directory: compress_size, file_size or flags."""
+    offsets = {"flags": (8, 2), "compress_size": (20, 4), "file_size": (24, 4)}
+    data = bytearray(path.read_bytes())
+    at = data.index(b"PK\x01\x02")
+    while data[at + 46:at + 46 + int.from_bytes(data[at + 28:at + 30], "little")].decode() != member:
+        at = data.index(b"PK\x01\x02", at + 4)
+    for what, value in fields.items():
+        off, size = offsets[what]
+        data[at + off:at + off + size] = value.to_bytes(size, "little")
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_an_archive_of_exactly_the_most_members_is_read(tmp_path):
+    members = {importer.KERAS_WEIGHTS_MEMBER: (GOLDEN / "vae.weights.h5").read_bytes()}
+    members.update({f"assets/{i}": b"" for i in range(importer.MAX_ZIP_MEMBERS - 1)})
+    assert importer.read_model_file(_keras_zip(tmp_path / "full.keras", members)).kind == "keras_archive"
+
+
+def test_an_archive_of_exactly_the_unpacked_limit_is_read(tmp_path):
+    weights = (GOLDEN / "vae.weights.h5").read_bytes()
+    path = _keras_zip(tmp_path / "edge.keras", {importer.KERAS_WEIGHTS_MEMBER: weights, "assets/pad": b""})
+    # the pad declares what is left of the limit, packed no more than 50 times
+    left = importer.MAX_UNPACKED_BYTES - len(weights)
+    _lie(path, "assets/pad", file_size=left, compress_size=left // importer.MAX_RATIO + 1)
+    assert importer.read_model_file(path).kind == "keras_archive"
+    _lie(path, "assets/pad", file_size=left + 1)
+    assert _says(path).startswith("edge.keras: the archive declares 80 MB unpacked")
+
+
+def test_a_member_packed_exactly_fifty_times_is_read(tmp_path):
+    weights = (GOLDEN / "vae.weights.h5").read_bytes()
+    path = _keras_zip(tmp_path / "fifty.keras", {importer.KERAS_WEIGHTS_MEMBER: weights, "assets/pad": b""})
+    _lie(path, "assets/pad", file_size=2_000_000, compress_size=40_000)
+    assert importer.read_model_file(path).kind == "keras_archive"
+    _lie(path, "assets/pad", compress_size=1)
+    assert _says(path) == ("fifty.keras: the archive's assets/pad unpacks 2,000,000 times larger than it is packed "
+                           "(a zip bomb?); refused unread")
+
+
+def test_a_damaged_zip_file_says_so(tmp_path):
+    assert _says(importer.ZIP_MAGIC + bytes(10), "cut.keras") == "cut.keras: the ZIP file is truncated or damaged"
+    # the weights' data end before the size the archive declares for them
+    weights = (GOLDEN / "vae.weights.h5").read_bytes()
+    path = tmp_path / "short.keras"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as z:
+        z.writestr(importer.KERAS_WEIGHTS_MEMBER, weights)
+    _lie(path, importer.KERAS_WEIGHTS_MEMBER, file_size=len(weights) + 100_000, compress_size=len(weights) + 100_000)
+    assert _says(path) == "short.keras: the ZIP file is truncated or damaged"
+
+
+def test_an_archive_that_cannot_be_read_gives_the_first_line_of_why(tmp_path, monkeypatch):
+    weights = (GOLDEN / "vae.weights.h5").read_bytes()
+    path = _keras_zip(tmp_path / "odd.keras", {importer.KERAS_WEIGHTS_MEMBER: weights})
+    data = bytearray(path.read_bytes())
+    at = data.index(b"PK\x01\x02")
+    data[at + 10:at + 12] = (99).to_bytes(2, "little")  # a compression method zipfile does not know
+    path.write_bytes(bytes(data))
+    assert _says(path) == "odd.keras: the ZIP file cannot be read: That compression method is not supported"
+
+    def fails(text):
+        def open_(*args, **kwargs):
+            raise OSError(text)
+        return open_
+
+    for text, said in (("", "OSError"), ("first line\nsecond line", "first line"), ("x" * 300, "x" * 120)):
+        monkeypatch.setattr(zipfile, "ZipFile", fails(text))
+        assert _says(importer.ZIP_MAGIC, "bad.keras") == f"bad.keras: the ZIP file cannot be read: {said}"
+
+
+def test_an_encrypted_archive_says_so(tmp_path):
+    weights = (GOLDEN / "vae.weights.h5").read_bytes()
+    path = _lie(_keras_zip(tmp_path / "lock.keras", {importer.KERAS_WEIGHTS_MEMBER: weights}),
+                importer.KERAS_WEIGHTS_MEMBER, flags=1)  # encrypted: a password is needed
+    assert _says(path) == ("lock.keras: the archive's model.weights.h5 is encrypted; this app reads archives "
+                           "saved without a password")

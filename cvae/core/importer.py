@@ -219,10 +219,11 @@ def _from_zip(data: bytes, name: str) -> Imported:
                 raise ModelFileError(name, f"a ZIP file that is neither a .keras archive (it has no "
                                            f"{KERAS_WEIGHTS_MEMBER}) nor a PyTorch file")
             weights = _read_member(zf, infos, name)
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, EOFError):  # EOFError: a member's data end before its declared size
         raise ModelFileError(name, "the ZIP file is truncated or damaged") from None
-    except (EOFError, zipfile.LargeZipFile, NotImplementedError, RuntimeError, OSError) as exc:
-        raise ModelFileError(name, f"the ZIP file cannot be read: {str(exc).splitlines()[0][:120]}") from None
+    except (zipfile.LargeZipFile, NotImplementedError, RuntimeError, OSError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+        raise ModelFileError(name, f"the ZIP file cannot be read: {first}") from None
     return _from_hdf5(weights, name, archive=True)
 
 
@@ -240,6 +241,9 @@ def _read_member(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], name: str) -
             raise ModelFileError(name, f"the archive's {i.filename} unpacks {i.file_size / max(i.compress_size, 1):,.0f}"
                                        f" times larger than it is packed (a zip bomb?); refused unread")
     info = next(i for i in infos if i.filename == KERAS_WEIGHTS_MEMBER)
+    if info.flag_bits & 0x1:  # zipfile's own error names a ZipInfo's repr, cut before it says why
+        raise ModelFileError(name, f"the archive's {KERAS_WEIGHTS_MEMBER} is encrypted; this app reads archives "
+                                   "saved without a password")
     with zf.open(info) as fh:
         out = fh.read(info.file_size + 1)
     if len(out) != info.file_size:
