@@ -109,6 +109,7 @@ def test_the_first_step_of_a_way_is_not_timed_and_the_threads_are_set_once_per_s
 def test_one_way_is_never_probed():
     m = Machine({SPLIT: 0.01})
     p = m.pacer()
+    assert not p.probing
     m.run(p, 50)
     assert p.decisions == [] and m.ran == [SPLIT] * 50 and m.switched == [SPLIT]
     assert p.summary() == SPLIT.describe()
@@ -118,9 +119,48 @@ def test_the_summary_says_which_ways_the_steps_took():
     m = Machine({FAST_IDLE: 0.005, SERIAL: 0.02})
     p = m.pacer()
     m.run(p, 100)
-    text = p.summary()
-    assert text.startswith(FAST_IDLE.describe() + " (96% of 100 steps)"), text
-    assert SERIAL.describe() + " (4%)" in text
+    assert p.summary() == f"{FAST_IDLE.describe()} (96% of 100 steps); {SERIAL.describe()} (4%)"
+
+
+def test_the_summary_of_a_run_stopped_early_names_the_way_its_steps_took():
+    m = Machine({FAST_IDLE: 0.005, SPLIT: 0.012, SERIAL: 0.02})
+    p = m.pacer()
+    assert p.summary() == FAST_IDLE.describe()  # no step yet: the way it would start with
+    m.run(p, 1)  # the probe's first step, in a way other than the one it starts with
+    assert m.ran == [SPLIT] and p.summary() == SPLIT.describe()
+
+
+def test_a_pacer_without_a_way_says_so():
+    with pytest.raises(ValueError) as info:
+        Pacer([], Machine({}).step, print)
+    assert str(info.value) == "a pacer needs at least one way to compute a step"
+
+
+def test_a_pace_exactly_at_the_drift_bounds_is_no_drift():
+    # exact binary fractions: measured 0.375 s a step; the bounds 0.375 / 1.5 = 0.25 and 0.375 * 1.5 = 0.5625
+    for cost in (0.25, 0.5625):
+        m = Machine({FAST_IDLE: 0.375, SERIAL: 1.0})
+        p = m.pacer()
+        m.run(p, probe_len(2))
+        assert p.current == FAST_IDLE and len(p.decisions) == 1
+        m.cost[FAST_IDLE] = cost
+        m.run(p, WINDOW)
+        assert not p.probing, cost
+        m.cost[FAST_IDLE] = cost * (1 + 1 / 16) if cost > 0.375 else cost * (1 - 1 / 16)
+        m.run(p, WINDOW)
+        assert p.probing, cost
+
+
+def test_the_recheck_comes_at_its_time_to_the_step():
+    m = Machine({FAST_IDLE: 0.375, SERIAL: 1.0})
+    p = m.pacer()
+    m.run(p, probe_len(2))  # chosen at 5.5 s: the recheck is due at 15.5 s
+    assert m.now == 5.5
+    m.cost[FAST_IDLE] = 0.5  # within the drift; 20 steps reach 15.5 s exactly
+    m.run(p, 19)
+    assert not p.probing
+    m.run(p, 1)
+    assert m.now == 5.5 + RECHECK_S and p.probing
 
 
 def test_candidate_ways():
