@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fnmatch
 import json
 import os
 import re
@@ -94,6 +95,14 @@ TESTS: dict[str, list[str]] = {
     "cvae/training/augment.py": ["tests/test_augment.py"],
     "cvae/training/callbacks.py": ["tests/test_callbacks.py"],
     "cvae/training/hardware.py": ["tests/test_hardware.py"],
+    "cvae/training/loop.py": ["tests/test_loop_behaviour.py",
+                              "tests/test_kl_warmup.py::test_a_run_anneals_the_kl_term_over_its_planned_steps",
+                              "tests/test_kl_warmup.py::test_a_run_passes_its_free_bits_to_every_step"],
+    "cvae/training/jobs.py": ["tests/test_jobs_behaviour.py", "tests/test_jobs.py::test_every_event_kind_reaches_its_field"],
+    # gemm.py: scoped to its entry points (--functions check_layout native_bf16 kl_floor_mask loss_and_grads)
+    "cvae/training/gemm.py": ["tests/test_gemm_entry.py", "tests/test_gemm.py",
+                              "tests/test_kl_warmup.py::test_the_matrix_products_weight_the_kl_terms_gradient",
+                              "tests/test_kl_warmup.py::test_free_bits_leave_out_the_kl_gradient_of_a_dimension_under_the_floor"],
     "cvae/core/encodings.py": ["tests/test_encodings.py", "tests/test_images.py::test_encodings_csv_round_trips"],
     "cvae/site.py": ["tests/test_site.py", "tests/test_site_written.py", "tests/test_site_files.py"],
     "ui/models.py": ["tests/test_model_link.py", "tests/test_models_list.py", "tests/test_model_info.py",
@@ -144,7 +153,19 @@ def mutmut_statuses(work: Path, env: dict) -> dict[str, str]:
     return statuses
 
 
-def run_python(module: str, tests: list[str], work: Path, jobs: int, show: bool, again: bool = False) -> dict:
+def function_patterns(module: str, functions: list[str]) -> list[str]:
+    """mutmut's names for the mutants of ``functions`` (``name``, ``Class.method``, globs allowed) of
+    ``module``: ``--functions`` scopes a run to them (a module's public entry points, say)."""
+    dotted = module[:-3].replace("/", ".")
+    out = []
+    for f in functions:
+        cls, _, meth = f.rpartition(".")
+        out.append(f"{dotted}.x\u01c1{cls}\u01c1{meth}__mutmut_*" if cls else f"{dotted}.x_{f}__mutmut_*")
+    return out
+
+
+def run_python(module: str, tests: list[str], work: Path, jobs: int, show: bool, again: bool = False,
+               functions: list[str] = ()) -> dict:
     if not (REPO / module).is_file():
         sys.exit(f"no such module: {module}")
     tests = tests or TESTS.get(module) or sys.exit(f"no fast tests known for {module}: give --tests")
@@ -166,15 +187,20 @@ pytest_add_cli_args_test_selection = {toml_list(tests)}
 """)
     env = dict(os.environ, PYTHONPATH="", CVAE_DATA=os.environ.get("CVAE_DATA", str(REPO.parent / "shared" / "mnist")))
     t0 = time.time()
-    r = subprocess.run(NICE + [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs)], cwd=work,
+    only = function_patterns(module, functions)
+    r = subprocess.run(NICE + [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *only], cwd=work,
                        env=env)
-    statuses = mutmut_statuses(work, env)
+
+    def scoped(statuses: dict[str, str]) -> dict[str, str]:
+        return {k: v for k, v in statuses.items() if not only or any(fnmatch.fnmatch(k, p) for p in only)}
+
+    statuses = scoped(mutmut_statuses(work, env))
     # mutmut keeps a verdict when tests change: with --again, survivors and timeouts run again by name.
     survivors = sorted(k for k, v in statuses.items() if v in ("survived", "timeout"))
     if again and survivors:
         subprocess.run(NICE + [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *survivors],
                        cwd=work, env=env)
-        statuses = mutmut_statuses(work, env)
+        statuses = scoped(mutmut_statuses(work, env))
     # mutmut's timeouts are wall-clock limits that a loaded machine can also reach with a mutant that
     # does not hang: each is run again in a fresh process against a limit of its own.
     timeouts = sorted(k for k, v in statuses.items() if v == "timeout")
@@ -186,7 +212,8 @@ pytest_add_cli_args_test_selection = {toml_list(tests)}
         for name in survivors:
             print(subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=work, env=env,
                                  capture_output=True, text=True).stdout)
-    return {"module": module, "tests": tests, "mutants": len(statuses), "killed": counts.get("killed", 0),
+    return {"module": module, "functions": list(functions), "tests": tests, "mutants": len(statuses),
+            "killed": counts.get("killed", 0),
             "survived": counts.get("survived", 0),
             "other": {k: v for k, v in counts.items() if k not in ("killed", "survived")},
             "survivors": survivors, "minutes": round((time.time() - t0) / 60, 1), "work": str(work),
@@ -338,6 +365,8 @@ def main(argv=None) -> int:
                    "each in a new pytest process (code that runs at import time)")
     p.add_argument("--again", action="store_true", help="python, with the --work of an earlier run: run its "
                    "survivors and timeouts again (after tests were added; mutmut keeps a verdict otherwise)")
+    p.add_argument("--functions", nargs="+", default=[], metavar="NAME", help="python: mutate only these "
+                   "functions of MODULE (name, Class.method; globs allowed), e.g. a module's public entry points")
     p.add_argument("--show", action="store_true", help="print each survivor's diff")
     p.add_argument("--json", type=Path, help="also write the summary here")
     args = p.parse_args(argv)
@@ -349,7 +378,7 @@ def main(argv=None) -> int:
         out = run_fresh(args.module, args.tests, args.work, args.fresh)
     else:
         work = args.work or Path(tempfile.mkdtemp(prefix="mutmut-" + args.module.replace("/", "_") + "-"))
-        out = run_python(args.module, args.tests, work, args.jobs, args.show, args.again)
+        out = run_python(args.module, args.tests, work, args.jobs, args.show, args.again, args.functions)
     print(json.dumps(out, indent=2))
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n")
