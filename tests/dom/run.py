@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 ORIGIN = "http://cvae.test"
-TIMEOUT_MS = 30_000
+TIMEOUT_MS = 20_000  # a page that has not finished by then hangs (a mutant's endless loop)
 SERVER_ENV = "CVAE_DOM_SERVER"  # the socket of a running `run.py --serve` (tools/mutation.py starts one)
 
 

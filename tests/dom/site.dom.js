@@ -37,6 +37,9 @@ test("the page names the model and opens at the link's point, clamped to the bou
   expectDigit([1.5, -3]);
   assert.deepEqual(document.querySelectorAll("input[type=range]")[1].value, "-3");
   assert.equal(document.querySelector(".hint").textContent, "drag the pad");
+  assert.equal(document.querySelector("canvas.digit").style.width, "140px", "the site's digit size");
+  assert.equal(pad.style.width, "200px", "the site's pad size");
+  assert.equal(stats().seq, 0);
 });
 
 test("the pad's arrow keys move the point by a fiftieth of the range, Shift by a tenth; key-up commits it", async () => {
