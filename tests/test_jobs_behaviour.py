@@ -365,14 +365,16 @@ def test_a_child_that_dies_fails_its_job_and_leaves_no_temporary_file(child, tmp
 
 
 def test_a_child_that_answers_but_does_not_exit_is_killed_and_its_answer_kept(child, tmp_path, monkeypatch):
-    monkeypatch.setattr(jobs, "KILL_AFTER_S", 0.1)
+    monkeypatch.setattr(jobs, "KILL_AFTER_S", 2.0)  # also the wait for the killed child to be reaped
 
     def run(cfg, callback, out):
         threading.Thread(target=hang, daemon=False).start()  # keeps the process alive
         return result(best=None)
 
     child.run = run
+    asked = time.time()
     job = finished(registry(grace_s=0.1).start(config(), tmp_path / "run.pt", "data-dir"))
+    assert job.finished - asked >= 2.1  # waited grace_s + KILL_AFTER_S for it to exit
     assert job.status == "done" and job.exitcode == -signal.SIGKILL and job.result["stop_reason"] == "completed"
 
 

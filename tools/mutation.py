@@ -188,11 +188,17 @@ pytest_add_cli_args_test_selection = {toml_list(tests)}
     env = dict(os.environ, PYTHONPATH="", CVAE_DATA=os.environ.get("CVAE_DATA", str(REPO.parent / "shared" / "mnist")))
     t0 = time.time()
     only = function_patterns(module, functions)
-    r = subprocess.run(NICE + [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *only], cwd=work,
-                       env=env)
 
     def scoped(statuses: dict[str, str]) -> dict[str, str]:
         return {k: v for k, v in statuses.items() if not only or any(fnmatch.fnmatch(k, p) for p in only)}
+
+    # mutmut runs every mutant it is given by name, verdict or not: in a work folder that has some, only
+    # the scoped mutants not yet checked are named (--again reruns the survivors and timeouts).
+    named = only
+    if only and (work / "mutants").is_dir():
+        named = sorted(k for k, v in scoped(mutmut_statuses(work, env)).items() if v == "not checked")
+    r = subprocess.run(NICE + [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *named],
+                       cwd=work, env=env) if named else subprocess.CompletedProcess([], 0)
 
     statuses = scoped(mutmut_statuses(work, env))
     # mutmut keeps a verdict when tests change: with --again, survivors and timeouts run again by name.
