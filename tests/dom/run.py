@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 ORIGIN = "http://cvae.test"
-TIMEOUT_MS = 20_000  # a page that has not finished by then hangs (a mutant's endless loop)
+TIMEOUT_MS = int(os.environ.get("CVAE_DOM_TIMEOUT_MS", 20_000))  # a page that has not finished by then hangs (a mutant's endless loop)
 SERVER_ENV = "CVAE_DOM_SERVER"  # the socket of a running `run.py --serve` (tools/mutation.py starts one)
 
 
@@ -62,6 +62,7 @@ def run_file(browser, path: Path, root: Path = ROOT, mutant: str | None = None) 
             return r.fulfill(status=404, body="not found")
         return r.fulfill(path=str(f))
 
+    hung = False
     try:
         ctx.route("**/*", route)
         if mutant:
@@ -72,26 +73,62 @@ def run_file(browser, path: Path, root: Path = ROOT, mutant: str | None = None) 
         page.on("console", lambda m: problems.append(f"console.error: {m.text}") if m.type == "error" else None)
         rel = path.relative_to(root / "tests" / "dom").as_posix()
         page.goto(f"{ORIGIN}/tests/dom/page.html?test={rel}")
-        page.wait_for_function("() => globalThis.__results !== undefined")
+        try:
+            page.wait_for_function("() => globalThis.__results !== undefined")
+        except Exception as e:
+            hung = True  # closing the page would wait on it: the caller kills this Chromium
+            raise Hung(f"the page did not finish in {TIMEOUT_MS / 1000:.0f} s") from e
         results = page.evaluate("globalThis.__results")
     finally:
-        ctx.close()
+        if not hung:
+            ctx.close()
     return results + [{"name": p, "ok": False, "error": p} for p in problems]
 
 
-def run_files(browser, files: list[Path], root: Path = ROOT, mutant: str | None = None) -> list[tuple[str, dict]]:
-    """(file name, result) for each test of ``files``; with a mutant, up to the first failure."""
+class Hung(Exception):
+    """A page that did not finish (a mutant's endless loop): its Chromium must be killed."""
+
+
+def kill_chromium() -> None:
+    """SIGKILL every Chromium process started below this one (Linux /proc): a renderer in an
+    endless loop keeps a context's close waiting for ever."""
+    import signal
+
+    parent = {}
+    for d in Path("/proc").glob("[0-9]*"):
+        try:
+            parent[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            pass
+    mine, grew = {os.getpid()}, True
+    while grew:
+        more = {p for p, pp in parent.items() if pp in mine} - mine
+        grew = bool(more)
+        mine |= more
+    for p in mine - {os.getpid()}:
+        try:
+            if "chromium" in (Path("/proc") / str(p) / "comm").read_text():
+                os.kill(p, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def run_files(browser, files: list[Path], root: Path = ROOT, mutant: str | None = None) -> tuple[list[tuple[str, dict]], bool]:
+    """(file name, result) for each test of ``files`` (with a mutant, up to the first failure),
+    and whether a page hung (then the browser is unusable: kill_chromium, launch again)."""
     out = []
     for f in files:
         try:
             results = run_file(browser, f, root, mutant)
-        except Exception as e:  # a page that never finished (a mutant's endless loop), a browser gone
+        except Hung as e:
+            return out + [(f.name, {"name": "the page", "ok": False, "error": str(e)})], True
+        except Exception as e:  # a browser gone
             results = [{"name": "the page", "ok": False, "error": f"{type(e).__name__}: {e}"}]
         for r in results:
             out.append((f.name, r))
             if mutant and not r["ok"]:
-                return out
-    return out
+                return out, False
+    return out, False
 
 
 def launch(pw):
@@ -110,14 +147,20 @@ def serve(address: str) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = launch(pw)
+        browser = [launch(pw)]
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self):
                 ask = json.loads(self.rfile.readline())
                 root = Path(ask["root"]).resolve()
-                out = run_files(browser, [root / f for f in ask["files"]], root, ask.get("mutant"))
-                self.wfile.write((json.dumps(out) + "\n").encode())
+                out, hung = run_files(browser[0], [root / f for f in ask["files"]], root, ask.get("mutant"))
+                if hung:
+                    kill_chromium()
+                    browser[0] = launch(pw)
+                try:
+                    self.wfile.write((json.dumps(out) + "\n").encode())
+                except OSError:
+                    pass  # Stryker gave up on this one
 
         with socketserver.UnixStreamServer(address, Handler) as server:
             server.serve_forever()
@@ -153,9 +196,10 @@ def main(argv: list[str]) -> int:
 
         with sync_playwright() as pw:
             browser = launch(pw)
-            try:
-                results = run_files(browser, files, ROOT, os.environ.get("__STRYKER_ACTIVE_MUTANT__"))
-            finally:
+            results, hung = run_files(browser, files, ROOT, os.environ.get("__STRYKER_ACTIVE_MUTANT__"))
+            if hung:
+                kill_chromium()
+            else:
                 browser.close()
     failed = 0
     for name, r in results:
