@@ -612,3 +612,12 @@ def test_an_encrypted_archive_says_so(tmp_path):
                 importer.KERAS_WEIGHTS_MEMBER, flags=1)  # encrypted: a password is needed
     assert _says(path) == ("lock.keras: the archive's model.weights.h5 is encrypted; this app reads archives "
                            "saved without a password")
+
+
+def test_a_layer_of_its_name_is_named_however_far_its_shape(tmp_path):
+    path = _copy(tmp_path, "vae_legacy.h5", to="k5.h5")
+    with h5py.File(path, "r+") as f:  # a 5 x 5 kernel: two sizes off the tutorial's 3 x 3
+        del f["encoder/conv2d/kernel:0"]
+        f["encoder/conv2d"].create_dataset("kernel:0", data=np.zeros((5, 5, 1, 32), "float32"))
+    assert _says(path) == ("k5.h5: layer conv2d has kernel (5, 5, 1, 32) and bias (32,), where the encoder's conv2d "
+                           "(Conv2D 1 -> 32) has kernel (3, 3, 1, 32) and bias (32,)")
