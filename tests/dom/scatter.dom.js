@@ -16,10 +16,16 @@ const x = {
   commit(z, select = null) { this.live = null; told.push(["commit", select]); this.last = z; },
   drawScatter() { this.draws += 1; },
 };
-const written = [];
+const written = [], placed = [];
 const fillText = CanvasRenderingContext2D.prototype.fillText;
 CanvasRenderingContext2D.prototype.fillText = function (t, ...rest) {
-  if (this.canvas.classList.contains("points")) written.push(String(t));
+  if (this.canvas.classList.contains("points")) {
+    written.push(String(t));
+    const m = this.getTransform(), [px, py] = rest;
+    // Where it is written, in CSS pixels of the plot (the canvas is at 2 device pixels to one).
+    placed.push({ t: String(t), x: +((m.a * px + m.c * py + m.e) / 2).toFixed(2), y: +((m.b * px + m.d * py + m.f) / 2).toFixed(2),
+                  turned: Math.sign(m.b) || 0, align: this.textAlign, base: this.textBaseline, font: this.font });
+  }
   return fillText.call(this, t, ...rest);
 };
 const box = document.createElement("div");
@@ -81,6 +87,14 @@ test("the axes: a tick a unit apart, labelled, the zero lines darker than the gr
   written.length = 0;
   reset();
   assert.deepEqual(written, ["-4", "-3", "-2", "-1", "0", "1", "2", "3", "4", "-3", "-2", "-1", "0", "1", "2", "3", "z1", "z2"]);
+  const p = placed.slice(-18), by = (t, i = 0) => p.filter((q) => q.t === t)[i];
+  // z1's ticks under the plot area (648 x 518 px at (44, 8)), centred on their lines; z2's left of it.
+  assert.deepEqual(by("-4"), { t: "-4", x: 44, y: 8 + 518 + 4, turned: 0, align: "center", base: "top", font: "11px sans-serif" });
+  assert.deepEqual(by("4"), { t: "4", x: 44 + 648, y: 530, turned: 0, align: "center", base: "top", font: "11px sans-serif" });
+  assert.deepEqual(by("3", 1), { t: "3", x: 44 - 5, y: 8 + 259 - 3 * 81, turned: 0, align: "right", base: "middle", font: "11px sans-serif" });
+  assert.deepEqual(by("-3", 1), { t: "-3", x: 39, y: 8 + 259 + 3 * 81, turned: 0, align: "right", base: "middle", font: "11px sans-serif" });
+  assert.deepEqual(by("z1"), { t: "z1", x: 44 + 324, y: 560 - 1, turned: 0, align: "center", base: "bottom", font: "11px sans-serif" });
+  assert.deepEqual(by("z2"), { t: "z2", x: 11, y: 8 + 259, turned: -1, align: "center", base: "middle", font: "11px sans-serif" });
   const r = r0(), [zx] = client([0, 0]), [gx] = client([1, 0]), y = r.top + 8 + 3;
   assert.deepEqual(rgba(base, [zx - 0.25, y]).slice(0, 3), [0xbb, 0xbb, 0xbb], "the zero line");
   assert.deepEqual(rgba(base, [gx - 0.25, y]).slice(0, 3), GRID, "a grid line");
@@ -197,6 +211,80 @@ test("two fingers pinch and pan the view; the point stays", () => {
   assert.deepEqual(told, [["preview", "drag"], ["endPreview"]], "no commit");
   assert.ok(Math.abs(client([0, 0])[1] - (cy + 30)) < 1e-6, "one finger left pans nothing");
   reset();
+});
+
+test("the legend's double-click: only that digit; again: all; on a hidden digit while another is the only one: only it", () => {
+  const b = (l) => box.querySelector(`.legend button[data-label='${l}']`), dbl = (l) => b(l).dispatchEvent(new MouseEvent("dblclick", { bubbles: true }));
+  const shown = () => [...box.querySelectorAll(".legend button")].filter((e) => e.getAttribute("aria-pressed") === "true").map((e) => e.dataset.label).join("");
+  dbl(2);
+  assert.equal(shown(), "2");
+  dbl(5);
+  assert.equal(shown(), "5");
+  b(5).click();
+  assert.equal(shown(), "");
+  b(5).click();
+  dbl(5);
+  assert.equal(shown(), "0123456789");
+});
+
+test("while a mouse is pressed its leaving ends nothing; a third finger is no gesture; a press hides the tip", () => {
+  told.length = 0;
+  const [cx, cy] = client([1, 0]);
+  pointer(plot, "pointermove", client(encoded(4)), { buttons: 0 });
+  assert.ok(!tip.hidden);
+  pointer(plot, "pointerdown", [cx, cy]);
+  assert.ok(tip.hidden, "a press hides the tip");
+  pointer(plot, "pointermove", [cx + 10, cy]);
+  pointer(plot, "pointerleave", [cx + 10, cy]);
+  assert.deepEqual(told.slice(1), [["preview", "drag"]], "the drag goes on");
+  pointer(plot, "pointerup", [cx + 10, cy]);
+  assert.deepEqual(told.at(-1), ["commit", null]);
+  reset();
+  told.length = 0;
+  touch("pointerdown", [cx, cy], 11);
+  touch("pointerdown", [cx + 50, cy], 12);
+  touch("pointerdown", [cx + 100, cy], 13);
+  touch("pointerup", [cx + 100, cy], 13);
+  touch("pointerup", [cx + 50, cy], 12);
+  touch("pointerup", [cx, cy], 11);
+  assert.deepEqual(told, [["preview", "drag"], ["endPreview"]], "three fingers: no commit");
+  told.length = 0;
+  const pan = box.querySelector("button[data-act=pan]");
+  pan.click();
+  pointer(plot, "pointerdown", [cx, cy]);
+  pointer(plot, "pointermove", client(encoded(4)), { pointerId: 2, buttons: 0 });
+  assert.ok(tip.hidden, "no hover while a pointer is held");
+  pointer(plot, "pointerup", [cx, cy]);
+  pan.click();
+  assert.deepEqual(told, []);
+  reset();
+});
+
+test("a double-click on the tools is not a reset", () => {
+  reset();
+  box.querySelector("button[data-act=in]").click();
+  const unit = client([1, 0])[0] - client([0, 0])[0];
+  box.querySelector("button[data-act=in]").dispatchEvent(new MouseEvent("dblclick", { bubbles: true }));
+  assert.equal(client([1, 0])[0] - client([0, 0])[0], unit);
+  reset();
+});
+
+test("a scatter with no room yet is not ready; it lays itself out once it has some", async () => {
+  const hidden = document.createElement("div");
+  hidden.style.display = "none";
+  hidden.style.width = "400px";
+  document.body.append(hidden);
+  const h = new CanvasScatter(hidden, x, { points: preparePoints(pointsPayload()), bounds: BOUNDS, palette: PALETTE });
+  assert.ok(!h.ready());
+  hidden.style.display = "block";
+  await frames(3);
+  assert.ok(h.ready());
+  assert.equal(hidden.querySelector("canvas.points").width, 800);
+  h.detach();
+  hidden.style.width = "300px";
+  await frames(3);
+  assert.equal(hidden.querySelector("canvas.points").width, 800, "detached: no longer laid out");
+  hidden.remove();
 });
 
 test("the zoom stops at a quarter of the fitted scale and at 200 times it", () => {
