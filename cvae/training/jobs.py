@@ -3,8 +3,11 @@
 The trainer (:mod:`cvae.training.hardware`) sets torch's thread count and glibc's malloc
 thresholds for its whole process and holds the GIL for most of a step, so it must never run
 inside the web server. A
-:class:`JobRegistry` starts each run in a fresh process (multiprocessing "spawn": nothing of
-the server is inherited, and the child imports torch itself) and reads its progress back:
+:class:`JobRegistry` starts each run in a process of its own and reads its progress back. The
+processes are forked from a clean server of their own (multiprocessing "forkserver", started at
+the first run with torch and the trainer imported, ``TRAINER_MODULES``): nothing of the web
+server is inherited, and every run after the first starts without importing torch again (2-4 s
+of CPU; more on a busy laptop). Where there is no forkserver (not POSIX) each run is spawned.
 
 - The child sends every trainer callback event (``step``, ``epoch``, ``snapshot``, ... as
   dicts) through a one-way pipe; a reader thread in the server turns them into the fields
@@ -44,11 +47,14 @@ KILL_AFTER_S = 5.0  # then this long after terminate() before kill()
 KEEP_FINISHED = 3  # finished jobs a registry keeps (the page reads the last one's result)
 CHILD_NICE = 5  # the trainer yields some CPU to the server's sessions: benchmarks/train_priority.py (POSIX only)
 STEP_POINTS_PER_EPOCH = 50  # points of the live loss curve per epoch
+# What the training processes' forkserver imports once, before its first fork.
+TRAINER_MODULES = ["cvae.training.loop", "cvae.core.data"]
 
 
 def child_nice() -> int:
     """The training child's niceness: ``CHILD_NICE``, or $CVAE_TRAIN_NICE (0..19) where a deployment
-    or a benchmark sets it."""
+    or a benchmark sets it. Read by the server as each run starts (a forked child sees the
+    forkserver's environment, which is the server's at the first run)."""
     text = os.environ.get("CVAE_TRAIN_NICE", "").strip()
     try:
         value = int(text) if text else CHILD_NICE
@@ -57,16 +63,27 @@ def child_nice() -> int:
     return min(max(value, 0), 19)
 
 
+def training_context():
+    """The multiprocessing context the training processes start from: the forkserver (its
+    preload set to ``TRAINER_MODULES`` unless it runs already), else "spawn"."""
+    if "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(TRAINER_MODULES)
+    return ctx
+
+
 class JobBusyError(RuntimeError):
     """A registry runs one training at a time."""
 
 
 # --------------------------------------------------------------------------- the child
 
-def _child_main(cfg: "TrainConfig", out: str, data: str, conn, stop) -> None:
+def _child_main(cfg: "TrainConfig", out: str, data: str, conn, stop, nice: int = CHILD_NICE) -> None:
     """Entry point of the training process. Every message is a ``(tag, payload)`` tuple:
     ("phase", name), ("event", callback event), then ("result", dict) or ("error", dict).
-    ``stop`` is a shared byte the server sets to 1 to ask for a stop."""
+    ``stop`` is a shared byte the server sets to 1 to ask for a stop; ``nice``, the niceness to
+    run at (:func:`child_nice`)."""
 
     def send(tag: str, payload: Any) -> None:
         # Raises BrokenPipeError once the server is gone: the callback then stops the run,
@@ -74,7 +91,6 @@ def _child_main(cfg: "TrainConfig", out: str, data: str, conn, stop) -> None:
         conn.send((tag, payload))
 
     try:
-        nice = child_nice()
         if nice and hasattr(os, "nice"):
             try:
                 os.nice(nice)
@@ -197,7 +213,7 @@ class TrainJob:
         # or frozen inside is_set(), would block stop() in the server for ever.
         self._stop = ctx.RawValue("b", 0)
         self._proc = ctx.Process(target=_child_main, name=f"cvae-train-{self.id}", daemon=True,
-                                 args=(self.cfg, str(self.out), self.data, writer_end, self._stop))
+                                 args=(self.cfg, str(self.out), self.data, writer_end, self._stop, child_nice()))
         try:
             self._proc.start()
         except BaseException:
@@ -335,7 +351,7 @@ class JobRegistry:
         self.grace_s = grace_s
         self._lock = threading.Lock()
         self._jobs: dict[str, TrainJob] = {}  # in start order
-        self._ctx = mp.get_context("spawn")
+        self._ctx = training_context()
 
     @property
     def jobs(self) -> list[TrainJob]:
