@@ -79,6 +79,11 @@ def run_file(browser, path: Path, root: Path = ROOT, mutant: str | None = None) 
             hung = True  # closing the page would wait on it: the caller kills this Chromium
             raise Hung(f"the page did not finish in {TIMEOUT_MS / 1000:.0f} s") from e
         results = page.evaluate("globalThis.__results")
+        try:  # still answering? (a mutant's endless loop may start after the results, in a frame or a handler)
+            page.wait_for_function("() => true", timeout=5000)
+        except Exception as e:
+            hung = True
+            raise Hung("the page stopped answering after its tests") from e
     finally:
         if not hung:
             ctx.close()
