@@ -82,7 +82,7 @@ TESTS: dict[str, list[str]] = {
                              "tests/test_film.py::test_the_shipped_film_is_small_valid_and_for_the_shipped_model",
                              "tests/test_film.py::test_the_shipped_film_is_shown_only_beside_the_shipped_checkpoint"],
     "cvae/core/model.py": ["tests/test_model.py", "tests/test_model_behaviour.py"],
-    "cvae/core/importer.py": ["tests/test_importer.py", "tests/test_keras_alignment.py"],
+    "cvae/core/importer.py": ["tests/test_importer.py", "tests/test_keras_alignment.py", "tests/test_importer_files.py"],
     "cvae/core/posterior.py": ["tests/test_posterior.py"],
     "cvae/core/payloads.py": ["tests/test_payloads.py"],
     "cvae/core/data.py": ["tests/test_data_dirs.py", "tests/test_data.py"],
