@@ -37,11 +37,11 @@ def files_of(args: list[str]) -> list[Path]:
 
 
 def context_of(path: Path) -> dict:
-    """The page's options: a 1280 x 900 viewport, or what the file's first line asks for
+    """The page's options: a 1280 x 900 viewport, or what the file's first lines ask for
     (``// context: {"viewport": {...}, "device_scale_factor": 2, "has_touch": true}``, Playwright's
     new_context arguments)."""
-    first = path.read_text(encoding="utf-8").split("\n", 1)[0]
-    more = json.loads(first.split("// context:", 1)[1]) if first.startswith("// context:") else {}
+    head = path.read_text(encoding="utf-8").split("\n", 3)[:3]  # (Stryker's sandbox puts `// @ts-nocheck` first)
+    more = next((json.loads(line.split("// context:", 1)[1]) for line in head if line.startswith("// context:")), {})
     return {"viewport": {"width": 1280, "height": 900}} | more
 
 
