@@ -130,6 +130,23 @@ def test_train_speed_figures_are_consistent():
         assert int(us) == pytest.approx(1e6 / int(ips), rel=0.5 / int(ips) + 1e-3, abs=1), summary
 
 
+# benchmarks/site.py, its own process, with the shipped model's site parts of this pytest session
+# (devkit.shipped_site_parts) in place of its call of cvae.site.site_parts: the same parts, not
+# computed again (the 10,000 test digits' losses); tests/test_site.py checks site_parts itself.
+SITE_ON_SHARED_PARTS = """
+import runpy, sys
+sys.path[:0] = ["benchmarks", "tests"]
+from devkit import shipped_site_parts
+from cvae.core.shipped import SHIPPED_CHECKPOINT
+def parts(checkpoint, data_dir):
+    assert checkpoint == SHIPPED_CHECKPOINT, checkpoint
+    return shipped_site_parts()
+main = runpy.run_path("benchmarks/site.py", run_name="site_benchmark")["main"]
+main.__globals__["site_parts"] = parts
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 @needs_data
 @pytest.mark.slow  # runs the benchmark script whole
 @pytest.mark.browser  # the script drives Chromium itself
@@ -139,7 +156,7 @@ def test_site_benchmark_sizes_are_the_files_it_writes():
     the repaint rows are there."""
     from devkit import shipped_site
 
-    out = run("benchmarks/site.py", "--data-dir", str(DATA_DIR), "--opens", "1", "--seconds", "1")
+    out = run("-c", SITE_ON_SHARED_PARTS, "--data-dir", str(DATA_DIR), "--opens", "1", "--seconds", "1")
     site = shipped_site(hooks=False)
     for name, data in site.items():
         assert re.search(rf"^\s+{re.escape(name)}\s+{len(data):,} bytes$", out, re.M), (name, out)

@@ -446,13 +446,15 @@ def test_cli_film_without_a_film_fails_clearly(tmp_path):
 
 
 @pytest.mark.slow  # a training run
-def test_cli_train_records_the_film(mnist, tmp_path, capsys):
+def test_cli_train_records_the_film(small_mnist, tmp_path, capsys):
+    """On MNIST's first 1,000 test digits (conftest's small_mnist), whose film subset is all of them."""
     out = tmp_path / "cli.pt"
-    args = ["train", "--data-dir", str(DATA_DIR), "--out", str(out), "--limit", "256", "--epochs", "1",
+    args = ["train", "--data-dir", str(small_mnist), "--out", str(out), "--limit", "256", "--epochs", "1",
             "--batch-size", "64", "--no-download", "--quiet"]
     assert cli_main(args) == 0
     film = load_checkpoint(out).meta["film"]
-    assert film is not None and list(film.step) == [0, 1, 2, 3, 4] and film.z.shape[1] == 2000
+    digits = len(film_subset(load_mnist("test", small_mnist, download=False)[1]))
+    assert film is not None and list(film.step) == [0, 1, 2, 3, 4] and film.z.shape[1] == digits == 1000
     assert "Film: 5 snapshots" in capsys.readouterr().out
     assert args[3] == "--out"
     assert cli_main(args[:4] + [str(tmp_path / "off.pt")] + args[5:] + ["--no-film"]) == 0
