@@ -95,6 +95,21 @@ TESTS: dict[str, list[str]] = {
     "cvae/training/augment.py": ["tests/test_augment.py"],
     "cvae/training/callbacks.py": ["tests/test_callbacks.py"],
     "cvae/training/hardware.py": ["tests/test_hardware.py"],
+    # test_kl_warmup.py's two tests that train a run are left out (seconds each): tests/test_step_behaviour.py
+    # covers what they reach, the run's optimizer and its ways.
+    "cvae/training/step.py": ["tests/test_step_behaviour.py",
+                              "tests/test_train.py::test_split_batch_gives_the_whole_batch_gradient",
+                              "tests/test_train.py::test_augmented_training_scores_the_augmented_images",
+                              "tests/test_gemm.py::test_the_gemm_step_leaves_frozen_parameters_alone"] + [
+        f"tests/test_kl_warmup.py::test_{t}" for t in (
+            "each_way_of_a_step_weights_the_kl_term_and_reports_the_whole_loss",
+            "free_bits_leave_out_the_kl_gradient_of_a_dimension_under_the_floor", "no_free_bits_is_the_plain_gradient")],
+    # tests/test_film.py's fast tests share a module fixture that trains a run (tens of seconds): the
+    # recorder's and the film's own behaviour tests need no training and no MNIST.
+    "cvae/training/recorder.py": ["tests/test_recorder_behaviour.py"],
+    "cvae/core/film.py": ["tests/test_film_behaviour.py",
+                          "tests/test_checkpoint_files.py::test_the_training_film_travels_with_the_weights",
+                          "tests/test_checkpoint_files.py::test_a_film_of_another_latent_space_is_named_and_the_weights_still_load"],
     "cvae/training/loop.py": ["tests/test_loop_behaviour.py",
                               "tests/test_kl_warmup.py::test_a_run_anneals_the_kl_term_over_its_planned_steps",
                               "tests/test_kl_warmup.py::test_a_run_passes_its_free_bits_to_every_step"],
