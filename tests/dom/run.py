@@ -45,6 +45,18 @@ def context_of(path: Path) -> dict:
     return {"viewport": {"width": 1280, "height": 900}} | more
 
 
+def site_bundle(root: Path) -> str:
+    """The static site's script (cvae/site.py assemble_site: site.js and the test hooks, one
+    classic script) from the modules under ``root``, by root's own cvae/web/bundle.py."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("cvae_web_bundle", root / "cvae" / "web" / "bundle.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    web = root / "cvae" / "web"
+    return mod.bundle([web / "site.js", web / "hooks.js"], script=True)
+
+
 def run_file(browser, path: Path, root: Path = ROOT, mutant: str | None = None) -> list[dict]:
     """The results of one test file (under ``root``/tests/dom): [{name, ok, error}], one entry
     per test, plus one failed entry for each uncaught error, error logged or request outside the
@@ -57,7 +69,10 @@ def run_file(browser, path: Path, root: Path = ROOT, mutant: str | None = None) 
         if not url.startswith(ORIGIN + "/"):
             problems.append(f"a request outside the test origin: {url}")
             return r.abort()
-        f = (root / url[len(ORIGIN) + 1:].split("?")[0]).resolve()
+        rel = url[len(ORIGIN) + 1:].split("?")[0]
+        if rel == "bundle/site.js":  # the static site's script as `python -m cvae site` writes it
+            return r.fulfill(body=site_bundle(root), content_type="text/javascript")
+        f = (root / rel).resolve()
         if root not in f.parents or not f.is_file():
             return r.fulfill(status=404, body="not found")
         return r.fulfill(path=str(f))

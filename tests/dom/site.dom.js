@@ -112,6 +112,11 @@ test("a click on a test digit selects it: its reconstruction, its caption, the p
   assert.ok(pixels($("original")).every((v) => v === 0), "a black square for the original");
   assert.ok($("loss").hidden, "no loss without the losses");
   assert.equal(stats().selected, 3);
+  key(pad, "keydown", "ArrowDown");
+  key(pad, "keyup", "ArrowDown");
+  await until(() => linkText() !== `a link to z = (${z3[0].toFixed(3)}, ${z3[1].toFixed(3)})`, 2000, "a move");
+  assert.equal(stats().selected, 3, "the selection stays while the point moves");
+  assert.equal($("selection-title").textContent, "Selected: test digit #3, a 3");
   $("clear").click();
   await until(() => $("selection").hidden, 2000, "the selection cleared");
   assert.equal(stats().selected, null);

@@ -9,6 +9,7 @@ await import("/cvae/web/site.js");
 test("without data.js the page says to keep the folder's files together", () => {
   const box = document.getElementById("explorer"), note = box.querySelector(".cvae-error");
   assert.equal(box.children.length, 1);
+  assert.equal(box.textContent, "data.js did not load: keep the folder's files together.", "nothing else");
   assert.equal(note.getAttribute("role"), "alert");
   assert.equal(note.textContent, "data.js did not load: keep the folder's files together.");
   assert.equal(document.getElementById("model").textContent, "loading…");
