@@ -218,24 +218,24 @@ def test_precision_setting_resolves_per_device(monkeypatch):
 
 
 @needs_data
-@pytest.mark.slow  # four two-epoch runs on 3,000 images
-@pytest.mark.parametrize("seed", [0, 1])
-def test_bfloat16_training_learns_like_float32(seed):
+@pytest.mark.slow  # two two-epoch runs on 3,000 images
+def test_bfloat16_training_learns_like_float32():
     """Real MNIST, 2 epochs on 3,000 images, the batch split over two threads (one thread per op,
-    which keeps its pace on a crowded machine, where every core per op does not): the bfloat16 run's test loss is within
-    2% of the float32 run's (short runs differ by seed more than by precision: with the batch-64
-    recipe 206.42 vs 206.16 for seed 0, 207.96 vs 207.95 for seed 1; with the batch-32 one it
-    was 201.87 vs 204.84 and 202.29 vs 201.98), and both far below the untrained model's."""
+    which keeps its pace on a crowded machine, where every core per op does not): the bfloat16 run's
+    test loss is within 0.5% of the float32 run's, and both far below the untrained model's.
+    Measured with the fast recipe (batch 64): 206.07 against 206.00 for seed 0 (0.03%) and 207.42
+    against 207.46 for seed 1 (0.02%) on an AVX-512 CPU without native bfloat16; 206.42 against
+    206.16 (0.13%) on one with it. A wrong product in either precision moves the loss by far more."""
     from cvae import evaluate, load_mnist
 
     train_x, _ = load_mnist("train", DATA_DIR, download=False, limit=3000)
     test_x, _ = load_mnist("test", DATA_DIR, download=False, limit=1000)
     start = evaluate(CVAE(), test_x)["loss"]
-    res = {p: train(TrainConfig.from_recipe("fast", epochs=2, precision=p, seed=seed, workers=2), train_x, test_x)
+    res = {p: train(TrainConfig.from_recipe("fast", epochs=2, precision=p, seed=0, workers=2), train_x, test_x)
            for p in ("fp32", "bf16")}
     f32, b16 = (res[p].best_val_loss for p in ("fp32", "bf16"))
     assert f32 < 0.5 * start and b16 < 0.5 * start
-    assert b16 == pytest.approx(f32, rel=0.02)
+    assert b16 == pytest.approx(f32, rel=0.005)
 
 
 def test_the_gemm_step_leaves_frozen_parameters_alone():
