@@ -339,11 +339,16 @@ def dom_server(tests: list[str]):
         server.wait(30)
 
 
-def run_js(files: list[str], jobs: int) -> dict:
+def run_js(files: list[str], jobs: int, only: list[str] | None = None) -> dict:
     if not (STRYKER / "node_modules" / "@stryker-mutator" / "core").is_dir():
         sys.exit("StrykerJS is not installed: npm ci --prefix tools/stryker")
     mutate = files or ["cvae/web/*.js"]
     command, tests = js_command(files)
+    if only:  # --tests: these test files only (tests/js/*.test.js run by node, tests/dom/*.dom.js in Chromium)
+        node, dom = [t for t in only if t.startswith("tests/js")], [t for t in only if t.startswith("tests/dom")]
+        command = " && ".join(([f"node --test {' '.join(node)}"] if node else []) +
+                              ([f"{sys.executable} tests/dom/run.py {' '.join(dom)}"] if dom else []))
+        tests = node + dom
     if not tests:
         sys.exit(f"no test in tests/js or tests/dom reaches {', '.join(files)}")
     report = Path(tempfile.mkdtemp(prefix="stryker-report-")) / "mutation.json"
@@ -378,7 +383,8 @@ def run_js(files: list[str], jobs: int) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("module", help="a Python file (cvae/core/files.py) or js")
-    p.add_argument("--tests", nargs="*", default=[], help="pytest selections (default: TESTS[module])")
+    p.add_argument("--tests", nargs="*", default=[], help="pytest selections (default: TESTS[module]); js: test files "
+                   "of tests/js and tests/dom (default: those that reach --files)")
     p.add_argument("--files", nargs="*", default=[], help="js: the files to mutate (default cvae/web/*.js)")
     p.add_argument("--jobs", type=int, default=1, help="mutants tested at once (default 1: a shared machine)")
     p.add_argument("--work", type=Path, help="python: the scratch folder (default: a new temporary one)")
@@ -392,7 +398,7 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, help="also write the summary here")
     args = p.parse_args(argv)
     if args.module == "js":
-        out = run_js(args.files, args.jobs)
+        out = run_js(args.files, args.jobs, args.tests)
     elif args.fresh:
         if not args.work:
             sys.exit("--fresh needs the --work folder of a run of the module")

@@ -177,6 +177,9 @@ def serve(address: str) -> None:
                 if hung:
                     kill_chromium()
                     browser[0] = launch(pw)
+                    if os.environ.get("CVAE_DOM_HANG_LOG"):  # which mutants hung, to check again with more time
+                        with open(os.environ["CVAE_DOM_HANG_LOG"], "a") as log:
+                            log.write(f"{ask.get('mutant')} {ask['files']}\n")
                 try:
                     self.wfile.write((json.dumps(out) + "\n").encode())
                 except OSError:
