@@ -213,7 +213,7 @@ pytest_add_cli_args_test_selection = {toml_list(tests)}
     if only and (work / "mutants").is_dir():
         named = sorted(k for k, v in scoped(mutmut_statuses(work, env)).items() if v == "not checked")
     r = subprocess.run(NICE + [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *named],
-                       cwd=work, env=env) if named else subprocess.CompletedProcess([], 0)
+                       cwd=work, env=env) if named or not only else subprocess.CompletedProcess([], 0)
 
     statuses = scoped(mutmut_statuses(work, env))
     # mutmut keeps a verdict when tests change: with --again, survivors and timeouts run again by name.
