@@ -87,12 +87,12 @@ def run_file(browser, path: Path, root: Path = ROOT, mutant: str | None = None) 
         page.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
         page.on("console", lambda m: problems.append(f"console.error: {m.text}") if m.type == "error" else None)
         rel = path.relative_to(root / "tests" / "dom").as_posix()
-        page.goto(f"{ORIGIN}/tests/dom/page.html?test={rel}")
-        try:
+        try:  # (a mutant's endless loop may start while the page loads, or in a test)
+            page.goto(f"{ORIGIN}/tests/dom/page.html?test={rel}")
             page.wait_for_function("() => globalThis.__results !== undefined")
         except Exception as e:
             hung = True  # closing the page would wait on it: the caller kills this Chromium
-            raise Hung(f"the page did not finish in {TIMEOUT_MS / 1000:.0f} s") from e
+            raise Hung(f"the page did not finish in {TIMEOUT_MS / 1000:.0f} s: {type(e).__name__}") from e
         results = page.evaluate("globalThis.__results")
         try:  # still answering? (a mutant's endless loop may start after the results, in a frame or a handler)
             page.wait_for_function("() => true", timeout=5000)
