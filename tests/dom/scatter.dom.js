@@ -287,6 +287,54 @@ test("a scatter with no room yet is not ready; it lays itself out once it has so
   hidden.remove();
 });
 
+test("a double-click on the plot fits the bounds again; the wheel zooms about the pointer", () => {
+  reset();
+  const unit = () => client([1, 0])[0] - client([0, 0])[0];
+  box.querySelector("button[data-act=in]").click();
+  plot.dispatchEvent(new MouseEvent("dblclick", { bubbles: true, clientX: 300, clientY: 300 }));
+  assert.equal(unit(), 81);
+  const xy = client([2, 1]).map(Math.round), z = s.at({ clientX: xy[0], clientY: xy[1] }).z;
+  plot.dispatchEvent(new WheelEvent("wheel", { bubbles: true, cancelable: true, clientX: xy[0], clientY: xy[1], deltaY: -100 }));
+  const z2 = s.at({ clientX: xy[0], clientY: xy[1] }).z;
+  assert.ok(Math.abs(z2[0] - z[0]) < 1e-9 && Math.abs(z2[1] - z[1]) < 1e-9, "the point under the wheel stays");
+  assert.ok(Math.abs(unit() - 81 * Math.exp(0.2)) < 1e-9, String(unit()));
+  const e = new WheelEvent("wheel", { bubbles: true, cancelable: true, clientX: xy[0], clientY: xy[1], deltaY: 2, deltaMode: 1 });
+  plot.dispatchEvent(e);
+  assert.ok(e.defaultPrevented, "the page does not scroll");
+  assert.ok(Math.abs(unit() - 81 * Math.exp(0.1)) < 1e-9, `a line of wheel is 25 pixels' worth: ${unit()}`);
+  reset();
+});
+
+test("in pan mode, or with Shift, a drag moves the view and not the point; a hidden digit is not clicked", () => {
+  reset();
+  told.length = 0;
+  const pan = box.querySelector("button[data-act=pan]");
+  pan.click();
+  assert.equal(pan.getAttribute("aria-pressed"), "true");
+  assert.ok(plot.classList.contains("panning"));
+  const [x0, y0] = client([0, 0]);
+  pointer(plot, "pointerdown", [x0, y0]);
+  pointer(plot, "pointermove", [x0 + 30, y0 + 20]);
+  pointer(plot, "pointerup", [x0 + 30, y0 + 20]);
+  assert.deepEqual(client([0, 0]).map((v, i) => +(v - [x0, y0][i]).toFixed(6)), [30, 20]);
+  pan.click();
+  assert.equal(pan.getAttribute("aria-pressed"), "false");
+  assert.ok(!plot.classList.contains("panning"));
+  pointer(plot, "pointerdown", [x0 + 30, y0 + 20], { shiftKey: true });
+  pointer(plot, "pointermove", [x0, y0], { shiftKey: true });
+  pointer(plot, "pointerup", [x0, y0], { shiftKey: true });
+  assert.deepEqual(client([0, 0]).map((v, i) => +(v - [x0, y0][i]).toFixed(6)), [0, 0]);
+  assert.deepEqual(told, [], "the point stays");
+  const b7 = box.querySelector(".legend button[data-label='7']");
+  b7.click();
+  const d = client(encoded(7));
+  pointer(plot, "pointerdown", d);
+  pointer(plot, "pointerup", d);
+  assert.deepEqual(told, [["commit", null]], "a move, not a selection");
+  b7.click();
+  reset();
+});
+
 test("the zoom stops at a quarter of the fitted scale and at 200 times it", () => {
   reset();
   const unit = () => client([1, 0])[0] - client([0, 0])[0];
