@@ -544,3 +544,121 @@ def test_a_new_job_is_starting(tmp_path):
     assert job.running and not job.stop_requested and job.grace_s == 3.0 and job.out == tmp_path / "run.pt"
     job.stop()  # not started: nothing to stop
     assert not job.stop_requested
+
+
+# --------------------------------------------------------------------------- the child's side, in this process
+# What a training process sends, read from the pipe: the same function the child runs, called here
+# (mutmut sees only what runs in the test's own process), with the stand-ins above.
+
+def child_messages(monkeypatch, nice=7, stop_first=False, close_first=False):
+    niced = []
+    monkeypatch.setattr(os, "nice", lambda n: niced.append(n) or 0)
+    reader, writer = FORK.Pipe(duplex=False)
+    stop = FORK.RawValue("b", 1 if stop_first else 0)
+    if close_first:
+        reader.close()
+    jobs._child_main(config(), "/somewhere/run.pt", "data-dir", writer, stop, nice)
+    out = []
+    if not close_first:
+        while reader.poll(0):
+            try:
+                out.append(reader.recv())
+            except EOFError:
+                break
+    return out, niced, stop
+
+
+def test_the_child_sends_its_phases_events_and_result(child, monkeypatch):
+    seen = []
+
+    def run(cfg, callback, out):
+        seen.append((callback(step(1, 1, 2)), callback({"kind": "epoch", "epoch": 1, "val_loss": 2.0})))
+        return result("completed", 1)
+
+    child.run = run
+    msgs, niced, _ = child_messages(monkeypatch)
+    assert msgs == [("phase", "loading"), ("phase", "training"), ("event", step(1, 1, 2)),
+                    ("event", {"kind": "epoch", "epoch": 1, "val_loss": 2.0}),
+                    ("result", {"stop_reason": "completed", "message": "finished", "best_epoch": 1,
+                                "spread": [1.5, 0.5]})]
+    assert seen == [(True, True)] and niced == [7]
+
+
+def test_the_child_answers_false_once_a_stop_is_asked(child, monkeypatch):
+    answers = []
+
+    def run(cfg, callback, out):
+        answers.append(callback(step(1, 1, 2)))
+        stop_flag.value = 1
+        answers.append(callback(step(1, 2, 2)))
+        return result("stopped", None)
+
+    stop_flag = None
+    child.run = run
+    real_value = FORK.RawValue
+
+    def keep(*a):
+        nonlocal stop_flag
+        stop_flag = real_value(*a)
+        return stop_flag
+
+    monkeypatch.setattr(FORK, "RawValue", keep)
+    msgs, _, _ = child_messages(monkeypatch)
+    assert answers == [True, False] and msgs[-1][0] == "result"
+
+
+@pytest.mark.parametrize("nice", [0, None])
+def test_the_child_keeps_its_niceness_at_0_or_where_it_cannot_change_it(child, monkeypatch, nice):
+    child.run = epochs_run(1, 1, write=False)
+    if nice is None:  # os.nice refused: the run goes on
+        def refuse(n):
+            raise PermissionError("not allowed")
+        reader, writer = FORK.Pipe(duplex=False)
+        monkeypatch.setattr(os, "nice", refuse)
+        jobs._child_main(config(), "/somewhere/run.pt", "data-dir", writer, FORK.RawValue("b", 0), 3)
+        assert reader.recv() == ("phase", "loading")
+    else:
+        msgs, niced, _ = child_messages(monkeypatch, nice=0)
+        assert niced == [] and msgs[-1][0] == "result"
+
+
+def test_a_child_asked_to_stop_while_loading_sends_that_it_never_began(child, monkeypatch):
+    child.run = epochs_run(1, 1, write=False)
+    msgs, _, _ = child_messages(monkeypatch, stop_first=True)
+    assert msgs == [("phase", "loading"), ("result", {"stop_reason": "stopped", "message":
+                                                      "training stopped by request before it began",
+                                                      "best_epoch": None})]
+
+
+@pytest.mark.parametrize("exc, message, traced", [
+    (ValueError("bad"), "bad", False), (DataMissingError("no MNIST"), "no MNIST", False),
+    (OSError("disk full"), "disk full", False), (CheckpointError("run.pt", "cannot write"), "run.pt: cannot write", False),
+    (ValueError(), "ValueError: ", False), (RuntimeError("boom"), "RuntimeError: boom", True),
+], ids=["value", "data", "os", "checkpoint", "empty", "runtime"])
+def test_the_child_sends_its_error(child, monkeypatch, exc, message, traced):
+    def run(cfg, callback, out):
+        raise exc
+
+    child.run = run
+    msgs, _, _ = child_messages(monkeypatch)
+    assert msgs[:2] == [("phase", "loading"), ("phase", "training")] and len(msgs) == 3
+    tag, payload = msgs[2]
+    assert tag == "error" and payload["message"] == message
+    if traced:
+        assert "Traceback" in payload["traceback"] and "RuntimeError: boom" in payload["traceback"]
+    else:
+        assert payload["traceback"] is None
+
+
+def test_a_child_whose_server_is_gone_ends_quietly(child, monkeypatch):
+    child.run = epochs_run(1, 1, write=False)
+    msgs, _, _ = child_messages(monkeypatch, close_first=True)  # no exception escapes
+    assert msgs == []
+
+
+def test_the_child_closes_its_end_of_the_pipe(child, monkeypatch):
+    child.run = epochs_run(1, 1, write=False)
+    reader, writer = FORK.Pipe(duplex=False)
+    monkeypatch.setattr(os, "nice", lambda n: 0)
+    jobs._child_main(config(), "/somewhere/run.pt", "data-dir", writer, FORK.RawValue("b", 0), 0)
+    assert writer.closed
