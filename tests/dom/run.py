@@ -163,6 +163,7 @@ def serve(address: str) -> None:
     the Unix socket ``address``, one JSON line {root, files, mutant} with one JSON line of
     [file, result] pairs. Launching Chromium for each mutant took longer than its tests."""
     import socketserver
+    import threading
 
     from playwright.sync_api import sync_playwright
 
@@ -173,7 +174,19 @@ def serve(address: str) -> None:
             def handle(self):
                 ask = json.loads(self.rfile.readline())
                 root = Path(ask["root"]).resolve()
-                out, hung = run_files(browser[0], [root / f for f in ask["files"]], root, ask.get("mutant"))
+                # A page can hang where no timeout of Playwright's reaches (a context's close while
+                # a frame callback loops): past the files' time and more, its Chromium is killed.
+                fired: list[bool] = []
+                limit = threading.Timer(len(ask["files"]) * (TIMEOUT_MS / 1000 + 10) + 10,
+                                        lambda: (fired.append(True), kill_chromium()))
+                limit.start()
+                try:
+                    out, hung = run_files(browser[0], [root / f for f in ask["files"]], root, ask.get("mutant"))
+                finally:
+                    limit.cancel()
+                if fired and not hung:
+                    hung = True
+                    out.append(("", {"name": "the page", "ok": False, "error": "the run overran: its Chromium was killed"}))
                 if hung:
                     kill_chromium()
                     browser[0] = launch(pw)
