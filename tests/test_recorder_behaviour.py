@@ -200,6 +200,14 @@ def test_a_snapshots_loss_is_the_mean_training_loss_since_the_last_one():
     assert rec.record(model, 5, 1.0)["loss"] == pytest.approx(7.0)
 
 
+def test_a_first_snapshot_after_steps_has_their_mean_loss():
+    """A recorder driven without its start snapshot: the first one has the steps' mean loss."""
+    rec = FilmRecorder(_images(10), np.arange(10), steps_per_epoch=5, epochs=1)
+    rec.add_loss(3.0, 2)
+    rec.add_loss(6.0, 1)
+    assert rec.record(_model(0), 3, 0.6)["loss"] == pytest.approx(4.0)
+
+
 def test_a_snapshots_validation_loss_is_given_or_none():
     images, labels = _images(20), np.arange(20) % 10
     model = _model(0)
