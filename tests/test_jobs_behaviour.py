@@ -86,10 +86,12 @@ def child(monkeypatch):
     state = SimpleNamespace(load=lambda: None, run=None, calls=[])
 
     def load_mnist(split, data, download=True):
+        assert download is False, "a training child never downloads MNIST"
         state.load()
         return f"{split} images of {data}", f"{split} labels"
 
     def train(cfg, train_x, test_x, *, test_y, callback, out, started):
+        assert isinstance(cfg, cvae.TrainConfig) and cfg.batch_size == 8
         assert (train_x, test_x, test_y) == ("train images of data-dir", "test images of data-dir", "test labels")
         assert started > 0 and out.endswith("run.pt")
         return state.run(cfg, callback, out)
