@@ -74,21 +74,29 @@ def test_a_film_gathers_its_snapshots_into_arrays():
 def test_a_film_of_bare_snapshots_takes_the_defaults():
     """Snapshots without their index, range, losses or manifold: the subset in order, the
     central box, no losses and no manifold (a model that is not 2-D)."""
-    snaps = [{"step": i, "epoch": float(i), "z": np.zeros((3, 5), np.float16), "labels": [1, 2, 3]} for i in range(2)]
+    snaps = [{"step": i, "epoch": float(i), "z": np.zeros((3, 5), np.float32), "labels": [1, 2, 3]} for i in range(2)]
     film = Film.from_snapshots(snaps)
     assert film.index.tolist() == [0, 1, 2] and film.index.dtype == np.int32
     assert tuple(film.manifold_range.tolist()) == MANIFOLD_RANGE
     assert film.manifold.shape == (2, 0, 0) and film.manifold.dtype == np.uint8
     assert np.isnan(film.loss).all() and np.isnan(film.val_loss).all()
     assert film.steps_per_epoch == 0
+    assert film.z.dtype == np.float16  # z given in float32: kept in float16
     # One snapshot without a manifold: the film has none.
     film = Film.from_snapshots([_snap(0), _snap(1, manifold=False)])
     assert film.manifold.shape == (2, 0, 0)
+    # Manifolds given as plain integers: stored as the film's bytes.
+    snaps = [_snap(i) for i in range(2)]
+    for i, snap in enumerate(snaps):
+        snap["manifold"] = np.full((2, 2), 7 * i)  # int64
+    film = Film.from_snapshots(snaps)
+    assert film.manifold.dtype == np.uint8 and film.manifold[1].tolist() == [[7, 7], [7, 7]]
 
 
 def test_no_snapshots_no_film():
-    with pytest.raises(FilmError, match="no snapshots"):
+    with pytest.raises(FilmError) as e:
         Film.from_snapshots([])
+    assert str(e.value) == "no snapshots"
 
 
 def test_the_weights_kept_are_gathered_in_frame_order():
