@@ -1,8 +1,8 @@
 """A training job as the app's sidebar sees it (cvae.training.jobs), in milliseconds: the real
 JobRegistry, TrainJob, pipe, stop flag and child process, with a stand-in trainer in the child.
 
-The registry's children are forked here instead of spawned (a spawned child starts a fresh
-interpreter and imports torch: seconds each): a forked child inherits this test's stand-ins for
+The registry's children are forked here from this test's process, not from the app's forkserver
+(which imports the real trainer and torch): a child forked here inherits this test's stand-ins for
 ``load_mnist`` and ``train``, which send the events a real run sends, wait on gates the test
 opens, honour the stop flag or not, raise, hang or die, as each test needs. The child never runs
 torch. What a job reports (status, phase, progress, history, steps, plan, result, error, exit
