@@ -316,18 +316,25 @@ def test_a_stop_while_loading_ends_the_run_before_it_begins(child, tmp_path):
     assert job.history == [] and job.phase == "loading"
 
 
+def stopped_after_first_step(child, run, grace_s: float, tmp_path):
+    """A job of stand-in ``run`` asked to stop once its first step is in; the job when it has
+    ended, and the seconds from the request to its end."""
+    child.run = run
+    job = registry(grace_s=grace_s).start(config(), tmp_path / "run.pt", "data-dir")
+    wait_for(lambda: job.last_step is not None, "the first step")
+    asked = time.time()
+    job.stop()
+    finished(job)
+    return job, job.finished - asked
+
+
 def test_a_child_that_ignores_the_stop_is_terminated_after_the_grace_period(child, tmp_path):
     def run(cfg, callback, out):
         callback(step(1, 1, 4))
         hang()
 
-    child.run = run
-    job = registry(grace_s=0.3).start(config(), tmp_path / "run.pt", "data-dir")
-    wait_for(lambda: job.last_step is not None, "the first step")
-    asked = time.time()
-    job.stop()
-    finished(job)
-    assert job.finished - asked >= 0.3
+    job, waited = stopped_after_first_step(child, run, 0.3, tmp_path)
+    assert waited >= 0.3
     assert job.status == "stopped" and job.forced and job.exitcode == -signal.SIGTERM
     assert job.result is None and job.error is None and not job.saved
 
@@ -340,13 +347,8 @@ def test_a_child_that_ignores_terminate_is_killed(child, tmp_path, monkeypatch):
         callback(step(1, 1, 4))
         hang()
 
-    child.run = run
-    job = registry(grace_s=0.2).start(config(), tmp_path / "run.pt", "data-dir")
-    wait_for(lambda: job.last_step is not None, "the first step")
-    asked = time.time()
-    job.stop()
-    finished(job)
-    assert job.finished - asked >= 0.5
+    job, waited = stopped_after_first_step(child, run, 0.2, tmp_path)
+    assert waited >= 0.5
     assert job.status == "stopped" and job.forced and job.exitcode == -signal.SIGKILL
 
 

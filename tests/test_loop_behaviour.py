@@ -287,12 +287,19 @@ class Poison(Callback):
                     p.fill_(math.nan)
 
 
-def test_a_loss_that_is_not_a_number_stops_the_run_with_the_best_weights(data):
+def poisoned_run(data, epoch: int, step: int):
+    """A 4-epoch run whose weights turn NaN at ``epoch``, ``step`` (Poison); its result and the
+    weights it held at the end of each epoch."""
     train_x, test_x = data
     model = tiny()
     kept = []
-    res = train(cfg(epochs=4), train_x, test_x, model=model, callbacks=[Poison(model, 2, 1)],
+    res = train(cfg(epochs=4), train_x, test_x, model=model, callbacks=[Poison(model, epoch, step)],
                 callback=lambda ev: kept.append(state_of(model)) if ev["kind"] == "epoch" else None)
+    return res, kept
+
+
+def test_a_loss_that_is_not_a_number_stops_the_run_with_the_best_weights(data):
+    res, kept = poisoned_run(data, 2, 1)
     assert res.stop_reason == "nan"
     assert res.message == ("training stopped: the loss became nan at epoch 2, step 2; kept the best weights "
                            "(epoch 1). Try a lower learning rate.")
@@ -314,11 +321,7 @@ def test_a_loss_that_is_not_a_number_before_any_epoch_ends_restores_the_initial_
 
 
 def test_a_test_loss_that_is_not_a_number_stops_the_run_with_the_best_weights(data):
-    train_x, test_x = data
-    model = tiny()
-    kept = []
-    res = train(cfg(epochs=4), train_x, test_x, model=model, callbacks=[Poison(model, 2, 3)],
-                callback=lambda ev: kept.append(state_of(model)) if ev["kind"] == "epoch" else None)
+    res, kept = poisoned_run(data, 2, 3)
     assert res.stop_reason == "nan" and res.message == "training stopped: val_loss became nan at epoch 2"
     assert len(res.history) == 2 and math.isnan(res.history[1]["val_loss"])
     assert res.best_epoch == 1 and res.best_val_loss == res.history[0]["val_loss"]
